@@ -1,0 +1,369 @@
+# Seurat <-> parts. Seurat v4 (Assay) is the path tested here; Seurat v5's Assay5 layers live in
+# convert-seurat-v5.R, kept apart. Round-trip facts AnnData has no slot for (reduction keys,
+# the Seurat name of each assay, which slot became X ...) are kept in uns[["isthmus"]].
+#
+#  Seurat                          AnnData
+#  assay data (default) / counts   X (choose with `x`), the other in layers[["counts"|"data"]]
+#  scale.data                      layers[["scale.data"]] (all features) or obsm[["scale.data"]]
+#  meta.data, Idents()             obs (+ obs[["ident"]] when meta.data has no such column)
+#  meta.features, VariableFeatures var (+ var[["highly_variable"]]), uns record keeps the order
+#  reduction embeddings / loadings obsm[["X_<name>"]] / varm[["PCs"|"<name>_loadings"]]
+#  graphs                          obsp[[<name>]]
+#  misc                            uns (top level)
+#  images (Visium, SlideSeq)       obsm[["spatial"]], uns[["spatial"]] (convert-spatial.R)
+
+.check_names <- function(names, what) {
+  if (is.null(names) || anyNA(names) || any(!nzchar(names))) {
+    stop("isthmus: ", what, " need non-empty names; set them (e.g. colnames(x) <- ...) and call again.", call. = FALSE)
+  }
+  dup <- unique(names[duplicated(names)])
+  if (length(dup)) {
+    stop("isthmus: ", what, " have duplicated names (", paste(utils::head(dup, 5), collapse = ", "),
+         if (length(dup) > 5) ", ..." else "", "); AnnData needs unique names. Make them unique ",
+         "(e.g. make.unique()) and call again.", call. = FALSE)
+  }
+}
+
+.check_dimnames <- function(m, rows, cols, what) {
+  if (!identical(rownames(m), rows) || !identical(colnames(m), cols)) {
+    stop("isthmus: the row/column names of ", what, " do not match the object's features/cells; ",
+         "the object is inconsistent. Rebuild that part with matching dimnames.", call. = FALSE)
+  }
+}
+
+.modality_name <- function(assay) {
+  switch(assay, RNA = "rna", ATAC = "atac", peaks = "atac", ADT = "prot", tolower(assay))
+}
+
+# ---- Seurat -> parts --------------------------------------------------------------------------
+
+# One assay: X, layers, var and what is needed to rebuild it exactly.
+.seurat_assay_to_parts <- function(assay_obj, assay, cells, x_slot, report) {
+  if (inherits(assay_obj, "Assay5")) return(.assay5_to_parts(assay_obj, assay, cells, x_slot, report))
+  if (!inherits(assay_obj, "Assay")) {
+    .report_dropped(report, paste0("assay ", assay), paste0("assays of class ", class(assay_obj)[1], " are not carried"))
+    return(NULL)
+  }
+  features <- rownames(assay_obj@data)
+  .check_names(features, paste0("features of assay ", assay))
+  slots <- list()
+  for (slot in c("counts", "data")) {
+    m <- methods::slot(assay_obj, slot)
+    if (length(m) == 0) next
+    .check_dimnames(m, features, cells, paste0("assay ", assay, " ", slot))
+    slots[[slot]] <- .matrix_to_py(m, paste0("assay ", assay, " slot ", slot), sparse_only = TRUE)
+  }
+  if (!x_slot %in% names(slots)) {
+    stop("isthmus: assay ", assay, " has no '", x_slot, "' to put in X; it has: ",
+         paste(names(slots), collapse = ", "), ". Choose another `x`.", call. = FALSE)
+  }
+  parts <- list(var_names = as.list(features), X = slots[[x_slot]], layers = slots[setdiff(names(slots), x_slot)],
+                obsm = list(), varm = list())
+  record <- list(assay = assay, key = SeuratObject::Key(assay_obj), x_slot = x_slot,
+                 variable_features = as.list(SeuratObject::VariableFeatures(assay_obj)),
+                 class = "Assay")
+  scale <- assay_obj@scale.data
+  if (length(scale)) {
+    if (!identical(colnames(scale), cells)) stop("isthmus: scale.data of assay ", assay, " has other cells than the assay.", call. = FALSE)
+    if (identical(rownames(scale), features)) {
+      parts$layers[["scale.data"]] <- .matrix_to_py(scale, "scale.data")
+    } else {
+      # scale.data of the variable features only: a cells x features block in obsm
+      parts$obsm[["scale.data"]] <- .matrix_to_py(scale, "scale.data")
+      record$scale_data_features <- as.list(rownames(scale))
+    }
+  }
+  var <- assay_obj@meta.features
+  hv_added <- !"highly_variable" %in% names(var)
+  if (hv_added) var$highly_variable <- features %in% SeuratObject::VariableFeatures(assay_obj)
+  record$highly_variable_added <- hv_added
+  parts$var <- .frame_to_py(var, features, paste0("assay ", assay, " meta.features"), report)
+  if (length(assay_obj@misc)) record$misc <- .uns_to_py(assay_obj@misc, paste0("assay ", assay, " misc"), report)
+  parts$record <- record
+  parts
+}
+
+.reduction_to_parts <- function(red, name, features_by_assay, report) {
+  emb <- red@cell.embeddings
+  key <- red@key
+  obsm <- paste0("X_", name)
+  record <- list(key = key, obsm = obsm, colnames = as.list(colnames(emb)), assay = red@assay.used,
+                 global = red@global, stdev = if (length(red@stdev)) array(red@stdev) else NULL)
+  out <- list(obsm = .matrix_to_py(emb, paste0("reduction ", name), orientation = "same"), varm = list())
+  features <- features_by_assay[[red@assay.used]]
+  add_loadings <- function(mat, what, varm_name) {
+    if (!length(mat)) return(NULL)
+    if (is.null(features) || !all(rownames(mat) %in% features)) {
+      .report_dropped(report, paste0("reduction ", name, " ", what), "its features are not in the converted assay")
+      return(NULL)
+    }
+    # AnnData's varm spans all features: zero rows for features without loadings (scanpy's own
+    # convention for PCA on variable genes); the record keeps which rows are real.
+    full <- matrix(0, nrow = length(features), ncol = ncol(mat))
+    full[match(rownames(mat), features), ] <- mat
+    out$varm[[varm_name]] <<- .matrix_to_py(full, what, orientation = "same")
+    list(varm = varm_name, features = as.list(rownames(mat)), colnames = as.list(colnames(mat)))
+  }
+  record$loadings <- add_loadings(red@feature.loadings, "loadings", if (name == "pca") "PCs" else paste0(name, "_loadings"))
+  record$projected <- add_loadings(red@feature.loadings.projected, "projected loadings", paste0(name, "_loadings_projected"))
+  if (length(red@misc)) record$misc <- .uns_to_py(red@misc, paste0("reduction ", name, " misc"), report)
+  if (length(red@jackstraw@empirical.p.values) || length(red@jackstraw@fake.reduction.scores)) {
+    .report_dropped(report, paste0("reduction ", name, " jackstraw"), "JackStraw results have no AnnData counterpart")
+  }
+  out$record <- record
+  out
+}
+
+# Object-level parts (obs, reductions, graphs, misc, images) shared by the AnnData and MuData routes.
+.seurat_global_parts <- function(obj, features_by_assay, report) {
+  cells <- colnames(obj)
+  .check_names(cells, "cells")
+  meta <- obj@meta.data
+  if (!identical(rownames(meta), cells)) stop("isthmus: meta.data rows do not match the cells.", call. = FALSE)
+  ident_added <- !"ident" %in% names(meta)
+  if (ident_added) meta$ident <- unname(SeuratObject::Idents(obj))
+  record <- list(from = "Seurat", project_name = obj@project.name, version = as.character(obj@version),
+                 active_assay = SeuratObject::DefaultAssay(obj), ident_added = ident_added,
+                 ident_names_ok = identical(names(SeuratObject::Idents(obj)), cells),
+                 reductions = list(), graphs = list(), uns_added = list())
+  parts <- list(obs_names = as.list(cells), obs = .frame_to_py(meta, cells, "meta.data", report),
+                obsm = list(), varm = list(), obsp = list(), uns = list())
+  for (name in SeuratObject::Reductions(obj)) {
+    red <- .reduction_to_parts(obj[[name]], name, features_by_assay, report)
+    parts$obsm[[red$record$obsm]] <- red$obsm
+    parts$varm[[red$record$assay]] <- c(parts$varm[[red$record$assay]], red$varm)
+    record$reductions[[name]] <- red$record
+    if (name == "pca" && length(obj[[name]]@stdev) && !"pca" %in% names(obj@misc)) {
+      parts$uns$pca <- list(variance = array(obj[[name]]@stdev^2))  # what scanpy reads
+      record$uns_added <- c(record$uns_added, "pca")
+    }
+  }
+  for (name in names(obj@graphs)) {
+    g <- obj@graphs[[name]]
+    .check_dimnames(g, cells, cells, paste0("graph ", name))
+    parts$obsp[[name]] <- .matrix_to_py(methods::as(g, "dgCMatrix"), paste0("graph ", name), orientation = "same")
+    record$graphs[[name]] <- list(assay = if (length(g@assay.used)) g@assay.used else "")
+  }
+  if (length(obj@neighbors)) .report_dropped(report, "neighbors", "Seurat Neighbor objects are not carried (graphs are)")
+  if (length(obj@commands)) .report_dropped(report, "commands", "the Seurat command log has no AnnData counterpart")
+  if (length(obj@tools)) record$tools <- .uns_to_py(obj@tools, "tools", report)
+  spatial <- .images_to_parts(obj, report)
+  if (!is.null(spatial)) {
+    parts$obsm[["spatial"]] <- spatial$obsm
+    if (length(spatial$uns)) parts$uns[["spatial"]] <- spatial$uns
+    record$images <- spatial$record
+  }
+  clash <- intersect(names(obj@misc), c("isthmus", names(parts$uns)))
+  if (length(clash)) .report_dropped(report, paste0("misc$", clash), "the name is reserved in uns")
+  misc <- obj@misc[setdiff(names(obj@misc), clash)]
+  for (name in names(misc)) {
+    value <- .uns_to_py(misc[[name]], paste0("misc$", name), report)
+    if (!is.null(value)) parts$uns[[name]] <- value
+  }
+  parts$record <- record
+  parts
+}
+
+.features_by_assay <- function(obj, assays) {
+  stats::setNames(lapply(assays, function(a) rownames(obj[[a]])), assays)
+}
+
+.seurat_to_anndata_parts <- function(obj, assay, x, report) {
+  assay <- assay %||% SeuratObject::DefaultAssay(obj)
+  if (!assay %in% SeuratObject::Assays(obj)) {
+    stop("isthmus: assay '", assay, "' is not in the object; it has: ", paste(SeuratObject::Assays(obj), collapse = ", "), call. = FALSE)
+  }
+  others <- setdiff(SeuratObject::Assays(obj), assay)
+  for (other in others) .report_dropped(report, paste0("assay ", other), "AnnData holds one assay; use as_mudata() for all")
+  global <- .seurat_global_parts(obj, .features_by_assay(obj, assay), report)
+  a <- .seurat_assay_to_parts(obj[[assay]], assay, colnames(obj), x, report)
+  # reductions computed on other assays have loadings only there
+  varm <- global$varm[[assay]] %||% list()
+  record <- global$record
+  record$assays <- list(a$record)
+  names(record$assays) <- assay
+  uns <- global$uns
+  uns$isthmus <- record
+  list(obs_names = global$obs_names, var_names = a$var_names, X = a$X, layers = a$layers,
+       obs = global$obs, var = a$var, obsm = c(global$obsm, a$obsm), varm = varm,
+       obsp = global$obsp, uns = uns)
+}
+
+# ---- parts -> Seurat --------------------------------------------------------------------------
+
+.named_list <- function(x) if (is.null(x) || !length(x)) list() else x
+
+# The Seurat v4 feature-name rule: underscores become dashes. Report it rather than hide it.
+.seurat_feature_names <- function(features, what, report) {
+  fixed <- gsub("_", "-", features, fixed = TRUE)
+  if (!identical(fixed, features)) {
+    .report_changed(report, paste0(what, " feature names"), "Seurat replaces '_' with '-' in feature names")
+  }
+  fixed
+}
+
+.assay_from_parts <- function(parts, assay, cells, record, report) {
+  if (.use_assay5()) return(.assay5_from_parts(parts, assay, cells, record, report))
+  features <- .as_chr(parts$var_names)
+  seurat_features <- .seurat_feature_names(features, paste("assay", assay), report)
+  record <- record %||% list()
+  x_slot <- record$x_slot %||% "data"
+  layers <- .named_list(parts$layers)
+  mats <- list()
+  if (!is.null(parts$X)) mats[[x_slot]] <- .matrix_from_py(parts$X)
+  for (name in names(layers)) {
+    if (name %in% c("counts", "data", "scale.data") && is.null(mats[[name]])) mats[[name]] <- .matrix_from_py(layers[[name]])
+  }
+  dimnames_all <- function(m, rows) { dimnames(m) <- list(rows, cells); m }
+  mats <- lapply(mats, dimnames_all, rows = seurat_features)
+  for (name in names(mats)[names(mats) != "scale.data"]) {
+    if (!inherits(mats[[name]], "dgCMatrix")) mats[[name]] <- methods::as(mats[[name]], "CsparseMatrix")
+  }
+  assay_obj <- if (!is.null(mats$counts)) {
+    a <- SeuratObject::CreateAssayObject(counts = mats$counts)
+    if (!is.null(mats$data)) a <- SeuratObject::SetAssayData(a, slot = "data", new.data = mats$data)
+    a
+  } else if (!is.null(mats$data)) {
+    SeuratObject::CreateAssayObject(data = mats$data)
+  } else {
+    stop("isthmus: modality for assay ", assay, " has neither X nor a counts/data layer.", call. = FALSE)
+  }
+  if (!is.null(mats[["scale.data"]])) {
+    assay_obj@scale.data <- mats[["scale.data"]]
+  } else if (!is.null(record$scale_data_features) && !is.null(parts$obsm[["scale.data"]])) {
+    scale <- t(.matrix_from_py(parts$obsm[["scale.data"]]))
+    dimnames(scale) <- list(.seurat_feature_names(.as_chr(record$scale_data_features), "scale.data", report), cells)
+    assay_obj@scale.data <- scale
+  }
+  var <- .frame_from_py(parts$var)
+  rownames(var) <- seurat_features
+  hv <- if (!is.null(record$variable_features)) {
+    .seurat_feature_names(.as_chr(record$variable_features), "variable", report)
+  } else if (is.logical(var$highly_variable)) {
+    seurat_features[var$highly_variable %in% TRUE]
+  } else character()
+  if (isTRUE(record$highly_variable_added)) var$highly_variable <- NULL
+  assay_obj@meta.features <- var
+  SeuratObject::VariableFeatures(assay_obj) <- hv
+  if (!is.null(record$key)) SeuratObject::Key(assay_obj) <- record$key
+  if (!is.null(record$misc)) assay_obj@misc <- .uns_from_py(record$misc)
+  other <- setdiff(names(layers), c("counts", "data", "scale.data"))
+  extra <- lapply(stats::setNames(other, other), function(name) {
+    m <- dimnames_all(.matrix_from_py(layers[[name]]), seurat_features)
+    if (!inherits(m, "dgCMatrix")) m <- methods::as(m, "CsparseMatrix")
+    SeuratObject::CreateAssayObject(counts = m)
+  })
+  list(assay = assay_obj, extra = extra)
+}
+
+.reduction_from_parts <- function(name, emb, rec, varm, feature_names, assay, report) {
+  rec <- rec %||% list()
+  key <- rec$key %||% .safe_key(name)
+  colnames(emb) <- if (!is.null(rec$colnames)) .as_chr(rec$colnames) else paste0(key, seq_len(ncol(emb)))
+  loadings_from <- function(lrec) {
+    if (is.null(lrec) || is.null(varm[[lrec$varm]])) return(new("matrix"))
+    full <- varm[[lrec$varm]]
+    rows <- match(.as_chr(lrec$features), feature_names)
+    m <- full[rows, , drop = FALSE]
+    dimnames(m) <- list(.seurat_feature_names(.as_chr(lrec$features), "loadings", report), .as_chr(lrec$colnames))
+    m
+  }
+  loadings <- loadings_from(rec$loadings)
+  if (is.null(rec$loadings) && name == "pca" && !is.null(varm$PCs)) {
+    loadings <- varm$PCs
+    dimnames(loadings) <- list(feature_names, colnames(emb)[seq_len(ncol(loadings))])
+  }
+  red <- SeuratObject::CreateDimReducObject(
+    embeddings = emb, loadings = loadings, projected = loadings_from(rec$projected),
+    stdev = if (!is.null(rec$stdev)) as.numeric(rec$stdev) else numeric(),
+    key = key, assay = rec$assay %||% assay, global = isTRUE(rec$global),
+    misc = if (!is.null(rec$misc)) .uns_from_py(rec$misc) else list()
+  )
+  red
+}
+
+.safe_key <- function(name) {
+  key <- gsub("[^A-Za-z0-9]", "", toupper(name))
+  if (!nzchar(key) || !grepl("^[A-Za-z]", key)) key <- paste0("DR", key)
+  paste0(key, "_")
+}
+
+# Builds the Seurat object from one modality (AnnData) or several (MuData): `mods` is a named
+# list of modality parts, `global` the object-level parts (obs, obsm, obsp, uns).
+.seurat_from_parts <- function(mods, global, assay_names, report) {
+  uns <- .named_list(global$uns)
+  record <- uns$isthmus %||% list()
+  uns$isthmus <- NULL
+  cells <- .as_chr(global$obs_names)
+  .check_names(cells, "cells")
+  assay_records <- record$assays %||% list()
+  built <- list()
+  for (k in seq_along(mods)) {
+    assay <- assay_names[[k]]
+    built[[assay]] <- .assay_from_parts(mods[[k]], assay, cells, assay_records[[assay]], report)
+  }
+  first <- names(built)[1]
+  obj <- SeuratObject::CreateSeuratObject(counts = built[[first]]$assay, assay = first,
+                                          project = record$project_name %||% "SeuratProject")
+  for (assay in names(built)[-1]) obj[[assay]] <- built[[assay]]$assay
+  for (assay in names(built)) {
+    for (extra in names(built[[assay]]$extra)) {
+      if (extra %in% names(obj@assays)) {
+        .report_dropped(report, paste0("layer ", extra), "an assay of that name exists already")
+        next
+      }
+      obj[[extra]] <- built[[assay]]$extra[[extra]]
+    }
+  }
+  meta <- .frame_from_py(global$obs)
+  rownames(meta) <- cells
+  idents <- NULL
+  if (isTRUE(record$ident_added) && "ident" %in% names(meta)) {
+    idents <- meta$ident
+    meta$ident <- NULL
+  }
+  obj@meta.data <- meta
+  if (is.null(idents)) idents <- factor(rep(obj@project.name, length(cells)))
+  names(idents) <- cells
+  obj@active.ident <- idents
+  # reductions
+  feature_names <- lapply(mods, function(p) .as_chr(p$var_names))
+  names(feature_names) <- assay_names
+  varm_by_assay <- lapply(mods, function(p) lapply(.named_list(p$varm), .matrix_from_py))
+  names(varm_by_assay) <- assay_names
+  reductions <- record$reductions %||% list()
+  obsm <- .named_list(global$obsm)
+  for (obsm_name in setdiff(names(obsm), c("spatial", "scale.data"))) {
+    rec_name <- Filter(function(r) identical(reductions[[r]]$obsm, obsm_name), names(reductions))
+    name <- if (length(rec_name)) rec_name[[1]] else sub("^X_", "", obsm_name)
+    emb <- .matrix_from_py(obsm[[obsm_name]])
+    if (!is.numeric(emb) || !is.matrix(emb)) {
+      .report_dropped(report, paste0("obsm ", obsm_name), "not a numeric matrix")
+      next
+    }
+    rownames(emb) <- cells
+    rec <- reductions[[name]]
+    assay <- rec$assay %||% first
+    red_assay <- if (assay %in% names(varm_by_assay)) assay else first
+    obj[[name]] <- .reduction_from_parts(name, emb, rec, varm_by_assay[[red_assay]], feature_names[[red_assay]], assay, report)
+  }
+  for (name in names(.named_list(global$obsp))) {
+    g <- .matrix_from_py(global$obsp[[name]])
+    if (!inherits(g, "dgCMatrix")) g <- methods::as(g, "CsparseMatrix")
+    dimnames(g) <- list(cells, cells)
+    g <- SeuratObject::as.Graph(g)
+    assay_used <- record$graphs[[name]]$assay %||% first
+    if (nzchar(assay_used)) SeuratObject::DefaultAssay(g) <- assay_used
+    obj@graphs[[name]] <- g
+  }
+  obj <- .images_from_parts(obj, global, uns, record$images, first, report)
+  uns$spatial <- NULL
+  for (name in .as_chr(record$uns_added)) uns[[name]] <- NULL
+  obj@misc <- lapply(uns, .uns_from_py)
+  if (!is.null(record$tools)) obj@tools <- .uns_from_py(record$tools)
+  if (!is.null(record$version)) obj@version <- package_version(record$version)
+  if (!is.null(record$active_assay) && record$active_assay %in% names(obj@assays)) {
+    SeuratObject::DefaultAssay(obj) <- record$active_assay
+  }
+  obj
+}

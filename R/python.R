@@ -1,0 +1,242 @@
+# The only file that calls reticulate. Everything else talks to Python through .py_core() and
+# hands over plain data (see python/isthmus/_r.py, the one module called from here).
+
+.isthmus <- new.env(parent = emptyenv())
+
+.onLoad <- function(libname, pkgname) {
+  # Nothing here starts Python: the core is imported on first use (.py_core()).
+  .isthmus$core <- NULL
+}
+
+#' Where isthmus's own Python virtual environment lives
+#'
+#' @return The directory of the virtualenv that [install_isthmus()] creates.
+#' @export
+isthmus_venv_dir <- function() {
+  getOption("isthmus.venv", file.path(tools::R_user_dir("isthmus", "data"), "venv"))
+}
+
+.venv_python <- function(venv) file.path(venv, "bin", "python")
+
+# The discovery order: ISTHMUS_PYTHON, option(isthmus.python), then isthmus's own virtualenv.
+.python_candidates <- function() {
+  list(
+    list(source = "environment variable ISTHMUS_PYTHON", path = Sys.getenv("ISTHMUS_PYTHON", "")),
+    list(source = "option isthmus.python", path = getOption("isthmus.python", "")),
+    list(source = "isthmus's virtualenv (install_isthmus())", path = .venv_python(isthmus_venv_dir()))
+  )
+}
+
+.discover_python <- function() {
+  for (candidate in .python_candidates()) {
+    if (nzchar(candidate$path) && file.exists(candidate$path)) return(candidate)
+    if (nzchar(candidate$path) && !grepl("virtualenv", candidate$source)) {
+      stop("isthmus: the Python named by the ", candidate$source, " (", candidate$path,
+           ") does not exist. Fix the path, or unset it to use isthmus's own environment ",
+           "(install_isthmus()).", call. = FALSE)
+    }
+  }
+  NULL
+}
+
+.fix_text <- paste(
+  "Run isthmus::install_isthmus() to create isthmus's Python environment, or point",
+  "ISTHMUS_PYTHON (or options(isthmus.python = ...)) at a Python that has the isthmus package;",
+  "isthmus_doctor() shows what is in use."
+)
+
+# Imports isthmus._r once per session. Before Python starts we only *configure* which Python
+# reticulate will start (RETICULATE_PYTHON); if Python already runs, we use it as it is.
+.py_core <- function() {
+  if (!is.null(.isthmus$core)) return(.isthmus$core)
+  if (!reticulate::py_available(initialize = FALSE)) {
+    candidate <- .discover_python()
+    if (is.null(candidate)) {
+      stop("isthmus: no Python environment for isthmus was found. ", .fix_text, call. = FALSE)
+    }
+    Sys.setenv(RETICULATE_PYTHON = candidate$path)
+    Sys.setenv(PYTHONUNBUFFERED = "1")  # training progress appears as it happens
+  }
+  core <- tryCatch(
+    reticulate::import("isthmus._r", convert = TRUE),
+    error = function(e) {
+      stop("isthmus: the Python in use (", .python_in_use(), ") cannot import the isthmus ",
+           "package: ", conditionMessage(e), "\n", .fix_text, call. = FALSE)
+    }
+  )
+  .isthmus$core <- core
+  .isthmus$core_raw <- reticulate::import("isthmus._r", convert = FALSE)
+  core
+}
+
+.py_core_raw <- function() {
+  .py_core()
+  .isthmus$core_raw
+}
+
+.python_in_use <- function() {
+  if (!reticulate::py_available(initialize = FALSE)) return("not started")
+  reticulate::py_config()$python
+}
+
+# ---- handing data over ------------------------------------------------------------------------
+
+# An R vector as a zero-copy, read-only NumPy array on the Python side. `keep` is a closure
+# whose environment holds `x`: reticulate wraps it as a Python callable that pins the R object
+# for as long as the NumPy array lives.
+.share_vector <- function(x) {
+  if (!typeof(x) %in% c("double", "integer", "logical")) {
+    stop("isthmus: internal: cannot share a vector of type ", typeof(x), call. = FALSE)
+  }
+  keep <- local({
+    held <- x
+    function() invisible(length(held))
+  })
+  list(
+    address = .Call(C_isthmus_data_address, x),
+    length = length(x),
+    type = typeof(x),
+    keep = keep
+  )
+}
+
+# Python -> R: a vector that is either converted already or waits behind a handle, to be
+# pulled in chunks into one preallocated R vector (a big matrix is never held twice in full).
+.fetch_vector <- function(value, chunk = 2^24) {
+  if (!is.list(value) || is.null(value$handle)) return(as.vector(value))
+  core <- .py_core()
+  n <- value$length
+  out <- if (identical(value$type, "double")) numeric(n) else integer(n)
+  start <- 0
+  while (start < n) {
+    stop_at <- min(start + chunk, n)
+    out[(start + 1):stop_at] <- as.vector(core$fetch(value$handle, start, stop_at))
+    start <- stop_at
+  }
+  core$release(value$handle)
+  out
+}
+
+.py_call <- function(fun, ...) {
+  core <- .py_core()
+  on.exit(core$release_all(), add = TRUE)
+  core[[fun]](...)
+}
+
+.py_is <- function(x, what) {
+  inherits(x, "python.builtin.object") && isTRUE(.py_core()[[paste0("is_", what)]](x))
+}
+
+# ---- installation and diagnosis --------------------------------------------------------------
+
+.requirements_file <- function() {
+  system.file("python", "requirements.txt", package = "isthmus", mustWork = TRUE)
+}
+
+#' Create isthmus's Python environment
+#'
+#' Builds a virtualenv (by default in [isthmus_venv_dir()]) with the pinned, tested versions of
+#' the Python stack, then installs the isthmus Python package into it. A second call with the
+#' same requirements and source reuses what is there and returns quickly.
+#'
+#' @param python The Python (3.10 or newer) used to create the virtualenv.
+#' @param envdir Where to create it.
+#' @param package What pip installs as the isthmus Python package: a path to a source checkout
+#'   (the repository root) or a pip requirement. By default the environment variable
+#'   `ISTHMUS_PYTHON_SOURCE`, else `isthmus==<this R package's version>` from PyPI.
+#' @param editable Install a source checkout in editable mode (for development).
+#' @param force Rebuild even if the environment looks current.
+#' @return The path of the environment's Python, invisibly.
+#' @export
+install_isthmus <- function(python = Sys.which("python3"), envdir = isthmus_venv_dir(),
+                            package = NULL, editable = FALSE, force = FALSE) {
+  if (!nzchar(python)) stop("isthmus: python3 was not found; install Python 3.10 or newer.", call. = FALSE)
+  package <- package %||% Sys.getenv("ISTHMUS_PYTHON_SOURCE", "")
+  if (!nzchar(package)) package <- paste0("isthmus==", utils::packageVersion("isthmus"))
+  if (dir.exists(package)) package <- normalizePath(package)
+  reqs <- .requirements_file()
+  stamp_file <- file.path(envdir, "isthmus-stamp.txt")
+  stamp <- c(paste("requirements", tools::md5sum(reqs)), paste("package", package), paste("editable", editable))
+  venv_python <- .venv_python(envdir)
+  if (!force && file.exists(stamp_file) && file.exists(venv_python) &&
+      identical(readLines(stamp_file), stamp)) {
+    message("isthmus: Python environment is current: ", envdir)
+    return(invisible(venv_python))
+  }
+  run <- function(cmd, args) {
+    message("isthmus: ", basename(cmd), " ", paste(args, collapse = " "))
+    status <- system2(cmd, args)
+    if (!identical(status, 0L)) stop("isthmus: `", cmd, " ", paste(args, collapse = " "), "` failed.", call. = FALSE)
+  }
+  dir.create(dirname(envdir), recursive = TRUE, showWarnings = FALSE)
+  if (!file.exists(venv_python)) run(python, c("-m", "venv", shQuote(envdir)))
+  pip <- c("-m", "pip", "install", "--disable-pip-version-check", "-q")
+  # torch first and alone: asking for it by exact version picks the CPU build where one is
+  # available locally instead of pulling several GB of CUDA packages through a dependency.
+  run(venv_python, c(pip, "torch==2.13.0"))
+  run(venv_python, c(pip, "-r", shQuote(reqs)))
+  target <- if (dir.exists(package) && editable) c("-e", shQuote(package)) else shQuote(package)
+  run(venv_python, c(pip, "--no-deps", target))
+  writeLines(stamp, stamp_file)
+  message("isthmus: Python environment ready: ", envdir)
+  invisible(venv_python)
+}
+
+#' Which Python isthmus uses, its versions, and known problems with their fixes
+#'
+#' Starts Python if it is not running yet (that is the point), using the discovery order:
+#' `ISTHMUS_PYTHON`, `options(isthmus.python)`, then isthmus's own virtualenv.
+#'
+#' @return A list (invisibly) with `python`, `source`, `versions` and `problems`.
+#' @export
+isthmus_doctor <- function() {
+  problems <- character()
+  candidate <- if (reticulate::py_available(initialize = FALSE)) NULL else .discover_python()
+  source <- if (is.null(candidate)) "already running in this R session" else candidate$source
+  if (is.null(candidate) && !reticulate::py_available(initialize = FALSE)) {
+    source <- "none found"
+    problems <- c(problems, paste("No Python environment for isthmus.", .fix_text))
+  }
+  versions <- list()
+  ok <- tryCatch({ .py_core(); TRUE }, error = function(e) {
+    problems <<- c(problems, conditionMessage(e))
+    FALSE
+  })
+  if (ok) {
+    versions <- .py_core()$versions()
+    numpy <- versions$numpy
+    if (nzchar(numpy) && numeric_version(numpy) >= "2.0" && utils::packageVersion("reticulate") < "1.41") {
+      problems <- c(problems, paste0(
+        "NumPy ", numpy, " with reticulate ", utils::packageVersion("reticulate"),
+        ": reticulate before 1.41 cannot load NumPy 2. Fix: pip install 'numpy<2' 'zarr<3' in that ",
+        "environment (install_isthmus() pins numpy 1.26.4), or update reticulate to 1.41 or newer."))
+    }
+    rpy2 <- versions$rpy2
+    if (nzchar(rpy2) && numeric_version(rpy2) >= "3.6" && getRversion() < "4.5") {
+      problems <- c(problems, paste0(
+        "rpy2 ", rpy2, " needs R 4.5 or newer (this is R ", getRversion(), "; it fails with ",
+        "'undefined symbol: R_getVar'). Fix: pip install 'rpy2==3.5.17' and remove rpy2-rinterface / ",
+        "rpy2-robjects if they are installed beside it."))
+    }
+    missing <- names(Filter(function(v) !nzchar(v), versions[c("isthmus", "numpy", "anndata", "torch", "scvi-tools")]))
+    if (length(missing)) {
+      problems <- c(problems, paste("Missing Python packages:", paste(missing, collapse = ", "), "-", .fix_text))
+    }
+  }
+  cat("isthmus doctor\n")
+  cat("  Python in use: ", .python_in_use(), "\n", sep = "")
+  cat("  chosen by:     ", source, "\n", sep = "")
+  for (name in c("isthmus", "numpy", "scipy", "anndata", "mudata", "torch", "scvi-tools", "rpy2")) {
+    if (!is.null(versions[[name]])) cat(sprintf("  %-14s %s\n", paste0(name, ":"), if (nzchar(versions[[name]])) versions[[name]] else "not installed"))
+  }
+  cat(sprintf("  %-14s %s\n", "reticulate:", utils::packageVersion("reticulate")))
+  if (length(problems)) {
+    cat("Problems:\n")
+    for (p in problems) cat("  * ", p, "\n", sep = "")
+  } else {
+    cat("No known problems.\n")
+  }
+  invisible(list(python = .python_in_use(), source = source, versions = versions, problems = problems))
+}
+
+`%||%` <- function(a, b) if (is.null(a)) b else a

@@ -1,0 +1,124 @@
+"""The one module R calls (through reticulate, from R/python.R).
+
+Every function takes and returns plain data: dicts, lists, strings, numbers, NumPy arrays, and
+AnnData / MuData objects that R only passes back in. Nothing here knows about Seurat.
+"""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from typing import Any, Mapping
+
+from .io import _parts
+from .io._report import ConversionReport
+
+# ---- conversion -----------------------------------------------------------------------------
+
+
+def anndata_from_r(parts: Mapping[str, Any], copy: bool = False):
+    return _parts.anndata_from_parts(parts, copy=bool(copy))
+
+
+def mudata_from_r(parts: Mapping[str, Any], copy: bool = False):
+    return _parts.mudata_from_parts(parts, copy=bool(copy))
+
+
+def anndata_to_r(adata) -> dict[str, Any]:
+    report = ConversionReport()
+    parts = _parts.anndata_to_parts(adata, report)
+    return {"parts": parts, "report": report.to_dict()}
+
+
+def mudata_to_r(mdata) -> dict[str, Any]:
+    report = ConversionReport()
+    parts = _parts.mudata_to_parts(mdata, report)
+    presence = {name: mask.astype(bool) for name, mask in _parts.obs_presence(mdata).items()}
+    return {"parts": parts, "presence": presence, "report": report.to_dict()}
+
+
+def fetch(handle: int, start: int, stop: int):
+    return _parts.HANDLES.fetch(handle, start, stop)
+
+
+def release(handle: int) -> None:
+    _parts.HANDLES.release(handle)
+
+
+def release_all() -> None:
+    _parts.HANDLES.release_all()
+
+
+def is_anndata(obj) -> bool:
+    import anndata as ad
+
+    return isinstance(obj, ad.AnnData)
+
+
+def is_mudata(obj) -> bool:
+    try:
+        import mudata as md
+    except ImportError:  # pragma: no cover
+        return False
+    return isinstance(obj, md.MuData)
+
+
+# ---- files ------------------------------------------------------------------------------------
+
+
+def read_h5ad(path: str) -> dict[str, Any]:
+    from .io._files import read_h5ad_parts
+
+    report = ConversionReport()
+    parts = read_h5ad_parts(path, report)
+    return {"parts": parts, "report": report.to_dict()}
+
+
+def read_h5mu(path: str):
+    import mudata as md
+
+    return mudata_to_r(md.read_h5mu(path))
+
+
+def write_h5ad(adata, path: str, compression: str | None = None) -> None:
+    adata.write_h5ad(path, compression=compression)
+
+
+def write_h5mu(mdata, path: str, compression: str | None = None) -> None:
+    mdata.write_h5mu(path, compression=compression)
+
+
+# ---- environment ----------------------------------------------------------------------------
+
+
+def versions() -> dict[str, str]:
+    """Versions of the Python stack, for isthmus_doctor() and for the record kept with results."""
+    from importlib import metadata
+
+    out = {"python": sys.version.split()[0], "executable": sys.executable}
+    for name in ("isthmus", "numpy", "scipy", "pandas", "anndata", "mudata", "scanpy", "torch", "scvi-tools",
+                 "lightning", "rpy2", "anndata2ri"):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = ""
+    return out
+
+
+def quiet_warnings() -> None:
+    """Silence warnings from Lightning and friends that R users cannot act on."""
+    warnings.filterwarnings("ignore", module="lightning")
+    warnings.filterwarnings("ignore", category=FutureWarning, module="anndata")
+
+
+# ---- task functions -------------------------------------------------------------------------
+
+
+def embed(adata, **kwargs) -> dict[str, Any]:
+    """isthmus.tl.embed for R: returns the latent space and its record instead of the model."""
+    from . import tl
+
+    method = kwargs.get("method", "scvi")
+    key = f"X_{method}"
+    tl.embed(adata, key_added=key, **kwargs)
+    return {"latent": adata.obsm[key], "uns": dict(adata.uns[method])}

@@ -1,0 +1,270 @@
+"""AnnData / MuData <-> "parts": the plain nested dict that crosses the R <-> Python boundary.
+
+Parts of one modality (R builds them from a Seurat assay or an SCE; see R/convert-*.R):
+
+    obs_names, var_names      lists of str
+    X                         matrix spec or None (see _buffers.matrix_from_r)
+    layers, obsm, varm, obsp  {name: matrix spec}
+    obs, var                  frame specs (see _frames)
+    uns                       nested dict (see uns_from_r)
+
+A MuData adds ``mod`` ({name: parts}) around a global ``obs`` / ``obsm`` / ``obsp`` / ``uns``.
+The reverse direction hands big arrays over by handle: R pulls them in chunks (``fetch``), so
+reading a file never holds a matrix twice at full size.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any, Mapping
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+from scipy import sparse
+
+from ._buffers import check_nnz_fits_r, matrix_from_r, matrix_to_r, vector_from_r
+from ._frames import frame_from_r, frame_to_r, _as_list
+from ._report import ConversionReport
+
+# --------------------------------------------------------------------------------------------
+# R -> Python
+
+
+def _named(value: Any) -> Mapping[str, Any]:
+    """An R named list arrives as a dict; an empty one as an empty list or None."""
+    return value if isinstance(value, Mapping) else {}
+
+
+def uns_from_r(value: Any) -> Any:
+    """R lists -> dicts, recursively; tagged records become frames or matrices."""
+    if isinstance(value, Mapping):
+        if "__isthmus_frame__" in value:
+            return frame_from_r(value["__isthmus_frame__"])
+        if "__isthmus_matrix__" in value:
+            return matrix_from_r(value["__isthmus_matrix__"], copy=True)
+        return {str(k): uns_from_r(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [uns_from_r(v) for v in value]
+    if isinstance(value, np.ndarray) and value.ndim == 1 and value.dtype.kind in "iufb":
+        return value.copy()  # reticulate may hand over R memory; uns must own its arrays
+    return value
+
+
+def anndata_from_parts(parts: Mapping[str, Any], copy: bool = False) -> ad.AnnData:
+    obs = frame_from_r(parts["obs"])
+    var = frame_from_r(parts["var"])
+
+    def matrices(key: str) -> dict[str, Any]:
+        return {name: matrix_from_r(spec, copy) for name, spec in _named(parts.get(key)).items()}
+
+    x = matrix_from_r(parts["X"], copy) if parts.get("X") is not None else None
+    adata = ad.AnnData(
+        X=x,
+        obs=obs,
+        var=var,
+        layers=matrices("layers"),
+        obsm=matrices("obsm"),
+        varm=matrices("varm"),
+        obsp=matrices("obsp"),
+        uns=uns_from_r(_named(parts.get("uns"))),
+    )
+    return adata
+
+
+def mudata_from_parts(parts: Mapping[str, Any], copy: bool = False):
+    import mudata as md
+
+    mods = {}
+    for name, p in _named(parts["mod"]).items():
+        adata = anndata_from_parts(p, copy)
+        if p.get("present") is not None:  # cells R marked absent from this modality
+            adata = adata[np.asarray(vector_from_r(p["present"]), dtype=bool)].copy()
+        mods[name] = adata
+    mdata = md.MuData(mods)
+    global_names = _as_list(parts["obs_names"])
+    if list(mdata.obs_names) != global_names:
+        mdata = mdata[global_names].copy() if set(mdata.obs_names) == set(global_names) else mdata
+    obs = frame_from_r(parts["obs"])
+    # the global order is R's cell order; MuData's own is the union in modality order
+    mdata.obs = obs
+    for key in ("obsm", "obsp"):
+        target = getattr(mdata, key)
+        for name, spec in _named(parts.get(key)).items():
+            target[name] = matrix_from_r(spec, copy)
+    mdata.uns.update(uns_from_r(_named(parts.get("uns"))))
+    return mdata
+
+
+# --------------------------------------------------------------------------------------------
+# Python -> R
+
+
+class ArrayHandles:
+    """Big arrays (in memory or h5py datasets) that R fetches in chunks, then releases."""
+
+    def __init__(self) -> None:
+        self._arrays: dict[int, Any] = {}
+        self._open_files: list[Any] = []
+        self._ids = itertools.count(1)
+
+    def keep_open(self, file: Any) -> None:
+        """A file whose datasets are handed out stays open until ``release_all``."""
+        self._open_files.append(file)
+
+    def add(self, array: Any) -> dict[str, Any]:
+        handle = next(self._ids)
+        self._arrays[handle] = array
+        kind = "double" if np.dtype(array.dtype).kind == "f" else "integer"
+        return {"handle": handle, "length": int(array.shape[0]), "type": kind}
+
+    def fetch(self, handle: int, start: int, stop: int) -> np.ndarray:
+        chunk = np.asarray(self._arrays[int(handle)][int(start) : int(stop)])
+        return chunk.astype(np.float64 if chunk.dtype.kind == "f" else np.int32, copy=False)
+
+    def release(self, handle: int) -> None:
+        self._arrays.pop(int(handle), None)
+
+    def release_all(self) -> None:
+        self._arrays.clear()
+        for file in self._open_files:
+            file.close()
+        self._open_files.clear()
+
+
+HANDLES = ArrayHandles()
+# Above this many values a matrix's arrays go by handle; below, reticulate converts them at once.
+_BY_HANDLE = 1_000_000
+
+
+def _matrix_for_r(mat: Any, *, what: str, orientation: str = "transpose") -> dict[str, Any]:
+    spec = matrix_to_r(mat, what=what, orientation=orientation)
+    for key in ("x", "i", "p"):
+        if key in spec and spec[key].shape[0] > _BY_HANDLE:
+            spec[key] = HANDLES.add(spec[key])
+    return spec
+
+
+def uns_to_r(value: Any, *, where: str, report: ConversionReport) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): uns_to_r(v, where=f"{where}[{k!r}]", report=report) for k, v in value.items()}
+    if isinstance(value, pd.DataFrame):
+        return {"__isthmus_frame__": frame_to_r(value, where=where, report=report)}
+    if sparse.issparse(value):
+        return {"__isthmus_matrix__": matrix_to_r(value, what=where, orientation="same")}
+    if isinstance(value, (list, tuple)):
+        return [uns_to_r(v, where=where, report=report) for v in value]
+    if isinstance(value, np.ndarray):
+        if value.dtype.kind in "OSU":
+            return value.astype(str)
+        if value.dtype.kind in "iufb":
+            return value
+        report.dropped(where, f"arrays of dtype {value.dtype} have no R counterpart")
+        return None
+    if isinstance(value, (str, bool, int, float, np.generic)) or value is None:
+        return value.item() if isinstance(value, np.generic) else value
+    report.dropped(where, f"objects of type {type(value).__name__} have no R counterpart")
+    return None
+
+
+def _mapping_to_r(mapping: Mapping[str, Any], *, where: str, orientation: str, report: ConversionReport):
+    out = {}
+    for name, value in mapping.items():
+        if isinstance(value, pd.DataFrame):
+            # obsm DataFrames (e.g. per-cell scores with column names) go as frames
+            out[name] = {"__isthmus_frame__": frame_to_r(value, where=f"{where}[{name!r}]", report=report)}
+        elif sparse.issparse(value) or isinstance(value, np.ndarray) or hasattr(value, "__array__"):
+            mat = value if sparse.issparse(value) else np.asarray(value)
+            if not sparse.issparse(mat) and mat.ndim != 2:
+                report.dropped(f"{where}[{name!r}]", f"{mat.ndim}-d arrays are not carried")
+                continue
+            if not sparse.issparse(mat) and mat.dtype.kind not in "iufb":
+                report.dropped(f"{where}[{name!r}]", f"dtype {mat.dtype} is not numeric")
+                continue
+            out[name] = _matrix_for_r(mat, what=f"{where}[{name!r}]", orientation=orientation)
+        else:
+            report.dropped(f"{where}[{name!r}]", f"type {type(value).__name__} is not carried")
+    return out
+
+
+def anndata_to_parts(adata: ad.AnnData, report: ConversionReport, where: str = "adata") -> dict[str, Any]:
+    if adata.isbacked:
+        raise ValueError("isthmus: convert a backed AnnData with read_h5ad(); or call adata.to_memory()")
+    x = None
+    if adata.X is not None:
+        x = _matrix_for_r(adata.X, what=f"{where}.X")
+    parts = {
+        "obs_names": [str(n) for n in adata.obs_names],
+        "var_names": [str(n) for n in adata.var_names],
+        "X": x,
+        "layers": _mapping_to_r(adata.layers, where=f"{where}.layers", orientation="transpose", report=report),
+        "obs": frame_to_r(adata.obs, where=f"{where}.obs", report=report),
+        "var": frame_to_r(adata.var, where=f"{where}.var", report=report),
+        "obsm": _mapping_to_r(adata.obsm, where=f"{where}.obsm", orientation="same", report=report),
+        "varm": _mapping_to_r(adata.varm, where=f"{where}.varm", orientation="same", report=report),
+        "obsp": _mapping_to_r(adata.obsp, where=f"{where}.obsp", orientation="same", report=report),
+        "uns": uns_to_r(dict(adata.uns), where=f"{where}.uns", report=report),
+    }
+    if len(adata.varp):
+        report.dropped(f"{where}.varp", "feature x feature graphs have no Seurat/SCE slot")
+    if adata.raw is not None:
+        report.dropped(f"{where}.raw", "convert adata.raw.to_adata() separately to keep it")
+    return parts
+
+
+def _expand_rows(adata: ad.AnnData, obs_names: pd.Index) -> ad.AnnData:
+    """The modality over all cells of the MuData: empty rows for cells it did not measure."""
+    pos = obs_names.get_indexer(adata.obs_names)
+    select = sparse.csr_matrix(
+        (np.ones(adata.n_obs), (pos, np.arange(adata.n_obs))), shape=(len(obs_names), adata.n_obs)
+    )
+
+    def spread(mat):
+        out = select @ mat
+        return out.tocsr() if sparse.issparse(out) else np.asarray(out)
+
+    return ad.AnnData(
+        X=None if adata.X is None else spread(adata.X),
+        obs=pd.DataFrame(index=obs_names),
+        var=adata.var,
+        layers={k: spread(v) for k, v in adata.layers.items()},
+        varm=dict(adata.varm),
+        uns=dict(adata.uns),
+    )
+
+
+def mudata_to_parts(mdata, report: ConversionReport) -> dict[str, Any]:
+    obs_names = pd.Index(mdata.obs_names)
+    mods = {}
+    for name, m in mdata.mod.items():
+        if m.n_obs != len(obs_names) or not m.obs_names.equals(obs_names):
+            if len(m.obs.columns) or len(m.obsm) or len(m.obsp):
+                report.dropped(f"mdata.mod[{name!r}] obs/obsm/obsp", "per-modality cell annotations of a "
+                               "modality that lacks some cells are not carried (the global ones are)")
+            m = _expand_rows(m, obs_names)
+        mods[name] = anndata_to_parts(m, report, where=f"mdata.mod[{name!r}]")
+    obsm = {k: v for k, v in mdata.obsm.items() if k not in mdata.mod}  # mudata's own presence masks
+    return {
+        "mod": mods,
+        "obs_names": [str(n) for n in mdata.obs_names],
+        "obs": frame_to_r(mdata.obs, where="mdata.obs", report=report),
+        "obsm": _mapping_to_r(obsm, where="mdata.obsm", orientation="same", report=report),
+        "obsp": _mapping_to_r(mdata.obsp, where="mdata.obsp", orientation="same", report=report),
+        "uns": uns_to_r(dict(mdata.uns), where="mdata.uns", report=report),
+    }
+
+
+def obs_presence(mdata) -> dict[str, np.ndarray]:
+    """Per modality: which global cells it holds (cells in only some modalities are kept)."""
+    return {name: np.asarray(mdata.obs_names.isin(m.obs_names)) for name, m in mdata.mod.items()}
+
+
+__all__ = [
+    "anndata_from_parts",
+    "anndata_to_parts",
+    "mudata_from_parts",
+    "mudata_to_parts",
+    "HANDLES",
+    "check_nnz_fits_r",
+    "_as_list",
+]
