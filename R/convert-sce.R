@@ -46,7 +46,7 @@
       .report_dropped(report, paste0(where, " reducedDim ", name), paste0("a ", class(rd)[1], " is not a numeric matrix"))
       next
     }
-    obsm <- paste0("X_", name)
+    obsm <- paste0("X_", tolower(name))  # scanpy spelling: reducedDim "PCA" <-> obsm "X_pca"
     attrs <- attributes(rd)[setdiff(names(attributes(rd)), c("dim", "dimnames"))]
     parts$obsm[[obsm]] <- .matrix_to_py(rd, paste0("reducedDim ", name), orientation = "same")
     record$reduced_dims[[name]] <- list(obsm = obsm, colnames = as.list(colnames(rd) %||% character()),
@@ -97,7 +97,7 @@
   reduced <- record$reduced_dims %||% list()
   for (obsm_name in names(.named_list(parts$obsm))) {
     rec_name <- Filter(function(r) identical(reduced[[r]]$obsm, obsm_name), names(reduced))
-    name <- if (length(rec_name)) rec_name[[1]] else sub("^X_", "", obsm_name)
+    name <- if (length(rec_name)) rec_name[[1]] else toupper(sub("^X_", "", obsm_name))
     m <- .matrix_from_py(parts$obsm[[obsm_name]])
     if (!is.numeric(m)) {
       .report_dropped(report, paste0("obsm ", obsm_name), "not a numeric matrix")

@@ -89,6 +89,8 @@
   obsm <- paste0("X_", name)
   record <- list(key = key, obsm = obsm, colnames = as.list(colnames(emb)), assay = red@assay.used,
                  global = red@global, stdev = if (length(red@stdev)) array(red@stdev) else NULL)
+  attrs <- attributes(emb)[setdiff(names(attributes(emb)), c("dim", "dimnames"))]
+  if (length(attrs)) record$attributes <- .uns_to_py(attrs, paste0("reduction ", name, " attributes"), report)
   out <- list(obsm = .matrix_to_py(emb, paste0("reduction ", name), orientation = "same"), varm = list())
   features <- features_by_assay[[red@assay.used]]
   add_loadings <- function(mat, what, varm_name) {
@@ -244,7 +246,7 @@
   } else character()
   if (isTRUE(record$highly_variable_added)) var$highly_variable <- NULL
   assay_obj@meta.features <- var
-  SeuratObject::VariableFeatures(assay_obj) <- hv
+  if (length(hv)) SeuratObject::VariableFeatures(assay_obj) <- hv
   if (!is.null(record$key)) SeuratObject::Key(assay_obj) <- record$key
   if (!is.null(record$misc)) assay_obj@misc <- .uns_from_py(record$misc)
   other <- setdiff(names(layers), c("counts", "data", "scale.data"))
@@ -279,6 +281,8 @@
     key = key, assay = rec$assay %||% assay, global = isTRUE(rec$global),
     misc = if (!is.null(rec$misc)) .uns_from_py(rec$misc) else list()
   )
+  # e.g. uwot's "scaled:center" on UMAP embeddings
+  for (a in names(.named_list(rec$attributes))) attr(red@cell.embeddings, a) <- .uns_from_py(rec$attributes[[a]])
   red
 }
 
@@ -359,7 +363,7 @@
   obj <- .images_from_parts(obj, global, uns, record$images, first, report)
   uns$spatial <- NULL
   for (name in .as_chr(record$uns_added)) uns[[name]] <- NULL
-  obj@misc <- lapply(uns, .uns_from_py)
+  obj@misc <- if (length(uns)) lapply(uns, .uns_from_py) else list()
   if (!is.null(record$tools)) obj@tools <- .uns_from_py(record$tools)
   if (!is.null(record$version)) obj@version <- package_version(record$version)
   if (!is.null(record$active_assay) && record$active_assay %in% names(obj@assays)) {

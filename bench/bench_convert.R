@@ -212,6 +212,7 @@ run_one <- function(method, n_cells, python, timeout, logdir) {
     res <- list(status = status, cells = n_cells, tail = tail(c(out, err), 15))
   }
   res$method <- method
+  res$cells <- as.integer(n_cells)
   res$worker_wall_s <- wall
   res
 }
@@ -298,7 +299,7 @@ main <- function(opts) {
     extra <- if (ok) as.numeric(r$hwm) - as.numeric(r$rss_before) else NA
     retained <- if (ok) as.numeric(r$rss_after) - as.numeric(r$rss_before) else NA
     cat(sprintf("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
-                fmt(r$cells, 0), fmt(100 * r$cells, 0), fmt(mat_mib[[n]], 1), label[[r$method]], r$status,
+                fmt(r$cells, 0), fmt(if (is.null(r$nnz)) 100 * r$cells else r$nnz, 0), fmt(mat_mib[[n]], 1), label[[r$method]], r$status,
                 fmt(get(r, "conv_s"), 3), fmt(extra, 1), fmt(extra / mat_mib[[n]], 2), fmt(retained, 1),
                 fmt(get(r, "rss_before"), 0), fmt(get(r, "gen_s"), 1),
                 if (ok) r$check else ""))

@@ -32,9 +32,9 @@ def _matrix_spec(elem, *, what: str, n_obs: int, n_vars: int) -> dict[str, Any]:
         check_nnz_fits_r(nnz, what)
         return {
             "kind": "dgc",
-            "x": HANDLES.add(elem["data"]),
-            "i": HANDLES.add(elem["indices"]),
-            "p": HANDLES.add(elem["indptr"]),
+            "x": HANDLES.add(elem["data"], "double"),
+            "i": HANDLES.add(elem["indices"], "integer"),
+            "p": HANDLES.add(elem["indptr"], "integer"),
             "nrow": n_vars,
             "ncol": n_obs,
         }

@@ -112,15 +112,16 @@ class ArrayHandles:
         """A file whose datasets are handed out stays open until ``release_all``."""
         self._open_files.append(file)
 
-    def add(self, array: Any) -> dict[str, Any]:
+    def add(self, array: Any, kind: str | None = None) -> dict[str, Any]:
+        """``kind``: "double" or "integer", the R type to deliver (default: from the dtype)."""
         handle = next(self._ids)
-        self._arrays[handle] = array
-        kind = "double" if np.dtype(array.dtype).kind == "f" else "integer"
+        kind = kind or ("double" if np.dtype(array.dtype).kind == "f" else "integer")
+        self._arrays[handle] = (array, np.float64 if kind == "double" else np.int32)
         return {"handle": handle, "length": int(array.shape[0]), "type": kind}
 
     def fetch(self, handle: int, start: int, stop: int) -> np.ndarray:
-        chunk = np.asarray(self._arrays[int(handle)][int(start) : int(stop)])
-        return chunk.astype(np.float64 if chunk.dtype.kind == "f" else np.int32, copy=False)
+        array, dtype = self._arrays[int(handle)]
+        return np.asarray(array[int(start) : int(stop)]).astype(dtype, copy=False)
 
     def release(self, handle: int) -> None:
         self._arrays.pop(int(handle), None)

@@ -1,0 +1,33 @@
+# The two commands of the README:  make demo  (the main job on bundled real data)
+#                                  make test  (pytest, testthat, vignettes)
+# Both run `make setup` first, which installs only what is missing.
+SHELL := /bin/bash
+VENV_PYTHON = $(shell Rscript -e 'cat(file.path(isthmus::isthmus_venv_dir(), "bin", "python"))' 2>/dev/null)
+
+.PHONY: setup demo test test-python test-r vignettes docs bench
+
+setup:
+	@tools/setup.sh
+
+demo: setup
+	Rscript inst/scripts/demo.R
+
+test: setup test-python test-r vignettes
+
+test-python:
+	$(VENV_PYTHON) -m pytest tests/python -q
+
+test-r:
+	cd tests && Rscript testthat.R
+
+vignettes:
+	@mkdir -p build/vignettes
+	for f in vignettes/*.Rmd; do \
+	  Rscript -e "rmarkdown::render('$$f', output_dir = 'build/vignettes', quiet = TRUE)" || exit 1; \
+	done
+
+docs:
+	Rscript -e 'roxygen2::roxygenise()'
+
+bench: setup
+	Rscript bench/bench_convert.R
