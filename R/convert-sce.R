@@ -34,7 +34,9 @@
   mats <- lapply(stats::setNames(assays, assays), function(a) {
     .sce_assay_matrix(SummarizedExperiment::assay(sce, a, withDimnames = FALSE), paste0(where, " assay ", a), report)
   })
-  record <- list(from = "SingleCellExperiment", x_assay = x, reduced_dims = list(),
+  record <- list(from = "SingleCellExperiment", x_assay = x, reduced_dims = list(), assay_order = as.list(assays),
+                 character_columns = list(obs = .character_columns(SummarizedExperiment::colData(sce)),
+                                          var = .character_columns(SummarizedExperiment::rowData(sce))),
                  main_exp_name = SingleCellExperiment::mainExpName(sce) %||% "")
   parts <- list(obs_names = as.list(cells), var_names = as.list(features), X = mats[[x]], layers = mats[setdiff(assays, x)],
                 obs = .frame_to_py(SummarizedExperiment::colData(sce), cells, paste0(where, " colData"), report),
@@ -85,8 +87,10 @@
   if (!is.null(parts$X)) assays[[x_name]] <- .matrix_from_py(parts$X)
   for (name in names(.named_list(parts$layers))) assays[[name]] <- .matrix_from_py(parts$layers[[name]])
   assays <- lapply(assays, function(m) { dimnames(m) <- list(features, cells); m })
-  obs <- .frame_from_py(parts$obs)
-  var <- .frame_from_py(parts$var)
+  order <- .as_chr(record$assay_order)
+  if (length(order) && setequal(order, names(assays))) assays <- assays[order]
+  obs <- .restore_character(.frame_from_py(parts$obs), record$character_columns$obs)
+  var <- .restore_character(.frame_from_py(parts$var), record$character_columns$var)
   sce <- SingleCellExperiment::SingleCellExperiment(
     assays = assays,
     colData = S4Vectors::DataFrame(obs, check.names = FALSE, row.names = cells),
@@ -112,6 +116,7 @@
     SingleCellExperiment::reducedDim(sce, name, withDimnames = FALSE) <- m
   }
   for (name in names(.named_list(parts$obsp))) {
+    # no dimnames: colPair<- turns the matrix into SelfHits, which refuses named indices
     SingleCellExperiment::colPair(sce, name) <- .matrix_from_py(parts$obsp[[name]])
   }
   if (nzchar(record$main_exp_name %||% "")) SingleCellExperiment::mainExpName(sce) <- record$main_exp_name

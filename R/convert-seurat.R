@@ -77,6 +77,7 @@
   hv_added <- !"highly_variable" %in% names(var)
   if (hv_added) var$highly_variable <- features %in% SeuratObject::VariableFeatures(assay_obj)
   record$highly_variable_added <- hv_added
+  record$character_columns <- .character_columns(var)
   parts$var <- .frame_to_py(var, features, paste0("assay ", assay, " meta.features"), report)
   if (length(assay_obj@misc)) record$misc <- .uns_to_py(assay_obj@misc, paste0("assay ", assay, " misc"), report)
   parts$record <- record
@@ -127,7 +128,8 @@
   record <- list(from = "Seurat", project_name = obj@project.name, version = as.character(obj@version),
                  active_assay = SeuratObject::DefaultAssay(obj), ident_added = ident_added,
                  ident_names_ok = identical(names(SeuratObject::Idents(obj)), cells),
-                 reductions = list(), graphs = list(), uns_added = list())
+                 reductions = list(), graphs = list(), uns_added = list(),
+                 character_columns = .character_columns(meta))
   parts <- list(obs_names = as.list(cells), obs = .frame_to_py(meta, cells, "meta.data", report),
                 obsm = list(), varm = list(), obsp = list(), uns = list())
   for (name in SeuratObject::Reductions(obj)) {
@@ -209,10 +211,13 @@
   features <- .as_chr(parts$var_names)
   seurat_features <- .seurat_feature_names(features, paste("assay", assay), report)
   record <- record %||% list()
-  x_slot <- record$x_slot %||% "data"
   layers <- .named_list(parts$layers)
   mats <- list()
-  if (!is.null(parts$X)) mats[[x_slot]] <- .matrix_from_py(parts$X)
+  x <- if (!is.null(parts$X)) .matrix_from_py(parts$X)
+  # Without a record: X is the data slot, unless it holds counts (non-negative integers) and no
+  # counts layer exists, as in most .h5ad files written from raw data.
+  x_slot <- record$x_slot %||% (if (!"counts" %in% names(layers) && .is_counts(x)) "counts" else "data")
+  if (!is.null(x)) mats[[x_slot]] <- x
   for (name in names(layers)) {
     if (name %in% c("counts", "data", "scale.data") && is.null(mats[[name]])) mats[[name]] <- .matrix_from_py(layers[[name]])
   }
@@ -237,7 +242,7 @@
     dimnames(scale) <- list(.seurat_feature_names(.as_chr(record$scale_data_features), "scale.data", report), cells)
     assay_obj@scale.data <- scale
   }
-  var <- .frame_from_py(parts$var)
+  var <- .restore_character(.frame_from_py(parts$var), record$character_columns)
   rownames(var) <- seurat_features
   hv <- if (!is.null(record$variable_features)) {
     .seurat_feature_names(.as_chr(record$variable_features), "variable", report)
@@ -256,6 +261,12 @@
     SeuratObject::CreateAssayObject(counts = m)
   })
   list(assay = assay_obj, extra = extra)
+}
+
+.is_counts <- function(m) {
+  if (is.null(m)) return(FALSE)
+  values <- if (inherits(m, "dgCMatrix")) m@x else as.vector(m)
+  length(values) > 0 && !anyNA(values) && all(values >= 0) && all(values == round(values))
 }
 
 .reduction_from_parts <- function(name, emb, rec, varm, feature_names, assay, report) {
@@ -319,7 +330,7 @@
       obj[[extra]] <- built[[assay]]$extra[[extra]]
     }
   }
-  meta <- .frame_from_py(global$obs)
+  meta <- .restore_character(.frame_from_py(global$obs), record$character_columns)
   rownames(meta) <- cells
   idents <- NULL
   if (isTRUE(record$ident_added) && "ident" %in% names(meta)) {

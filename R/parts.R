@@ -163,6 +163,18 @@ conversion_report <- function(x) {
   )
 }
 
+# anndata writes string columns to files as categoricals; these two keep R's character columns.
+.character_columns <- function(df) {
+  as.list(names(df)[vapply(names(df), function(n) is.character(df[[n]]), logical(1))])
+}
+
+.restore_character <- function(df, columns) {
+  for (name in intersect(.as_chr(columns), names(df))) {
+    if (is.factor(df[[name]])) df[[name]] <- as.character(df[[name]])
+  }
+  df
+}
+
 .frame_from_py <- function(spec) {
   names <- .as_chr(spec$names)
   row_names <- .as_chr(spec$row_names)

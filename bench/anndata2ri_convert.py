@@ -50,6 +50,10 @@ def versions() -> None:
         print(f'{pkg}\t{v}')
 
 
+def progress(msg: str) -> None:
+    print(time.strftime('[%H:%M:%S] ') + msg, file=sys.stderr, flush=True)
+
+
 def emit(**fields: object) -> None:
     parts = [f'{k}={str(v).replace(chr(9), " ").replace(chr(10), " ")}' for k, v in fields.items()]
     print('BENCH_RESULT\t' + '\t'.join(parts), flush=True)
@@ -89,12 +93,14 @@ def main() -> int:
 
     # Warm-up on a tiny object: loads S4Vectors/SummarizedExperiment bindings, pandas2ri etc.,
     # so the measured call is the conversion alone (same as the R workers).
+    progress(f'worker anndata2ri, {args.cells} cells: warm-up on 50 cells')
     t0 = time.perf_counter()
     tiny = make_sce(50, args.seed)
     convert(tiny[0])
     warm_s = time.perf_counter() - t0
     del tiny
 
+    progress('generating data')
     t0 = time.perf_counter()
     res = make_sce(args.cells, args.seed)  # outside any converter: stays an R object
     sce = res[0]
@@ -102,6 +108,7 @@ def main() -> int:
     del res
     gen_s = time.perf_counter() - t0
 
+    progress('converting')
     gc.collect()
     r('invisible(gc(full = TRUE))')
     reset_peak()
@@ -111,6 +118,7 @@ def main() -> int:
     conv_s = time.perf_counter() - t0
     after = mem_mib()
 
+    progress(f'converted in {conv_s:.3f} s; checking')
     x = adata.X
     shape = tuple(adata.shape)
     ok = shape == (args.cells, genes) and getattr(x, 'nnz', -1) == nnz

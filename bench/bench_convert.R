@@ -91,12 +91,15 @@ run_worker <- function(method, n_cells) {
     stop("unknown R worker method ", method)
   )
 
+  progress <- function(...) message(format(Sys.time(), "[%H:%M:%S] "), ...)
+  progress("worker ", method, ", ", n_cells, " cells: warm-up on 50 cells")
   t0 <- Sys.time()
   tiny <- make_seurat(50L)
   invisible(convert(tiny$obj))
   warm_s <- as.numeric(difftime(Sys.time(), t0, units = "secs"))
   rm(tiny)
 
+  progress("generating data")
   t0 <- Sys.time()
   d <- make_seurat(n_cells)
   gen_s <- as.numeric(difftime(Sys.time(), t0, units = "secs"))
@@ -106,6 +109,7 @@ run_worker <- function(method, n_cells) {
   shared <- identical(.addr(counts@x), .addr(data@x)) && !is.na(.addr(counts@x))
   rm(counts, data)
 
+  progress("converting")
   invisible(gc(full = TRUE))
   bench_reset_peak()
   before <- bench_mem()
@@ -114,28 +118,55 @@ run_worker <- function(method, n_cells) {
   conv_s <- as.numeric(difftime(Sys.time(), t0, units = "secs"))
   after <- bench_mem()
 
+  progress("converted in ", sprintf("%.3f", conv_s), " s; checking")
   # Checks, outside the measured section.
   check <- "ok"
   note <- ""
   if (method == "isthmus") {
     note <- tryCatch({
-      py <- reticulate::import_builtins(convert = TRUE)
-      shape <- as.integer(unlist(reticulate::py_to_r(reticulate::py_get_attr(res, "shape"))))
-      X <- reticulate::py_get_attr(res, "X")
-      cls <- paste0(reticulate::py_to_r(reticulate::py_get_attr(py$type(X), "__module__")), ".",
-                    reticulate::py_to_r(reticulate::py_get_attr(py$type(X), "__name__")))
-      nnz <- tryCatch(as.numeric(reticulate::py_to_r(reticulate::py_get_attr(X, "nnz"))),
-                      error = function(e) NA_real_)
-      layers <- tryCatch(paste(unlist(reticulate::py_to_r(
-        reticulate::py_eval("lambda a: list(a.layers.keys())")(res))), collapse = ","),
-        error = function(e) "?")
-      if (!identical(shape, c(n_cells, d$genes)) || !isTRUE(nnz == d$nnz)) check <<- "MISMATCH"
-      sprintf("X %s shape %dx%d nnz %s; layers [%s]", cls, shape[1], shape[2], format(nnz), layers)
+      info <- reticulate::py_run_string(paste(
+        "def bench_describe(a):",
+        "    import numpy as np",
+        "    X = a.X",
+        "    d = dict(cls=type(X).__module__ + '.' + type(X).__name__, dtype=str(getattr(X, 'dtype', '?')),",
+        "             shape=[int(s) for s in a.shape], nnz=int(getattr(X, 'nnz', -1)),",
+        "             layers=list(a.layers.keys()), shared='n/a')",
+        "    if 'counts' in a.layers and hasattr(X, 'data') and hasattr(a.layers['counts'], 'data'):",
+        "        d['shared'] = str(bool(np.shares_memory(X.data, a.layers['counts'].data)))",
+        "    return d",
+        sep = "\n"), local = TRUE, convert = TRUE)$bench_describe(res)
+      if (!identical(as.integer(info$shape), c(n_cells, d$genes)) || !isTRUE(info$nnz == d$nnz)) {
+        check <- "MISMATCH"
+      }
+      sprintf("X %s %s shape %dx%d nnz %s; layers [%s]; X.data shares memory with layers['counts'].data: %s",
+              info$cls, info$dtype, info$shape[[1]], info$shape[[2]], fmt(info$nnz, 0),
+              paste(unlist(info$layers), collapse = ", "), info$shared)
     }, error = function(e) { check <<- "check failed"; conditionMessage(e) })
   } else {
     size <- file.size(h5_file)
     if (is.na(size)) check <- "no file"
     note <- sprintf("h5ad file %.1f MiB", size / 2^20)
+    note <- paste0(note, tryCatch({
+      info <- reticulate::py_run_string(paste(
+        "def bench_h5(path):",
+        "    import h5py",
+        "    with h5py.File(path, 'r') as f:",
+        "        X = f['X']",
+        "        enc = str(X.attrs.get('encoding-type', 'dense'))",
+        "        shape = [int(s) for s in X.attrs['shape']] if 'shape' in X.attrs else [int(s) for s in X.shape]",
+        "        nnz = int(X['data'].shape[0]) if 'data' in X else -1",
+        "        comp = str(X['data'].compression if 'data' in X else X.compression)",
+        "        layers = list(f['layers'].keys()) if 'layers' in f else []",
+        "        n_obs = len(f['obs'][f['obs'].attrs['_index']])",
+        "    return dict(enc=enc, shape=shape, nnz=nnz, comp=comp, layers=layers, n_obs=n_obs)",
+        sep = "\n"), local = TRUE, convert = TRUE)$bench_h5(h5_file)
+      if (!identical(as.integer(info$shape), c(n_cells, d$genes)) || !isTRUE(info$nnz == d$nnz)) {
+        check <- "MISMATCH"
+      }
+      sprintf("; X %s shape %dx%d nnz %s compression %s; layers [%s]; obs rows %d",
+              info$enc, info$shape[[1]], info$shape[[2]], fmt(info$nnz, 0), info$comp,
+              paste(unlist(info$layers), collapse = ", "), info$n_obs)
+    }, error = function(e) { check <<- "check failed"; paste0("; ", conditionMessage(e)) }))
     unlink(h5_file)
   }
 
@@ -209,7 +240,8 @@ run_one <- function(method, n_cells, python, timeout, logdir) {
               else sprintf("failed (rc %d)", rc)
     err <- if (file.exists(log_err)) readLines(log_err, warn = FALSE) else character()
     err <- err[!grepl("^R\\[write to console\\]|site-library.*contains no packages|^\\s*$", err)]
-    res <- list(status = status, cells = n_cells, tail = tail(c(out, err), 15))
+    tl <- tail(c(out, err), 15)
+    res <- list(status = status, cells = n_cells, tail = if (length(tl)) tl else "(no output)")
   }
   res$method <- method
   res$cells <- as.integer(n_cells)

@@ -77,7 +77,9 @@ def read_h5ad(path: str) -> dict[str, Any]:
 def read_h5mu(path: str):
     import mudata as md
 
-    return mudata_to_r(md.read_h5mu(path))
+    with md.set_options(pull_on_update=False):
+        mdata = md.read_h5mu(path)
+    return mudata_to_r(mdata)
 
 
 def write_h5ad(adata, path: str, compression: str | None = None) -> None:

@@ -81,7 +81,8 @@ def mudata_from_parts(parts: Mapping[str, Any], copy: bool = False):
         if p.get("present") is not None:  # cells R marked absent from this modality
             adata = adata[np.asarray(vector_from_r(p["present"]), dtype=bool)].copy()
         mods[name] = adata
-    mdata = md.MuData(mods)
+    with md.set_options(pull_on_update=False):  # the global obs comes from R, not the modalities
+        mdata = md.MuData(mods)
     global_names = _as_list(parts["obs_names"])
     if list(mdata.obs_names) != global_names:
         mdata = mdata[global_names].copy() if set(mdata.obs_names) == set(global_names) else mdata
