@@ -34,11 +34,11 @@
   mats <- lapply(stats::setNames(assays, assays), function(a) {
     .sce_assay_matrix(SummarizedExperiment::assay(sce, a, withDimnames = FALSE), paste0(where, " assay ", a), report)
   })
-  record <- list(from = "SingleCellExperiment", x_assay = x, reduced_dims = list(), assay_order = as.list(assays),
+  record <- list(from = "SingleCellExperiment", x_assay = x, reduced_dims = list(), assay_order = assays,
                  character_columns = list(obs = .character_columns(SummarizedExperiment::colData(sce)),
                                           var = .character_columns(SummarizedExperiment::rowData(sce))),
                  main_exp_name = SingleCellExperiment::mainExpName(sce) %||% "")
-  parts <- list(obs_names = as.list(cells), var_names = as.list(features), X = mats[[x]], layers = mats[setdiff(assays, x)],
+  parts <- list(obs_names = cells, var_names = features, X = mats[[x]], layers = mats[setdiff(assays, x)],
                 obs = .frame_to_py(SummarizedExperiment::colData(sce), cells, paste0(where, " colData"), report),
                 var = .frame_to_py(SummarizedExperiment::rowData(sce), features, paste0(where, " rowData"), report),
                 obsm = list(), varm = list(), obsp = list(), uns = list())
@@ -51,7 +51,7 @@
     obsm <- paste0("X_", tolower(name))  # scanpy spelling: reducedDim "PCA" <-> obsm "X_pca"
     attrs <- attributes(rd)[setdiff(names(attributes(rd)), c("dim", "dimnames"))]
     parts$obsm[[obsm]] <- .matrix_to_py(rd, paste0("reducedDim ", name), orientation = "same")
-    record$reduced_dims[[name]] <- list(obsm = obsm, colnames = as.list(colnames(rd) %||% character()),
+    record$reduced_dims[[name]] <- list(obsm = obsm, colnames = colnames(rd) %||% character(),
                                         attributes = .uns_to_py(attrs, paste0(where, " reducedDim ", name, " attributes"), report))
   }
   for (name in SingleCellExperiment::colPairNames(sce)) {

@@ -25,8 +25,8 @@
       pieces <- lapply(names_k, function(l) SeuratObject::LayerData(assay_obj, layer = l, features = features))
       joined <- do.call(cbind, pieces)
       joined <- joined[, cells, drop = FALSE]
-      split[[kind]] <- list(layers = as.list(names_k),
-                            cells = lapply(pieces, function(p) as.list(colnames(p))))
+      split[[kind]] <- list(layers = names_k,
+                            cells = lapply(pieces, colnames))
       mats[[kind]] <- joined
     } else {
       mats[[kind]] <- SeuratObject::LayerData(assay_obj, layer = names_k, features = features, cells = cells)
@@ -40,8 +40,8 @@
   }
   hv <- SeuratObject::VariableFeatures(assay_obj)
   record <- list(assay = assay, key = SeuratObject::Key(assay_obj), x_slot = x_slot,
-                 variable_features = as.list(hv), class = "Assay5", split = split)
-  parts <- list(var_names = as.list(features), X = specs[[x_slot]], layers = specs[setdiff(names(specs), x_slot)],
+                 variable_features = hv, class = "Assay5", split = split)
+  parts <- list(var_names = features, X = specs[[x_slot]], layers = specs[setdiff(names(specs), x_slot)],
                 obsm = list(), varm = list())
   if ("scale.data" %in% layers) {
     scale <- SeuratObject::LayerData(assay_obj, layer = "scale.data")
@@ -49,7 +49,7 @@
       parts$layers[["scale.data"]] <- .matrix_to_py(scale, "scale.data")
     } else {
       parts$obsm[["scale.data"]] <- .matrix_to_py(scale, "scale.data")
-      record$scale_data_features <- as.list(rownames(scale))
+      record$scale_data_features <- (rownames(scale))
     }
   }
   var <- assay_obj[[]]

@@ -57,10 +57,10 @@
     stop("isthmus: assay ", assay, " has no '", x_slot, "' to put in X; it has: ",
          paste(names(slots), collapse = ", "), ". Choose another `x`.", call. = FALSE)
   }
-  parts <- list(var_names = as.list(features), X = slots[[x_slot]], layers = slots[setdiff(names(slots), x_slot)],
+  parts <- list(var_names = features, X = slots[[x_slot]], layers = slots[setdiff(names(slots), x_slot)],
                 obsm = list(), varm = list())
   record <- list(assay = assay, key = SeuratObject::Key(assay_obj), x_slot = x_slot,
-                 variable_features = as.list(SeuratObject::VariableFeatures(assay_obj)),
+                 variable_features = SeuratObject::VariableFeatures(assay_obj),
                  class = "Assay")
   scale <- assay_obj@scale.data
   if (length(scale)) {
@@ -70,7 +70,7 @@
     } else {
       # scale.data of the variable features only: a cells x features block in obsm
       parts$obsm[["scale.data"]] <- .matrix_to_py(scale, "scale.data")
-      record$scale_data_features <- as.list(rownames(scale))
+      record$scale_data_features <- (rownames(scale))
     }
   }
   var <- assay_obj@meta.features
@@ -88,7 +88,7 @@
   emb <- red@cell.embeddings
   key <- red@key
   obsm <- paste0("X_", name)
-  record <- list(key = key, obsm = obsm, colnames = as.list(colnames(emb)), assay = red@assay.used,
+  record <- list(key = key, obsm = obsm, colnames = colnames(emb), assay = red@assay.used,
                  global = red@global, stdev = if (length(red@stdev)) array(red@stdev) else NULL)
   attrs <- attributes(emb)[setdiff(names(attributes(emb)), c("dim", "dimnames"))]
   if (length(attrs)) record$attributes <- .uns_to_py(attrs, paste0("reduction ", name, " attributes"), report)
@@ -105,7 +105,7 @@
     full <- matrix(0, nrow = length(features), ncol = ncol(mat))
     full[match(rownames(mat), features), ] <- mat
     out$varm[[varm_name]] <<- .matrix_to_py(full, what, orientation = "same")
-    list(varm = varm_name, features = as.list(rownames(mat)), colnames = as.list(colnames(mat)))
+    list(varm = varm_name, features = rownames(mat), colnames = colnames(mat))
   }
   record$loadings <- add_loadings(red@feature.loadings, "loadings", if (name == "pca") "PCs" else paste0(name, "_loadings"))
   record$projected <- add_loadings(red@feature.loadings.projected, "projected loadings", paste0(name, "_loadings_projected"))
@@ -130,7 +130,7 @@
                  ident_names_ok = identical(names(SeuratObject::Idents(obj)), cells),
                  reductions = list(), graphs = list(), uns_added = list(),
                  character_columns = .character_columns(meta))
-  parts <- list(obs_names = as.list(cells), obs = .frame_to_py(meta, cells, "meta.data", report),
+  parts <- list(obs_names = cells, obs = .frame_to_py(meta, cells, "meta.data", report),
                 obsm = list(), varm = list(), obsp = list(), uns = list())
   for (name in SeuratObject::Reductions(obj)) {
     red <- .reduction_to_parts(obj[[name]], name, features_by_assay, report)

@@ -19,7 +19,7 @@
     img_cells <- rownames(img@coordinates)
     at <- match(img_cells, cells)
     if (anyNA(at)) stop("isthmus: image '", name, "' has coordinates for cells not in the object.", call. = FALSE)
-    rec <- list(class = class(img)[1], key = img@key, assay = img@assay, cells = as.list(img_cells))
+    rec <- list(class = class(img)[1], key = img@key, assay = img@assay, cells = img_cells)
     if (inherits(img, "VisiumV1")) {
       xy <- img@coordinates[, c("imagecol", "imagerow")]
       sf <- img@scale.factors
@@ -63,9 +63,9 @@
       if (length(libraries) > 1) {
         .report_dropped(report, "uns$spatial", "several libraries without a library column: only the first is carried")
       }
-      record[[.seurat_image_name(names(libraries)[1])]] <- list(class = "VisiumV1", library = names(libraries)[1], cells = as.list(cells))
+      record[[.seurat_image_name(names(libraries)[1])]] <- list(class = "VisiumV1", library = names(libraries)[1], cells = cells)
     } else {
-      record$slice1 <- list(class = "SlideSeq", cells = as.list(cells))
+      record$slice1 <- list(class = "SlideSeq", cells = cells)
     }
   }
   for (name in names(record)) {

@@ -90,7 +90,7 @@ as_mudata.Seurat <- function(object, assays = NULL, x_layer = "data", copy = FAL
     a <- .seurat_assay_to_parts(object[[assay]], assay, cells, x_layer, report)
     if (is.null(a)) next
     mod <- .modality_name(assay)
-    a$obs_names <- as.list(cells)
+    a$obs_names <- (cells)
     a$obs <- .frame_to_py(data.frame(row.names = cells), cells, "", report)
     a$varm <- c(a$varm, global$varm[[assay]] %||% list())
     a$present <- masks[[assay]]
@@ -112,7 +112,8 @@ as_mudata.Seurat <- function(object, assays = NULL, x_layer = "data", copy = FAL
 as_mudata.SingleCellExperiment <- function(object, x_layer = NULL, copy = FALSE, ...) {
   report <- .new_report()
   presence <- S4Vectors::metadata(object)$isthmus_presence %||% list()
-  main <- SingleCellExperiment::mainExpName(object) %||% "rna"
+  main_name <- SingleCellExperiment::mainExpName(object) %||% "RNA"
+  main <- .modality_name(main_name)
   cells <- colnames(object)
   main_sce <- SingleCellExperiment::removeAltExps(object)
   col <- SummarizedExperiment::colData(main_sce)
@@ -124,11 +125,11 @@ as_mudata.SingleCellExperiment <- function(object, x_layer = NULL, copy = FALSE,
   uns <- main_parts$uns
   record <- uns$isthmus
   record$modalities <- list()
-  record$modalities[[main]] <- list(main = TRUE, name = main)
+  record$modalities[[main]] <- list(main = TRUE, name = main_name)
   mods <- list()
   main_parts$obs <- .frame_to_py(data.frame(row.names = cells), cells, "", report)
   main_parts$uns <- list(isthmus = list(x_assay = record$x_assay))
-  main_parts$present <- .presence_mask(as.data.frame(col), presence[[main]], cells)
+  main_parts$present <- .presence_mask(as.data.frame(col), presence[[main_name]], cells)
   global_obsm <- main_parts$obsm
   main_parts$obsm <- list()
   mods[[main]] <- main_parts

@@ -133,6 +133,20 @@ isthmus_venv_dir <- function() {
   system.file("python", "requirements.txt", package = "isthmus", mustWork = TRUE)
 }
 
+# R puts its own library directories on LD_LIBRARY_PATH; a Python started from R would then load
+# the system's libpython instead of its own (a pyenv Python ends up without ssl, say).
+.python_subprocess_env <- "LD_LIBRARY_PATH="
+
+# The interpreter behind `python3` on the PATH (resolving pyenv-style shims).
+.system_python <- function() {
+  exe <- Sys.which("python3")
+  if (!nzchar(exe)) return("")
+  real <- tryCatch(system2(exe, c("-c", shQuote("import sys; print(sys.executable)")), stdout = TRUE, stderr = FALSE,
+                           env = .python_subprocess_env),
+                   error = function(e) character(), warning = function(w) character())
+  if (length(real) == 1 && file.exists(real)) real else unname(exe)
+}
+
 #' Create isthmus's Python environment
 #'
 #' Builds a virtualenv (by default in [isthmus_venv_dir()]) with the pinned, tested versions of
@@ -148,7 +162,7 @@ isthmus_venv_dir <- function() {
 #' @param force Rebuild even if the environment looks current.
 #' @return The path of the environment's Python, invisibly.
 #' @export
-install_isthmus <- function(python = Sys.which("python3"), envdir = isthmus_venv_dir(),
+install_isthmus <- function(python = .system_python(), envdir = isthmus_venv_dir(),
                             package = NULL, editable = FALSE, force = FALSE) {
   if (!nzchar(python)) stop("isthmus: python3 was not found; install Python 3.10 or newer.", call. = FALSE)
   package <- package %||% Sys.getenv("ISTHMUS_PYTHON_SOURCE", "")
@@ -165,7 +179,7 @@ install_isthmus <- function(python = Sys.which("python3"), envdir = isthmus_venv
   }
   run <- function(cmd, args) {
     message("isthmus: ", basename(cmd), " ", paste(args, collapse = " "))
-    status <- system2(cmd, args)
+    status <- system2(cmd, args, env = .python_subprocess_env)
     if (!identical(status, 0L)) stop("isthmus: `", cmd, " ", paste(args, collapse = " "), "` failed.", call. = FALSE)
   }
   dir.create(dirname(envdir), recursive = TRUE, showWarnings = FALSE)

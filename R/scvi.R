@@ -38,7 +38,7 @@ RunSCVI <- function(object, ...) UseMethod("RunSCVI")
   obs <- if (is.null(batch)) data.frame(row.names = cells) else data.frame(meta[[batch]], row.names = cells, check.names = FALSE)
   if (!is.null(batch)) names(obs) <- batch
   report <- .new_report()
-  list(obs_names = as.list(cells), var_names = as.list(features),
+  list(obs_names = cells, var_names = features,
        X = .matrix_to_py(counts, what, sparse_only = TRUE), layers = list(),
        obs = .frame_to_py(obs, cells, "meta.data", report),
        var = .frame_to_py(data.frame(row.names = features), features, "features", report),

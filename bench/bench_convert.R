@@ -12,7 +12,8 @@
 #   --sizes N,N,...     numbers of cells (default 10000,100000,500000)
 #   --methods a,b,...   any of isthmus, write_h5ad, anndata2ri (default: all three)
 #   --timeout S         wall-clock limit per worker subprocess in seconds (default 900)
-#   --logdir DIR        keep each worker's stdout/stderr there (default: a temporary directory)
+#   --logdir DIR        keep each worker's stdout/stderr there (default: a new directory
+#                       bench_convert_logs_<date>_<time> beside R's session temporary directory)
 #
 # Python: $ISTHMUS_PYTHON if set, else <isthmus::isthmus_venv_dir()>/bin/python. It needs rpy2,
 # anndata2ri and anndata for the peer; the isthmus workers use whatever Python isthmus discovers
@@ -267,9 +268,21 @@ print_versions <- function(python) {
   } else {
     cat("- Python (", python$path, "): could not be run\n", sep = "")
   }
+  cat("- isthmus: ", isthmus_install_info(), "\n", sep = "")
+  git <- tryCatch(suppressWarnings(system2("git", c("-C", shQuote(dirname(BENCH_DIR)), "describe", "--always",
+                                                     "--dirty"), stdout = TRUE, stderr = FALSE)),
+                  error = function(e) character())
+  if (length(git) == 1L && nzchar(git)) cat("- Repository checkout: ", git, "\n", sep = "")
   cat("- Machine: ", parallel::detectCores(), " CPU cores, ",
       tryCatch(sprintf("%.1f GiB RAM", as.numeric(gsub("[^0-9]", "", grep("^MemTotal", readLines("/proc/meminfo"), value = TRUE))) / 2^20),
                error = function(e) "? RAM"), "\n\n", sep = "")
+}
+
+isthmus_install_info <- function() {
+  desc <- tryCatch(system.file("DESCRIPTION", package = "isthmus"), error = function(e) "")
+  if (!nzchar(desc)) return("not installed")
+  sprintf("installed in %s (installed %s)", dirname(desc),
+          format(file.mtime(desc), "%Y-%m-%d %H:%M:%S"))
 }
 
 fmt <- function(x, digits) {
@@ -282,7 +295,10 @@ label <- c(isthmus = "isthmus as_anndata()", write_h5ad = "isthmus write_h5ad()"
 
 main <- function(opts) {
   python <- find_python()
-  logdir <- if (is.na(opts$logdir)) tempfile("bench_convert_logs_") else opts$logdir
+  # Not under tempdir(): R deletes that at exit, and the logs should outlive the run.
+  logdir <- if (is.na(opts$logdir)) {
+    file.path(dirname(tempdir()), format(Sys.time(), "bench_convert_logs_%Y%m%d_%H%M%S"))
+  } else opts$logdir
   dir.create(logdir, showWarnings = FALSE, recursive = TRUE)
 
   cat("# isthmus conversion benchmark\n\n")
@@ -302,6 +318,7 @@ main <- function(opts) {
   cat("- Extra peak = VmHWM during the conversion minus VmRSS just before it (peak reset via ",
       "/proc/self/clear_refs); retained = VmRSS after minus before. MiB = 2^20 bytes.\n\n", sep = "")
 
+  installed_before <- isthmus_install_info()
   results <- list()
   for (n in opts$sizes) {
     for (method in opts$methods) {
@@ -367,6 +384,10 @@ main <- function(opts) {
       cat(paste0("      ", r$tail), sep = "\n")
       cat("\n")
     }
+  }
+  if (!identical(installed_before, isthmus_install_info())) {
+    cat("\n**Warning: the isthmus package was reinstalled during this run (", installed_before, " -> ",
+        isthmus_install_info(), "); the isthmus rows may mix versions.**\n", sep = "")
   }
   cat("\nWorker logs: ", logdir, "\n", sep = "")
   invisible(results)

@@ -34,5 +34,6 @@ if ! Rscript -e 'quit(status = !requireNamespace("isthmus", quietly = TRUE))' >/
 fi
 
 # The Python environment, by the same function users call (pinned versions, editable source).
-PY="${ISTHMUS_SETUP_PYTHON:-$(command -v python3.11 || command -v python3)}"
+# the real interpreter behind python3 (pyenv shims and PATH differ between shells and R)
+PY="${ISTHMUS_SETUP_PYTHON:-$(python3 -c 'import sys; print(sys.executable)')}"
 Rscript -e "isthmus::install_isthmus(python = '$PY', package = '.', editable = TRUE)"

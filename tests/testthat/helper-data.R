@@ -37,7 +37,8 @@ pbmc3_seurat <- function() {
 dlpfc_visium_seurat <- function() {
   x <- read_counts("dlpfc_151673_visium_top1000.h5ad")
   obj <- quietly(read_h5ad(extdata("dlpfc_151673_visium_top1000.h5ad")))
-  spatial <- SeuratObject::Embeddings(obj[["spatial"]])
+  # an .h5ad with obsm["spatial"] and no image reads as SlideSeq-like coordinates
+  spatial <- as.matrix(obj@images[[1]]@coordinates[, c("x", "y")])
   seu <- Seurat::CreateSeuratObject(counts = x$counts, assay = "Spatial", meta.data = x$meta)
   lowres <- 0.045
   image <- array(0.9, dim = c(600, 600, 3))

@@ -26,7 +26,7 @@ def _rscript() -> str:
 def _run_r(code: str) -> None:
     env = dict(os.environ)
     # the R side must use this very Python, or the two halves may disagree on versions
-    env.setdefault("ISTHMUS_PYTHON", os.path.realpath(os.sys.executable))
+    env.setdefault("ISTHMUS_PYTHON", os.sys.executable)
     done = subprocess.run([_rscript(), "-e", code], env=env, capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"isthmus: R failed:\n{done.stderr.strip()[-4000:]}")
