@@ -307,7 +307,7 @@
 # list of modality parts, `global` the object-level parts (obs, obsm, obsp, uns).
 .seurat_from_parts <- function(mods, global, assay_names, report) {
   uns <- .named_list(global$uns)
-  record <- uns$isthmus %||% list()
+  record <- .uns_from_py(uns$isthmus %||% list())
   uns$isthmus <- NULL
   cells <- .as_chr(global$obs_names)
   .check_names(cells, "cells")

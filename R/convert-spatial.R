@@ -30,13 +30,13 @@
         metadata = list(source = "Seurat VisiumV1")
       )
       rec$spot_radius <- img@spot.radius
-      rec$grid <- .frame_to_py(img@coordinates[, c("tissue", "row", "col"), drop = FALSE], img_cells,
-                               paste0("image ", name, " coordinates"), report)
+      rec$grid <- .uns_to_py(img@coordinates[, c("tissue", "row", "col"), drop = FALSE],
+                             paste0("image ", name, " coordinates"), report)
     } else if (inherits(img, "SlideSeq") || all(c("x", "y") %in% names(img@coordinates))) {
       xy <- img@coordinates[, c("x", "y")]
       extra <- setdiff(names(img@coordinates), c("x", "y"))
       if (length(extra)) {
-        rec$extra <- .frame_to_py(img@coordinates[, extra, drop = FALSE], img_cells, paste0("image ", name), report)
+        rec$extra <- .uns_to_py(img@coordinates[, extra, drop = FALSE], paste0("image ", name), report)
       }
     } else {
       .report_dropped(report, paste0("image ", name), paste0("images of class ", class(img)[1], " are not carried"))
@@ -82,22 +82,22 @@
       img <- lib$images$lowres %||% lib$images$hires
       if (is.null(lib$images$lowres)) .report_changed(report, paste0("image ", name), "the hires image was used as Seurat keeps one")
       sf <- lib$scalefactors
-      grid <- if (!is.null(rec$grid)) .frame_from_py(rec$grid)[img_cells, , drop = FALSE] else
-        data.frame(tissue = 1L, row = 0L, col = 0L, row.names = img_cells)
+      grid <- if (!is.null(rec$grid)) rec$grid[img_cells, , drop = FALSE] else
+        data.frame(tissue = rep(1L, length(img_cells)), row = 0L, col = 0L, row.names = img_cells)
       coordinates <- data.frame(grid, imagerow = xy[, 2], imagecol = xy[, 1])
       rownames(coordinates) <- img_cells
       lowres <- sf$tissue_lowres_scalef %||% 1
       radius <- rec$spot_radius %||% (sf$fiducial_diameter_fullres * lowres / max(dim(img)))
       image <- methods::new(
-        "VisiumV1", image = img,
-        scale.factors = SeuratObject::scalefactors(spot = sf$spot_diameter_fullres, fiducial = sf$fiducial_diameter_fullres,
+        .seurat_spatial("VisiumV1"), image = img,
+        scale.factors = .seurat_spatial("scalefactors")(spot = sf$spot_diameter_fullres, fiducial = sf$fiducial_diameter_fullres,
                                                    hires = sf$tissue_hires_scalef, lowres = lowres),
         coordinates = coordinates, spot.radius = radius, assay = rec$assay %||% assay, key = key
       )
     } else {
       coordinates <- data.frame(x = xy[, 1], y = xy[, 2], row.names = img_cells)
-      if (!is.null(rec$extra)) coordinates <- cbind(coordinates, .frame_from_py(rec$extra)[img_cells, , drop = FALSE])
-      image <- methods::new("SlideSeq", coordinates = coordinates, assay = rec$assay %||% assay, key = key)
+      if (!is.null(rec$extra)) coordinates <- cbind(coordinates, rec$extra[img_cells, , drop = FALSE])
+      image <- methods::new(.seurat_spatial("SlideSeq"), coordinates = coordinates, assay = rec$assay %||% assay, key = key)
     }
     obj@images[[name]] <- image
   }
@@ -108,4 +108,18 @@
   x <- gsub("[^A-Za-z0-9.]", ".", x)
   if (!grepl("^[A-Za-z]", x)) x <- paste0("slice", x)
   x
+}
+
+# Seurat v4 defines its spatial classes in Seurat, SeuratObject 5 in SeuratObject: look in both.
+.seurat_spatial <- function(name) {
+  for (pkg in c("SeuratObject", "Seurat")) {
+    if (!requireNamespace(pkg, quietly = TRUE)) next
+    ns <- asNamespace(pkg)
+    if (name == "scalefactors") {
+      if (name %in% getNamespaceExports(pkg)) return(getExportedValue(pkg, name))
+    } else if (methods::isClass(name, where = ns)) {
+      return(methods::getClass(name, where = ns))
+    }
+  }
+  stop("isthmus: Seurat's spatial class '", name, "' is not available; install Seurat.", call. = FALSE)
 }

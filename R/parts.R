@@ -230,6 +230,7 @@ conversion_report <- function(x) {
 }
 
 .uns_from_py <- function(x) {
+  if (is.data.frame(x)) return(x)
   if (is.list(x)) {
     if (!is.null(x$`__isthmus_frame__`)) return(.frame_from_py(x$`__isthmus_frame__`))
     if (!is.null(x$`__isthmus_matrix__`)) return(.matrix_from_py(x$`__isthmus_matrix__`))

@@ -46,7 +46,7 @@ dlpfc_visium_seurat <- function() {
                        imagerow = spatial[, 2] * 20, imagecol = spatial[, 1] * 20, row.names = colnames(seu))
   seu@images$slice151673 <- methods::new(
     "VisiumV1", image = image,
-    scale.factors = SeuratObject::scalefactors(spot = 89.47, fiducial = 144.54, hires = 0.15, lowres = lowres),
+    scale.factors = Seurat::scalefactors(spot = 89.47, fiducial = 144.54, hires = 0.15, lowres = lowres),
     coordinates = coords, spot.radius = 144.54 * lowres / 600, assay = "Spatial", key = "slice151673_"
   )
   seu

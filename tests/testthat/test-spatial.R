@@ -19,9 +19,8 @@ test_that("a Visium object from the DLPFC slice round-trips coordinates and scal
 test_that("scanpy's own Visium layout (no isthmus record) becomes a VisiumV1 image", {
   seu <- dlpfc_visium_seurat()
   adata <- quietly(as_anndata(seu))
-  reticulate::py_run_string("import anndata")
   plain <- py_value(adata, "copy()")
-  reticulate::py_del_item(py_value(plain, "uns"), "isthmus")
+  py_value(plain, "uns.pop('isthmus')")
   back <- quietly(as_seurat(plain, assay = "Spatial"))
   img <- back@images[[1]]
   expect_s4_class(img, "VisiumV1")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import numpy as np
@@ -46,8 +47,11 @@ def embed(
     if layer is not None and layer not in adata.layers:
         raise ValueError(f"isthmus: layer {layer!r} not found; layers are {list(adata.layers)}")
     _check_counts(adata, layer)
+    # Lightning's start-up lines (seed, GPU/TPU available, tips) say nothing a user can act on
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric", "pytorch_lightning"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    scvi.settings.verbosity = logging.INFO if verbose else logging.WARNING
     scvi.settings.seed = int(random_state)
-    scvi.settings.verbosity = 20 if verbose else 40
     # setup_anndata only adds registry entries to obs/uns (as scvi-tools users expect); the
     # matrices are read, never written, so R's shared read-only memory is safe here.
     scvi.model.SCVI.setup_anndata(adata, layer=layer, batch_key=batch_key)
