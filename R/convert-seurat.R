@@ -252,7 +252,8 @@
   if (isTRUE(record$highly_variable_added)) var$highly_variable <- NULL
   assay_obj@meta.features <- var
   if (length(hv)) SeuratObject::VariableFeatures(assay_obj) <- hv
-  if (!is.null(record$key)) SeuratObject::Key(assay_obj) <- record$key
+  # Seurat's own default key, set here so CreateSeuratObject() has nothing to warn about
+  SeuratObject::Key(assay_obj) <- record$key %||% paste0(tolower(gsub("[^A-Za-z0-9]", "", assay)), "_")
   if (!is.null(record$misc)) assay_obj@misc <- .uns_from_py(record$misc)
   other <- setdiff(names(layers), c("counts", "data", "scale.data"))
   extra <- lapply(stats::setNames(other, other), function(name) {
