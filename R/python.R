@@ -117,12 +117,6 @@ isthmus_venv_dir <- function() {
   out
 }
 
-.py_call <- function(fun, ...) {
-  core <- .py_core()
-  on.exit(core$release_all(), add = TRUE)
-  core[[fun]](...)
-}
-
 .py_is <- function(x, what) {
   inherits(x, "python.builtin.object") && isTRUE(.py_core()[[paste0("is_", what)]](x))
 }
