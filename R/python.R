@@ -65,13 +65,7 @@ isthmus_venv_dir <- function() {
     }
   )
   .isthmus$core <- core
-  .isthmus$core_raw <- reticulate::import("isthmus._r", convert = FALSE)
   core
-}
-
-.py_core_raw <- function() {
-  .py_core()
-  .isthmus$core_raw
 }
 
 .python_in_use <- function() {
