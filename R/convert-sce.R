@@ -44,11 +44,16 @@
                 obsm = list(), varm = list(), obsp = list(), uns = list())
   for (name in SingleCellExperiment::reducedDimNames(sce)) {
     rd <- SingleCellExperiment::reducedDim(sce, name, withDimnames = FALSE)
+    obsm <- paste0("X_", tolower(name))  # scanpy spelling: reducedDim "PCA" <-> obsm "X_pca"
+    if (is.data.frame(rd) || methods::is(rd, "DataFrame")) {
+      parts$obsm[[obsm]] <- .uns_to_py(as.data.frame(rd, optional = TRUE), paste0(where, " reducedDim ", name), report)
+      record$reduced_dims[[name]] <- list(obsm = obsm)
+      next
+    }
     if (!is.matrix(rd) || !is.numeric(rd)) {
       .report_dropped(report, paste0(where, " reducedDim ", name), paste0("a ", class(rd)[1], " is not a numeric matrix"))
       next
     }
-    obsm <- paste0("X_", tolower(name))  # scanpy spelling: reducedDim "PCA" <-> obsm "X_pca"
     attrs <- attributes(rd)[setdiff(names(attributes(rd)), c("dim", "dimnames"))]
     parts$obsm[[obsm]] <- .matrix_to_py(rd, paste0("reducedDim ", name), orientation = "same")
     record$reduced_dims[[name]] <- list(obsm = obsm, colnames = colnames(rd) %||% character(),
@@ -79,6 +84,7 @@
 .sce_from_parts <- function(parts, report, x_assay = NULL) {
   uns <- .named_list(parts$uns)
   record <- uns$isthmus %||% list()
+  if (!identical(record$from, "SingleCellExperiment")) record <- list()  # e.g. an AnnData from Seurat
   uns$isthmus <- NULL
   cells <- .as_chr(parts$obs_names)
   features <- .as_chr(parts$var_names)
@@ -103,10 +109,7 @@
     rec_name <- Filter(function(r) identical(reduced[[r]]$obsm, obsm_name), names(reduced))
     name <- if (length(rec_name)) rec_name[[1]] else toupper(sub("^X_", "", obsm_name))
     m <- .matrix_from_py(parts$obsm[[obsm_name]])
-    if (!is.numeric(m)) {
-      .report_dropped(report, paste0("obsm ", obsm_name), "not a numeric matrix")
-      next
-    }
+    if (is.data.frame(m)) m <- S4Vectors::DataFrame(m, check.names = FALSE)  # reducedDims hold data frames too
     rec <- reduced[[name]]
     if (!is.null(rec)) {
       cn <- .as_chr(rec$colnames)

@@ -309,6 +309,7 @@
 .seurat_from_parts <- function(mods, global, assay_names, report) {
   uns <- .named_list(global$uns)
   record <- .uns_from_py(uns$isthmus %||% list())
+  if (!identical(record$from, "Seurat")) record <- list()  # e.g. an AnnData that came from an SCE
   uns$isthmus <- NULL
   cells <- .as_chr(global$obs_names)
   .check_names(cells, "cells")
@@ -354,7 +355,7 @@
     name <- if (length(rec_name)) rec_name[[1]] else sub("^X_", "", obsm_name)
     emb <- .matrix_from_py(obsm[[obsm_name]])
     if (!is.numeric(emb) || !is.matrix(emb)) {
-      .report_dropped(report, paste0("obsm ", obsm_name), "not a numeric matrix")
+      .report_dropped(report, paste0("obsm ", obsm_name), "a reduction needs a numeric matrix (this is a data frame)")
       next
     }
     rownames(emb) <- cells

@@ -128,7 +128,7 @@ as_mudata.SingleCellExperiment <- function(object, x_layer = NULL, copy = FALSE,
   record$modalities[[main]] <- list(main = TRUE, name = main_name)
   mods <- list()
   main_parts$obs <- .frame_to_py(data.frame(row.names = cells), cells, "", report)
-  main_parts$uns <- list(isthmus = list(x_assay = record$x_assay))
+  main_parts$uns <- list(isthmus = list(from = "SingleCellExperiment", x_assay = record$x_assay))
   main_parts$present <- .presence_mask(as.data.frame(col), presence[[main_name]], cells)
   global_obsm <- main_parts$obsm
   main_parts$obsm <- list()

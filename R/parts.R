@@ -94,6 +94,7 @@ conversion_report <- function(x) {
 }
 
 .matrix_from_py <- function(spec) {
+  if (!is.null(spec$`__isthmus_frame__`)) return(.frame_from_py(spec$`__isthmus_frame__`))  # e.g. an obsm DataFrame
   if (identical(spec$kind, "dgc")) {
     return(methods::new("dgCMatrix", x = .fetch_vector(spec$x), i = .fetch_vector(spec$i),
                         p = .fetch_vector(spec$p), Dim = c(as.integer(spec$nrow), as.integer(spec$ncol))))

@@ -220,6 +220,12 @@ isthmus_doctor <- function() {
         "'undefined symbol: R_getVar'). Fix: pip install 'rpy2==3.5.17' and remove rpy2-rinterface / ",
         "rpy2-robjects if they are installed beside it."))
     }
+    if (identical(.py_core()$torch_import_state(), "elsewhere")) {
+      problems <- c(problems, paste(
+        "torch was imported in this R session before isthmus could load it, so it may run its matrix",
+        "products on R's BLAS (45x slower in bench/bench_torch_in_r.R). Fix: restart R and let an isthmus",
+        "function be the first to use torch."))
+    }
     missing <- names(Filter(function(v) !nzchar(v), versions[c("isthmus", "numpy", "anndata", "torch", "scvi-tools")]))
     if (length(missing)) {
       problems <- c(problems, paste("Missing Python packages:", paste(missing, collapse = ", "), "-", .fix_text))

@@ -88,7 +88,10 @@ def write_h5ad(adata, path: str, compression: str | None = None) -> None:
 
 
 def write_h5mu(mdata, path: str, compression: str | None = None) -> None:
-    mdata.write_h5mu(path, compression=compression)
+    import mudata as md
+
+    with md.set_options(pull_on_update=False):
+        mdata.write_h5mu(path, compression=compression)
 
 
 # ---- environment ----------------------------------------------------------------------------
@@ -117,6 +120,16 @@ def quiet_warnings() -> None:
 # ---- task functions -------------------------------------------------------------------------
 
 
+_TORCH_IMPORTED_HERE = False
+
+
+def torch_import_state() -> str:
+    """"not imported", "isthmus" (on its own BLAS) or "elsewhere" (maybe on R's BLAS: slow)."""
+    if "torch" not in sys.modules:
+        return "not imported"
+    return "isthmus" if _TORCH_IMPORTED_HERE else "elsewhere"
+
+
 def _import_torch_with_its_own_blas() -> None:
     """Import torch so that it keeps its own BLAS (MKL) inside the R process.
 
@@ -127,12 +140,14 @@ def _import_torch_with_its_own_blas() -> None:
     """
     if "torch" in sys.modules or not hasattr(os, "RTLD_DEEPBIND"):
         return
+    global _TORCH_IMPORTED_HERE
     flags = sys.getdlopenflags()
     sys.setdlopenflags(flags | os.RTLD_DEEPBIND)
     try:
         import torch  # noqa: F401
     finally:
         sys.setdlopenflags(flags)
+    _TORCH_IMPORTED_HERE = True
 
 
 

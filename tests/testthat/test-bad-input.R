@@ -38,3 +38,21 @@ test_that("more non-zeros than a dgCMatrix holds: clear error before any work", 
 test_that("a failed conversion back leaves nothing half-done", {
   expect_error(read_h5ad(tempfile(fileext = ".h5ad")), "file not found")
 })
+
+test_that("AnnData parts R has no slot for are reported, not dropped silently", {
+  data("pbmc_small", package = "SeuratObject")
+  adata <- py_value(quietly(as_anndata(pbmc_small, copy = TRUE)), "copy()")
+  reticulate::py_set_attr(reticulate::import_main(), "_a", adata)
+  reticulate::py_run_string(paste(
+    "import pandas as pd, numpy as np",
+    "_a.raw = _a",
+    "_a.varp['corr'] = np.eye(_a.n_vars)",
+    "_a.obsm['scores'] = pd.DataFrame({'s1': np.arange(_a.n_obs, dtype=float)}, index=_a.obs_names)",
+    sep = "\n"))
+  expect_warning(back <- as_seurat(adata), "not carried")
+  report <- conversion_report(back)
+  expect_setequal(report$part[report$status == "not carried"], c("adata.varp", "adata.raw", "obsm scores"))
+  # an SCE keeps the data frame as a reducedDim
+  sce <- quietly(as_sce(adata))
+  expect_identical(SingleCellExperiment::reducedDim(sce, "SCORES")$s1, as.numeric(seq_len(ncol(pbmc_small)) - 1))
+})

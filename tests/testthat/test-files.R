@@ -26,3 +26,12 @@ test_that("a .h5ad made by Python reads into Seurat with its chunked reader", {
   expect_equal(sum(SeuratObject::GetAssayData(obj, slot = "data")),
                py_value(reticulate::import("anndata")$read_h5ad(extdata("pbmc_3batch_symphony.h5ad")), "X.sum()"))
 })
+
+test_that("big vectors come over in chunks into one R vector", {
+  handles <- reticulate::import("isthmus.io._parts")$HANDLES
+  np <- reticulate::import("numpy", convert = FALSE)
+  h <- handles$add(np$arange(0, 10, dtype = "float64"), "double")
+  expect_identical(isthmus:::.fetch_vector(h, chunk = 3), as.numeric(0:9))
+  h2 <- handles$add(np$arange(0L, 7L, dtype = "int64"), "integer")
+  expect_identical(isthmus:::.fetch_vector(h2, chunk = 2), 0:6)
+})

@@ -52,3 +52,12 @@ test_that("cell and feature names with odd characters survive", {
   expect_identical(rownames(back), rownames(odd))
   expect_same_seurat(back, odd)
 })
+
+test_that("scale.data of all features travels as a layer", {
+  data("pbmc_small", package = "SeuratObject")
+  obj <- quietly(Seurat::ScaleData(pbmc_small, features = rownames(pbmc_small), verbose = FALSE))
+  adata <- quietly(as_anndata(obj))
+  expect_true("scale.data" %in% py_value(adata, "list(layers.keys())"))
+  expect_false("scale.data" %in% py_value(adata, "list(obsm.keys())"))
+  expect_same_seurat(as_seurat(adata), obj)
+})

@@ -56,7 +56,15 @@ def anndata_from_parts(parts: Mapping[str, Any], copy: bool = False) -> ad.AnnDa
     var = frame_from_r(parts["var"])
 
     def matrices(key: str) -> dict[str, Any]:
-        return {name: matrix_from_r(spec, copy) for name, spec in _named(parts.get(key)).items()}
+        out = {}
+        for name, spec in _named(parts.get(key)).items():
+            if "__isthmus_frame__" in spec:  # a per-cell table (e.g. an SCE reducedDim DataFrame)
+                frame = frame_from_r(spec["__isthmus_frame__"])
+                frame.index = obs.index if key == "obsm" else var.index
+                out[name] = frame
+            else:
+                out[name] = matrix_from_r(spec, copy)
+        return out
 
     x = matrix_from_r(parts["X"], copy) if parts.get("X") is not None else None
     adata = ad.AnnData(
@@ -75,20 +83,25 @@ def anndata_from_parts(parts: Mapping[str, Any], copy: bool = False) -> ad.AnnDa
 def mudata_from_parts(parts: Mapping[str, Any], copy: bool = False):
     import mudata as md
 
+    # the global obs comes from R; mudata must not pull (and rename) modality columns into it
+    with md.set_options(pull_on_update=False):
+        return _mudata_from_parts(parts, copy)
+
+
+def _mudata_from_parts(parts: Mapping[str, Any], copy: bool):
+    import mudata as md
+
     mods = {}
     for name, p in _named(parts["mod"]).items():
         adata = anndata_from_parts(p, copy)
         if p.get("present") is not None:  # cells R marked absent from this modality
             adata = adata[np.asarray(vector_from_r(p["present"]), dtype=bool)].copy()
         mods[name] = adata
-    with md.set_options(pull_on_update=False):  # the global obs comes from R, not the modalities
-        mdata = md.MuData(mods)
+    mdata = md.MuData(mods)
     global_names = _as_list(parts["obs_names"])
-    if list(mdata.obs_names) != global_names:
-        mdata = mdata[global_names].copy() if set(mdata.obs_names) == set(global_names) else mdata
-    obs = frame_from_r(parts["obs"])
-    # the global order is R's cell order; MuData's own is the union in modality order
-    mdata.obs = obs
+    if list(mdata.obs_names) != global_names and set(mdata.obs_names) == set(global_names):
+        mdata = mdata[global_names].copy()  # R's cell order, not the union in modality order
+    mdata.obs = frame_from_r(parts["obs"])
     for key in ("obsm", "obsp"):
         target = getattr(mdata, key)
         for name, spec in _named(parts.get(key)).items():
