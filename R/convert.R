@@ -90,8 +90,8 @@ as_mudata.Seurat <- function(object, assays = NULL, x_layer = "data", copy = FAL
     a <- .seurat_assay_to_parts(object[[assay]], assay, cells, x_layer, report)
     if (is.null(a)) next
     mod <- .modality_name(assay)
-    a$obs_names <- (cells)
-    a$obs <- .frame_to_py(data.frame(row.names = cells), cells, "", report)
+    a$obs_names <- cells
+    a$obs <- .empty_frame(cells)  # cell metadata lives in the global obs
     a$varm <- c(a$varm, global$varm[[assay]] %||% list())
     a$present <- masks[[assay]]
     record$assays[[assay]] <- a$record
@@ -121,17 +121,18 @@ as_mudata.SingleCellExperiment <- function(object, x_layer = NULL, copy = FALSE,
   SummarizedExperiment::colData(main_sce) <- col[, setdiff(names(col), drop_cols), drop = FALSE]
   S4Vectors::metadata(main_sce)$isthmus_presence <- NULL
   main_parts <- .sce_to_parts(main_sce, x_layer, report)
-  global_obs <- main_parts$obs
   uns <- main_parts$uns
   record <- uns$isthmus
   record$modalities <- list()
   record$modalities[[main]] <- list(main = TRUE, name = main_name)
   mods <- list()
-  main_parts$obs <- .frame_to_py(data.frame(row.names = cells), cells, "", report)
+  # colData, reducedDims and colPairs belong to the whole object: global obs / obsm / obsp
+  global <- main_parts[c("obs_names", "obs", "obsm", "obsp")]
+  main_parts$obs <- .empty_frame(cells)
+  main_parts$obsm <- list()
+  main_parts$obsp <- list()
   main_parts$uns <- list(isthmus = list(from = "SingleCellExperiment", x_assay = record$x_assay))
   main_parts$present <- .presence_mask(as.data.frame(col), presence[[main_name]], cells)
-  global_obsm <- main_parts$obsm
-  main_parts$obsm <- list()
   mods[[main]] <- main_parts
   for (alt in SingleCellExperiment::altExpNames(object)) {
     alt_sce <- SingleCellExperiment::altExp(object, alt)
@@ -142,9 +143,7 @@ as_mudata.SingleCellExperiment <- function(object, x_layer = NULL, copy = FALSE,
     mods[[mod]] <- alt_parts
   }
   uns$isthmus <- record
-  parts <- list(mod = mods, obs_names = main_parts$obs_names, obs = global_obs, obsm = global_obsm,
-                obsp = main_parts$obsp, uns = uns)
-  mods[[main]]$obsp <- list()
+  parts <- c(list(mod = mods), global, list(uns = uns))
   mdata <- .py_core()$mudata_from_r(parts, copy)
   .finish_report(mdata, report, "SingleCellExperiment -> MuData")
 }
@@ -153,6 +152,8 @@ as_mudata.SingleCellExperiment <- function(object, x_layer = NULL, copy = FALSE,
 as_mudata.default <- function(object, ...) {
   stop("isthmus: as_mudata() converts Seurat and SingleCellExperiment objects, not ", class(object)[1], ".", call. = FALSE)
 }
+
+.empty_frame <- function(cells) list(names = character(), row_names = cells, columns = list())
 
 .presence_mask <- function(meta, column, cells) {
   if (is.null(column) || !column %in% names(meta)) return(NULL)

@@ -35,13 +35,10 @@ RunSCVI <- function(object, ...) UseMethod("RunSCVI")
     if (!batch %in% names(meta)) stop("isthmus: batch column '", batch, "' is not in the cell metadata.", call. = FALSE)
     if (anyNA(meta[[batch]])) stop("isthmus: batch column '", batch, "' has NA values; give every cell a batch.", call. = FALSE)
   }
-  obs <- if (is.null(batch)) data.frame(row.names = cells) else data.frame(meta[[batch]], row.names = cells, check.names = FALSE)
-  if (!is.null(batch)) names(obs) <- batch
-  report <- .new_report()
+  obs <- if (is.null(batch)) .empty_frame(cells) else .frame_to_py(meta[batch], cells, "meta.data", .new_report())
   list(obs_names = cells, var_names = features,
        X = .matrix_to_py(counts, what, sparse_only = TRUE), layers = list(),
-       obs = .frame_to_py(obs, cells, "meta.data", report),
-       var = .frame_to_py(data.frame(row.names = features), features, "features", report),
+       obs = obs, var = .empty_frame(features),
        obsm = list(), varm = list(), obsp = list(), uns = list())
 }
 
