@@ -24,3 +24,13 @@ test_that("RunSCVI refuses a missing or NA batch column and non-count data", {
   expect_error(RunSCVI(obj, batch = "b", max_epochs = 1, verbose = FALSE), "NA values")
   expect_error(RunSCVI(pbmc_small, layer = "data", max_epochs = 1, verbose = FALSE), "non-integer")
 })
+
+test_that("RunSCVI on a SingleCellExperiment adds reducedDim SCVI and its record", {
+  data("pbmc_small", package = "SeuratObject")
+  sce <- quietly(Seurat::as.SingleCellExperiment(pbmc_small))
+  out <- RunSCVI(sce, batch = "groups", n_latent = 4, max_epochs = 1, seed.use = 3, verbose = FALSE)
+  rd <- SingleCellExperiment::reducedDim(out, "SCVI")
+  expect_identical(dim(rd), c(ncol(sce), 4L))
+  expect_identical(rownames(rd), colnames(sce))
+  expect_identical(S4Vectors::metadata(out)$isthmus$SCVI$params$batch_key, "groups")
+})
