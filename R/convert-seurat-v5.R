@@ -1,46 +1,45 @@
 # Seurat v5 (SeuratObject >= 5: Assay5 with layers). Written against SeuratObject 5's documented
-# API (Layers(), LayerData(), Features(), VariableFeatures(), CreateAssay5Object()) and kept
-# apart from the v4 path; SeuratObject 5 cannot be installed on the CI machine, so this file is
-# exercised by the Seurat v5 job (R 4.5 root), not by the default test run.
+# API (Layers(), LayerData(), Features(), VariableFeatures(), DefaultLayer(), CreateAssay5Object())
+# and kept apart from the v4 path. SeuratObject 5 cannot be installed on the CI machine's own
+# Debian release; this file was checked under R 4.5 / Seurat 5.2.1 in a Debian trixie root (the
+# Seurat v5 test job is its own issue).
 #
 # Split layers (counts.g1, counts.g2, ... one per sample after split()) are joined into one
-# matrix per kind and the split is kept in uns so the way back restores it.
+# matrix per kind; the split, the layer order and the default layers are kept in the record so
+# the way back restores them.
 
-.use_assay5 <- function() {
+.use_assay5 <- function(record_class = NULL) {
   utils::packageVersion("SeuratObject") >= "5.0.0" &&
-    identical(getOption("Seurat.object.assay.version", "v5"), "v5")
+    (identical(record_class, "Assay5") ||
+       (is.null(record_class) && identical(getOption("Seurat.object.assay.version", "v5"), "v5")))
 }
+
+.layer_kind <- function(layers) sub("\\..*$", "", layers)
 
 .assay5_to_parts <- function(assay_obj, assay, cells, x_slot, report) {
   layers <- SeuratObject::Layers(assay_obj)
   features <- SeuratObject::Features(assay_obj)
   .check_names(features, paste0("features of assay ", assay))
-  kinds <- unique(sub("\\..*$", "", layers))
   mats <- list()
   split <- list()
-  for (kind in intersect(kinds, c("counts", "data"))) {
-    names_k <- layers[sub("\\..*$", "", layers) == kind]
+  for (kind in intersect(unique(.layer_kind(layers)), c("counts", "data"))) {
+    names_k <- layers[.layer_kind(layers) == kind]
     if (length(names_k) > 1) {
       # join the split layers into one features x cells matrix in the object's cell order
       pieces <- lapply(names_k, function(l) SeuratObject::LayerData(assay_obj, layer = l, features = features))
-      joined <- do.call(cbind, pieces)
-      joined <- joined[, cells, drop = FALSE]
-      split[[kind]] <- list(layers = names_k,
-                            cells = lapply(pieces, colnames))
-      mats[[kind]] <- joined
+      split[[kind]] <- list(layers = names_k, cells = lapply(pieces, colnames))
+      mats[[kind]] <- do.call(cbind, pieces)[, cells, drop = FALSE]
     } else {
       mats[[kind]] <- SeuratObject::LayerData(assay_obj, layer = names_k, features = features, cells = cells)
     }
   }
+  x_slot <- .choose_x(x_slot, names(mats), assay, layers)
   specs <- lapply(names(mats), function(k) .matrix_to_py(mats[[k]], paste0("assay ", assay, " layer ", k), sparse_only = TRUE))
   names(specs) <- names(mats)
-  if (!x_slot %in% names(specs)) {
-    stop("isthmus: assay ", assay, " has no '", x_slot, "' layer to put in X; it has: ",
-         paste(layers, collapse = ", "), ". Choose another `x`.", call. = FALSE)
-  }
   hv <- SeuratObject::VariableFeatures(assay_obj)
   record <- list(assay = assay, key = SeuratObject::Key(assay_obj), x_slot = x_slot,
-                 variable_features = hv, class = "Assay5", split = split)
+                 variable_features = hv, class = "Assay5", split = split, layers = layers,
+                 default_layer = SeuratObject::DefaultLayer(assay_obj))
   parts <- list(var_names = features, X = specs[[x_slot]], layers = specs[setdiff(names(specs), x_slot)],
                 obsm = list(), varm = list())
   if ("scale.data" %in% layers) {
@@ -49,48 +48,48 @@
       parts$layers[["scale.data"]] <- .matrix_to_py(scale, "scale.data")
     } else {
       parts$obsm[["scale.data"]] <- .matrix_to_py(scale, "scale.data")
-      record$scale_data_features <- (rownames(scale))
+      record$scale_data_features <- rownames(scale)
     }
   }
+  other <- setdiff(layers, c(unlist(lapply(split, `[[`, "layers")), "counts", "data", "scale.data"))
+  for (l in other) .report_dropped(report, paste0("assay ", assay, " layer ", l), "only counts, data and scale.data layers are carried")
   var <- assay_obj[[]]
   rownames(var) <- features
   record$highly_variable_added <- !"highly_variable" %in% names(var)
   if (record$highly_variable_added) var$highly_variable <- features %in% hv
+  record$character_columns <- .character_columns(var)
   parts$var <- .frame_to_py(var, features, paste0("assay ", assay, " feature metadata"), report)
+  if (length(assay_obj@misc)) record$misc <- .uns_to_py(assay_obj@misc, paste0("assay ", assay, " misc"), report)
   parts$record <- record
   parts
 }
 
-.assay5_from_parts <- function(parts, assay, cells, record, report) {
-  record <- record %||% list()
-  features <- .as_chr(parts$var_names)
-  x_slot <- record$x_slot %||% "data"
-  mats <- list()
-  if (!is.null(parts$X)) mats[[x_slot]] <- .matrix_from_py(parts$X)
-  for (name in intersect(names(.named_list(parts$layers)), c("counts", "data", "scale.data"))) {
-    if (is.null(mats[[name]])) mats[[name]] <- .matrix_from_py(parts$layers[[name]])
-  }
-  mats <- lapply(mats, function(m) { dimnames(m) <- list(features, cells); m })
+.assay5_from_parts <- function(mats, parts, assay, cells, record, report) {
+  features <- rownames(mats[[1]])
   assay_obj <- if (!is.null(mats$counts)) {
     SeuratObject::CreateAssay5Object(counts = mats$counts, data = mats$data)
   } else {
     SeuratObject::CreateAssay5Object(data = mats$data)
   }
   if (!is.null(mats[["scale.data"]])) SeuratObject::LayerData(assay_obj, layer = "scale.data") <- mats[["scale.data"]]
-  # restore split layers (counts.g1, ...) exactly as they were
+  # restore split layers (counts.g1, ...), then drop the joined one (only possible once others exist)
   for (kind in names(record$split %||% list())) {
     s <- record$split[[kind]]
     full <- SeuratObject::LayerData(assay_obj, layer = kind)
-    assay_obj[[kind]] <- NULL
     for (k in seq_along(s$layers)) {
-      SeuratObject::LayerData(assay_obj, layer = s$layers[[k]]) <- full[, .as_chr(s$cells[[k]]), drop = FALSE]
+      SeuratObject::LayerData(assay_obj, layer = .as_chr(s$layers)[[k]]) <- full[, .as_chr(s$cells[[k]]), drop = FALSE]
     }
+    SeuratObject::LayerData(assay_obj, layer = kind) <- NULL
   }
-  var <- .frame_from_py(parts$var)
+  order <- .as_chr(record$layers)
+  if (length(order) && setequal(order, names(assay_obj@layers))) assay_obj@layers <- assay_obj@layers[order]
+  if (length(.as_chr(record$default_layer))) SeuratObject::DefaultLayer(assay_obj) <- .as_chr(record$default_layer)
+  var <- .restore_character(.frame_from_py(parts$var), record$character_columns)
   if (isTRUE(record$highly_variable_added)) var$highly_variable <- NULL
+  rownames(var) <- features
   if (ncol(var)) assay_obj[[names(var)]] <- var
   hv <- if (!is.null(record$variable_features)) .as_chr(record$variable_features) else features[var$highly_variable %in% TRUE]
-  SeuratObject::VariableFeatures(assay_obj) <- hv
-  if (!is.null(record$key)) SeuratObject::Key(assay_obj) <- record$key
-  list(assay = assay_obj, extra = list())
+  if (length(hv)) SeuratObject::VariableFeatures(assay_obj) <- hv
+  SeuratObject::Key(assay_obj) <- record$key %||% paste0(tolower(gsub("[^A-Za-z0-9]", "", assay)), "_")
+  assay_obj
 }

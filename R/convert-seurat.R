@@ -31,6 +31,17 @@
   }
 }
 
+# X is `x_layer` if given, else "data" when the assay has it (it always has in Seurat v4), else
+# "counts" (a Seurat v5 object before NormalizeData()).
+.choose_x <- function(x_layer, available, assay, layers) {
+  if (is.null(x_layer)) x_layer <- if ("data" %in% available) "data" else "counts"
+  if (!x_layer %in% available) {
+    stop("isthmus: assay ", assay, " has no '", x_layer, "' to put in X; it has: ",
+         paste(layers, collapse = ", "), ". Choose another `x_layer`.", call. = FALSE)
+  }
+  x_layer
+}
+
 .modality_name <- function(assay) {
   switch(assay, RNA = "rna", ATAC = "atac", peaks = "atac", ADT = "prot", tolower(assay))
 }
@@ -53,10 +64,7 @@
     .check_dimnames(m, features, cells, paste0("assay ", assay, " ", slot))
     slots[[slot]] <- .matrix_to_py(m, paste0("assay ", assay, " slot ", slot), sparse_only = TRUE)
   }
-  if (!x_slot %in% names(slots)) {
-    stop("isthmus: assay ", assay, " has no '", x_slot, "' to put in X; it has: ",
-         paste(names(slots), collapse = ", "), ". Choose another `x`.", call. = FALSE)
-  }
+  x_slot <- .choose_x(x_slot, names(slots), assay, names(slots))
   parts <- list(var_names = features, X = slots[[x_slot]], layers = slots[setdiff(names(slots), x_slot)],
                 obsm = list(), varm = list())
   record <- list(assay = assay, key = SeuratObject::Key(assay_obj), x_slot = x_slot,
@@ -207,10 +215,10 @@
 }
 
 .assay_from_parts <- function(parts, assay, cells, record, report) {
-  if (.use_assay5()) return(.assay5_from_parts(parts, assay, cells, record, report))
   features <- .as_chr(parts$var_names)
-  seurat_features <- .seurat_feature_names(features, paste("assay", assay), report)
   record <- record %||% list()
+  assay5 <- .use_assay5(record$class)
+  if (!assay5) features <- .seurat_feature_names(features, paste("assay", assay), report)
   layers <- .named_list(parts$layers)
   mats <- list()
   x <- if (!is.null(parts$X)) .matrix_from_py(parts$X)
@@ -221,33 +229,41 @@
   for (name in names(layers)) {
     if (name %in% c("counts", "data", "scale.data") && is.null(mats[[name]])) mats[[name]] <- .matrix_from_py(layers[[name]])
   }
-  dimnames_all <- function(m, rows) { dimnames(m) <- list(rows, cells); m }
-  mats <- lapply(mats, dimnames_all, rows = seurat_features)
-  for (name in names(mats)[names(mats) != "scale.data"]) {
+  if (!length(intersect(names(mats), c("counts", "data")))) {
+    stop("isthmus: modality for assay ", assay, " has neither X nor a counts/data layer.", call. = FALSE)
+  }
+  with_names <- function(m, rows) { dimnames(m) <- list(rows, cells); m }
+  mats <- lapply(mats, with_names, rows = features)
+  for (name in setdiff(names(mats), "scale.data")) {
     if (!inherits(mats[[name]], "dgCMatrix")) mats[[name]] <- methods::as(mats[[name]], "CsparseMatrix")
   }
+  if (is.null(mats[["scale.data"]]) && !is.null(record$scale_data_features) && !is.null(parts$obsm[["scale.data"]])) {
+    # scale.data of the variable features only travels in obsm
+    scale_features <- .as_chr(record$scale_data_features)
+    if (!assay5) scale_features <- .seurat_feature_names(scale_features, "scale.data", report)
+    mats[["scale.data"]] <- with_names(t(.matrix_from_py(parts$obsm[["scale.data"]])), scale_features)
+  }
+  other <- setdiff(names(layers), c("counts", "data", "scale.data"))
+  extra <- lapply(stats::setNames(other, other), function(name) {
+    m <- with_names(.matrix_from_py(layers[[name]]), features)
+    if (!inherits(m, "dgCMatrix")) m <- methods::as(m, "CsparseMatrix")
+    if (assay5) SeuratObject::CreateAssay5Object(counts = m) else SeuratObject::CreateAssayObject(counts = m)
+  })
+  if (assay5) return(list(assay = .assay5_from_parts(mats, parts, assay, cells, record, report), extra = extra))
   assay_obj <- if (!is.null(mats$counts)) {
     a <- SeuratObject::CreateAssayObject(counts = mats$counts)
     if (!is.null(mats$data)) a <- SeuratObject::SetAssayData(a, slot = "data", new.data = mats$data)
     a
-  } else if (!is.null(mats$data)) {
-    SeuratObject::CreateAssayObject(data = mats$data)
   } else {
-    stop("isthmus: modality for assay ", assay, " has neither X nor a counts/data layer.", call. = FALSE)
+    SeuratObject::CreateAssayObject(data = mats$data)
   }
-  if (!is.null(mats[["scale.data"]])) {
-    assay_obj@scale.data <- mats[["scale.data"]]
-  } else if (!is.null(record$scale_data_features) && !is.null(parts$obsm[["scale.data"]])) {
-    scale <- t(.matrix_from_py(parts$obsm[["scale.data"]]))
-    dimnames(scale) <- list(.seurat_feature_names(.as_chr(record$scale_data_features), "scale.data", report), cells)
-    assay_obj@scale.data <- scale
-  }
+  if (!is.null(mats[["scale.data"]])) assay_obj@scale.data <- mats[["scale.data"]]
   var <- .restore_character(.frame_from_py(parts$var), record$character_columns)
-  rownames(var) <- seurat_features
+  rownames(var) <- features
   hv <- if (!is.null(record$variable_features)) {
     .seurat_feature_names(.as_chr(record$variable_features), "variable", report)
   } else if (is.logical(var$highly_variable)) {
-    seurat_features[var$highly_variable %in% TRUE]
+    features[var$highly_variable %in% TRUE]
   } else character()
   if (isTRUE(record$highly_variable_added)) var$highly_variable <- NULL
   assay_obj@meta.features <- var
@@ -255,12 +271,6 @@
   # Seurat's own default key, set here so CreateSeuratObject() has nothing to warn about
   SeuratObject::Key(assay_obj) <- record$key %||% paste0(tolower(gsub("[^A-Za-z0-9]", "", assay)), "_")
   if (!is.null(record$misc)) assay_obj@misc <- .uns_from_py(record$misc)
-  other <- setdiff(names(layers), c("counts", "data", "scale.data"))
-  extra <- lapply(stats::setNames(other, other), function(name) {
-    m <- dimnames_all(.matrix_from_py(layers[[name]]), seurat_features)
-    if (!inherits(m, "dgCMatrix")) m <- methods::as(m, "CsparseMatrix")
-    SeuratObject::CreateAssayObject(counts = m)
-  })
   list(assay = assay_obj, extra = extra)
 }
 
@@ -323,6 +333,12 @@
   obj <- SeuratObject::CreateSeuratObject(counts = built[[first]]$assay, assay = first,
                                           project = record$project_name %||% "SeuratProject")
   for (assay in names(built)[-1]) obj[[assay]] <- built[[assay]]$assay
+  for (assay in names(built)) {
+    # CreateSeuratObject() notes its own flags (calcN) in an Assay5's misc: give back the original
+    if (inherits(obj@assays[[assay]], "Assay5")) {
+      obj@assays[[assay]]@misc <- .uns_from_py(assay_records[[assay]]$misc %||% list())
+    }
+  }
   for (assay in names(built)) {
     for (extra in names(built[[assay]]$extra)) {
       if (extra %in% names(obj@assays)) {

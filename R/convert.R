@@ -7,7 +7,7 @@
 #' The count and data matrices are shared with Python without a copy and are read-only there:
 #' Python code cannot change your R object. Use `copy = TRUE` for writable arrays.
 #'
-#' Where each part goes (Seurat): the assay's `x_layer` ("data" by default) becomes `X` and the
+#' Where each part goes (Seurat): the assay's `x_layer` (data by default) becomes `X` and the
 #' other of counts/data a layer; `scale.data` becomes `layers[["scale.data"]]` when it covers
 #' all features, else `obsm[["scale.data"]]`; meta.data -> `obs` (with the active identities
 #' in `obs$ident` when meta.data has no such column); meta.features -> `var` (variable features
@@ -20,7 +20,8 @@
 #'
 #' @param object A Seurat or SingleCellExperiment object.
 #' @param assay Seurat: the assay to convert (default: the active one). Use [as_mudata()] for all.
-#' @param x_layer Which matrix becomes `X` (see Details).
+#' @param x_layer Which matrix becomes `X`. Seurat: "data" or "counts" (default: "data" if the
+#'   assay has it, else "counts"). SingleCellExperiment: an assay name (see Details).
 #' @param copy Give Python its own writable copy of the matrices instead of shared memory.
 #' @param ... Unused.
 #' @return A Python AnnData object (reticulate).
@@ -29,7 +30,7 @@ as_anndata <- function(object, ...) UseMethod("as_anndata")
 
 #' @rdname as_anndata
 #' @export
-as_anndata.Seurat <- function(object, assay = NULL, x_layer = "data", copy = FALSE, ...) {
+as_anndata.Seurat <- function(object, assay = NULL, x_layer = NULL, copy = FALSE, ...) {
   report <- .new_report()
   parts <- .seurat_to_anndata_parts(object, assay, x_layer, report)
   adata <- .py_core()$anndata_from_r(parts, copy)
@@ -70,7 +71,7 @@ as_mudata <- function(object, ...) UseMethod("as_mudata")
 
 #' @rdname as_mudata
 #' @export
-as_mudata.Seurat <- function(object, assays = NULL, x_layer = "data", copy = FALSE, ...) {
+as_mudata.Seurat <- function(object, assays = NULL, x_layer = NULL, copy = FALSE, ...) {
   report <- .new_report()
   assays <- assays %||% SeuratObject::Assays(object)
   missing <- setdiff(assays, SeuratObject::Assays(object))

@@ -32,9 +32,9 @@ print(conversion_report())
 step("AnnData -> Seurat: is every part back as it was?")
 back <- as_seurat(adata)
 parts <- c(
-  counts = identical(GetAssayData(back, "counts"), GetAssayData(pbmc, "counts")),
-  data = identical(GetAssayData(back, "data"), GetAssayData(pbmc, "data")),
-  scale.data = identical(GetAssayData(back, "scale.data"), GetAssayData(pbmc, "scale.data")),
+  counts = identical(GetAssayData(back, slot = "counts"), GetAssayData(pbmc, slot = "counts")),
+  data = identical(GetAssayData(back, slot = "data"), GetAssayData(pbmc, slot = "data")),
+  scale.data = identical(GetAssayData(back, slot = "scale.data"), GetAssayData(pbmc, slot = "scale.data")),
   meta.data = identical(back@meta.data, pbmc@meta.data),
   idents = identical(Idents(back), Idents(pbmc)),
   variable.features = identical(VariableFeatures(back), VariableFeatures(pbmc)),

@@ -67,11 +67,22 @@ expect_same_seurat <- function(got, want, assays = SeuratObject::Assays(want)) {
   for (a in assays) {
     g <- got[[a]]
     w <- want[[a]]
+    expect_identical(class(g), class(w), label = paste(a, "class"))
     expect_identical(rownames(g), rownames(w), label = paste(a, "features"))
-    for (slot in c("counts", "data", "scale.data")) {
-      expect_identical(methods::slot(g, slot), methods::slot(w, slot), label = paste(a, slot))
+    if (inherits(w, "Assay5")) {  # Seurat v5: layers, in order, with their default
+      expect_identical(SeuratObject::Layers(g), SeuratObject::Layers(w), label = paste(a, "layers"))
+      for (l in SeuratObject::Layers(w)) {
+        expect_identical(SeuratObject::LayerData(g, layer = l), SeuratObject::LayerData(w, layer = l), label = paste(a, l))
+      }
+      expect_identical(SeuratObject::DefaultLayer(g), SeuratObject::DefaultLayer(w), label = paste(a, "default layer"))
+      expect_identical(g[[]], w[[]], label = paste(a, "feature metadata"))
+      expect_identical(g@misc, w@misc, label = paste(a, "misc"))
+    } else {
+      for (slot in c("counts", "data", "scale.data")) {
+        expect_identical(methods::slot(g, slot), methods::slot(w, slot), label = paste(a, slot))
+      }
+      expect_identical(g@meta.features, w@meta.features, label = paste(a, "meta.features"))
     }
-    expect_identical(g@meta.features, w@meta.features, label = paste(a, "meta.features"))
     expect_identical(SeuratObject::VariableFeatures(g), SeuratObject::VariableFeatures(w), label = paste(a, "variable features"))
     expect_identical(SeuratObject::Key(g), SeuratObject::Key(w), label = paste(a, "key"))
   }
