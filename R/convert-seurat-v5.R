@@ -16,6 +16,32 @@
 
 .layer_kind <- function(layers) sub("\\..*$", "", layers)
 
+# One features x cells matrix for a layer kind ("counts"), joining split layers (counts.g1, ...)
+# in the object's cell order; `split` says which cells each split layer held.
+.assay5_joined <- function(assay_obj, kind, cells) {
+  layers <- SeuratObject::Layers(assay_obj)
+  names_k <- layers[.layer_kind(layers) == kind]
+  features <- SeuratObject::Features(assay_obj)
+  if (length(names_k) == 1) {
+    return(list(matrix = SeuratObject::LayerData(assay_obj, layer = names_k, features = features, cells = cells),
+                split = list(layers = names_k)))
+  }
+  pieces <- lapply(names_k, function(l) SeuratObject::LayerData(assay_obj, layer = l, features = features))
+  list(matrix = do.call(cbind, pieces)[, cells, drop = FALSE],
+       split = list(layers = names_k, cells = lapply(pieces, colnames)))
+}
+
+# A Seurat assay's matrix of one kind, v4 slot or v5 (possibly split) layer.
+.assay_matrix <- function(object, assay, layer) {
+  a <- object[[assay]]
+  if (inherits(a, "Assay5")) {
+    if (!layer %in% .layer_kind(SeuratObject::Layers(a))) return(NULL)
+    return(.assay5_joined(a, layer, colnames(object))$matrix)
+  }
+  if (!layer %in% c("counts", "data", "scale.data")) return(NULL)
+  methods::slot(a, layer)
+}
+
 .assay5_to_parts <- function(assay_obj, assay, cells, x_slot, report) {
   layers <- SeuratObject::Layers(assay_obj)
   features <- SeuratObject::Features(assay_obj)
@@ -23,15 +49,9 @@
   mats <- list()
   split <- list()
   for (kind in intersect(unique(.layer_kind(layers)), c("counts", "data"))) {
-    names_k <- layers[.layer_kind(layers) == kind]
-    if (length(names_k) > 1) {
-      # join the split layers into one features x cells matrix in the object's cell order
-      pieces <- lapply(names_k, function(l) SeuratObject::LayerData(assay_obj, layer = l, features = features))
-      split[[kind]] <- list(layers = names_k, cells = lapply(pieces, colnames))
-      mats[[kind]] <- do.call(cbind, pieces)[, cells, drop = FALSE]
-    } else {
-      mats[[kind]] <- SeuratObject::LayerData(assay_obj, layer = names_k, features = features, cells = cells)
-    }
+    joined <- .assay5_joined(assay_obj, kind, cells)
+    mats[[kind]] <- joined$matrix
+    if (length(joined$split$layers) > 1) split[[kind]] <- joined$split
   }
   x_slot <- .choose_x(x_slot, names(mats), assay, layers)
   specs <- lapply(names(mats), function(k) .matrix_to_py(mats[[k]], paste0("assay ", assay, " layer ", k), sparse_only = TRUE))
@@ -60,29 +80,39 @@
   record$character_columns <- .character_columns(var)
   parts$var <- .frame_to_py(var, features, paste0("assay ", assay, " feature metadata"), report)
   if (length(assay_obj@misc)) record$misc <- .uns_to_py(assay_obj@misc, paste0("assay ", assay, " misc"), report)
+  record$misc_named <- !is.null(names(assay_obj@misc))  # an empty misc may be list() or a named list()
+  record$layer_maps <- colnames(assay_obj@cells)       # column order of the cells / features maps
   parts$record <- record
   parts
 }
 
 .assay5_from_parts <- function(mats, parts, assay, cells, record, report) {
   features <- rownames(mats[[1]])
-  assay_obj <- if (!is.null(mats$counts)) {
-    SeuratObject::CreateAssay5Object(counts = mats$counts, data = mats$data)
-  } else {
-    SeuratObject::CreateAssay5Object(data = mats$data)
-  }
-  if (!is.null(mats[["scale.data"]])) SeuratObject::LayerData(assay_obj, layer = "scale.data") <- mats[["scale.data"]]
-  # restore split layers (counts.g1, ...), then drop the joined one (only possible once others exist)
+  assay_obj <- SeuratObject::CreateAssay5Object(counts = mats$counts, data = mats$data)
+  # split layers (counts.g1, ...) back from the joined matrix, in the object's cell order; the
+  # joined layer can only be removed once the split ones exist
   for (kind in names(record$split %||% list())) {
     s <- record$split[[kind]]
     full <- SeuratObject::LayerData(assay_obj, layer = kind)
-    for (k in seq_along(s$layers)) {
+    for (k in seq_along(s$cells)) {
       SeuratObject::LayerData(assay_obj, layer = .as_chr(s$layers)[[k]]) <- full[, .as_chr(s$cells[[k]]), drop = FALSE]
     }
-    SeuratObject::LayerData(assay_obj, layer = kind) <- NULL
+    # SeuratObject warns that the default layer moves; the original default is restored below
+    withCallingHandlers(
+      SeuratObject::LayerData(assay_obj, layer = kind) <- NULL,
+      warning = function(w) if (grepl("default layer", conditionMessage(w))) invokeRestart("muffleWarning")
+    )
   }
+  if (!is.null(mats[["scale.data"]])) SeuratObject::LayerData(assay_obj, layer = "scale.data") <- mats[["scale.data"]]
   order <- .as_chr(record$layers)
-  if (length(order) && setequal(order, names(assay_obj@layers))) assay_obj@layers <- assay_obj@layers[order]
+  if (length(order) && setequal(order, SeuratObject::Layers(assay_obj)) && !identical(order, SeuratObject::Layers(assay_obj))) {
+    assay_obj@layers <- assay_obj@layers[order]
+  }
+  maps <- .as_chr(record$layer_maps)  # which cells / features each layer holds, in the original order
+  if (length(maps) && setequal(maps, colnames(assay_obj@cells)) && !identical(maps, colnames(assay_obj@cells))) {
+    assay_obj@cells <- assay_obj@cells[, maps, drop = FALSE]
+    assay_obj@features <- assay_obj@features[, maps, drop = FALSE]
+  }
   if (length(.as_chr(record$default_layer))) SeuratObject::DefaultLayer(assay_obj) <- .as_chr(record$default_layer)
   var <- .restore_character(.frame_from_py(parts$var), record$character_columns)
   if (isTRUE(record$highly_variable_added)) var$highly_variable <- NULL

@@ -252,7 +252,7 @@
   if (assay5) return(list(assay = .assay5_from_parts(mats, parts, assay, cells, record, report), extra = extra))
   assay_obj <- if (!is.null(mats$counts)) {
     a <- SeuratObject::CreateAssayObject(counts = mats$counts)
-    if (!is.null(mats$data)) a <- SeuratObject::SetAssayData(a, slot = "data", new.data = mats$data)
+    if (!is.null(mats$data)) a@data <- mats$data  # a v4 Assay: the slot itself (SetAssayData's arguments changed in v5)
     a
   } else {
     SeuratObject::CreateAssayObject(data = mats$data)
@@ -270,7 +270,7 @@
   if (length(hv)) SeuratObject::VariableFeatures(assay_obj) <- hv
   # Seurat's own default key, set here so CreateSeuratObject() has nothing to warn about
   SeuratObject::Key(assay_obj) <- record$key %||% paste0(tolower(gsub("[^A-Za-z0-9]", "", assay)), "_")
-  if (!is.null(record$misc)) assay_obj@misc <- .uns_from_py(record$misc)
+  if (!is.null(record[["misc"]])) assay_obj@misc <- .uns_from_py(record[["misc"]])
   list(assay = assay_obj, extra = extra)
 }
 
@@ -336,7 +336,10 @@
   for (assay in names(built)) {
     # CreateSeuratObject() notes its own flags (calcN) in an Assay5's misc: give back the original
     if (inherits(obj@assays[[assay]], "Assay5")) {
-      obj@assays[[assay]]@misc <- .uns_from_py(assay_records[[assay]]$misc %||% list())
+      rec <- assay_records[[assay]]
+      misc <- .uns_from_py(rec[["misc"]] %||% list())  # [[ ]]: $ would partially match misc_named
+      if (!length(misc)) misc <- if (isTRUE(rec$misc_named)) structure(list(), names = character()) else list()
+      obj@assays[[assay]]@misc <- misc
     }
   }
   for (assay in names(built)) {

@@ -48,7 +48,7 @@ RunSCVI.Seurat <- function(object, assay = NULL, layer = "counts", batch = NULL,
                            max_epochs = NULL, reduction.name = "scvi", reduction.key = "SCVI_",
                            seed.use = 42, verbose = TRUE, ...) {
   assay <- assay %||% SeuratObject::DefaultAssay(object)
-  counts <- SeuratObject::GetAssayData(object, slot = layer, assay = assay)
+  counts <- .assay_matrix(object, assay, layer)
   if (!length(counts)) stop("isthmus: assay ", assay, " has no '", layer, "'; scVI needs raw counts.", call. = FALSE)
   parts <- .lean_parts(counts, object@meta.data, batch, colnames(object), rownames(counts), paste0("assay ", assay, " ", layer))
   out <- .run_scvi_on_parts(parts, batch, n_latent, max_epochs, seed.use, verbose, ...)

@@ -7,7 +7,7 @@ quietly <- function(expr) suppressWarnings(suppressMessages(expr))
 # counts (genes x cells dgCMatrix) and cell metadata of an .h5ad, read through isthmus's reader
 read_counts <- function(name) {
   obj <- quietly(read_h5ad(extdata(name)))
-  list(counts = SeuratObject::GetAssayData(obj, slot = "data"), meta = obj@meta.data)
+  list(counts = SeuratObject::GetAssayData(obj, slot = "counts"), meta = obj@meta.data)
 }
 
 # The 3-chemistry PBMC data through the standard Seurat workflow: every part filled.
