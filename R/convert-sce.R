@@ -13,6 +13,9 @@
     .report_changed(report, what, "a DelayedArray was realised in memory")
     m <- methods::as(m, "dgCMatrix")
   }
+  if (methods::is(m, "lsparseMatrix") || methods::is(m, "nsparseMatrix")) {
+    .report_changed(report, what, "a logical sparse matrix was carried as numeric (0/1)")
+  }
   .matrix_to_py(m, what)
 }
 

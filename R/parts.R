@@ -77,9 +77,9 @@ conversion_report <- function(x) {
                 nrow = nrow(m), ncol = ncol(m), orientation = orientation))
   }
   if (inherits(m, "sparseMatrix")) {
-    # other sparse classes (triplet, row-compressed, pattern, logical) need one conversion
-    return(.matrix_to_py(methods::as(methods::as(m, "CsparseMatrix"), "generalMatrix") |>
-                           methods::as("dMatrix"), what, orientation))
+    # other sparse classes (triplet, row-compressed, symmetric, pattern, logical): one conversion
+    m <- methods::as(methods::as(methods::as(m, "CsparseMatrix"), "generalMatrix"), "dMatrix")
+    return(.matrix_to_py(m, what, orientation))
   }
   if (.is_dense_numeric(m)) {
     if (sparse_only) {

@@ -50,3 +50,16 @@ test_that("SCE colPairs and reducedDim attributes round-trip", {
   expect_equal(SingleCellExperiment::colPair(back, "snn", asSparse = TRUE),
                SingleCellExperiment::colPair(sce, "snn", asSparse = TRUE))
 })
+
+test_that("other sparse classes (triplet, logical) are converted once, to the same values", {
+  data("pbmc_small", package = "SeuratObject")
+  counts <- SeuratObject::GetAssayData(pbmc_small, slot = "counts")
+  sce <- SingleCellExperiment::SingleCellExperiment(list(
+    counts = methods::as(counts, "TsparseMatrix"),
+    detected = counts > 0
+  ))
+  expect_warning(adata <- as_anndata(sce, x_layer = "counts"), "logical sparse matrix was carried as numeric")
+  back <- as_sce(adata)
+  expect_equal(SummarizedExperiment::assay(back, "counts"), counts)
+  expect_equal(as.matrix(SummarizedExperiment::assay(back, "detected")), as.matrix(counts > 0) * 1)
+})

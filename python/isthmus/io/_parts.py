@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from ._buffers import check_nnz_fits_r, matrix_from_r, matrix_to_r, vector_from_r
+from ._buffers import matrix_from_r, matrix_to_r, vector_from_r
 from ._frames import frame_from_r, frame_to_r, _as_list
 from ._report import ConversionReport
 
@@ -279,7 +279,6 @@ __all__ = [
     "anndata_to_parts",
     "mudata_from_parts",
     "mudata_to_parts",
+    "obs_presence",
     "HANDLES",
-    "check_nnz_fits_r",
-    "_as_list",
 ]
