@@ -59,31 +59,15 @@
   hv <- SeuratObject::VariableFeatures(assay_obj)
   record <- list(assay = assay, key = SeuratObject::Key(assay_obj), x_slot = x_slot,
                  variable_features = hv, class = "Assay5", split = split, layers = layers,
-                 default_layer = SeuratObject::DefaultLayer(assay_obj))
+                 default_layer = SeuratObject::DefaultLayer(assay_obj),
+                 misc_named = !is.null(names(assay_obj@misc)),  # an empty misc may be list() or a named list()
+                 layer_maps = colnames(assay_obj@cells))        # column order of the cells / features maps
   parts <- list(var_names = features, X = specs[[x_slot]], layers = specs[setdiff(names(specs), x_slot)],
                 obsm = list(), varm = list())
-  if ("scale.data" %in% layers) {
-    scale <- SeuratObject::LayerData(assay_obj, layer = "scale.data")
-    if (identical(rownames(scale), features)) {
-      parts$layers[["scale.data"]] <- .matrix_to_py(scale, "scale.data")
-    } else {
-      parts$obsm[["scale.data"]] <- .matrix_to_py(scale, "scale.data")
-      record$scale_data_features <- rownames(scale)
-    }
-  }
   other <- setdiff(layers, c(unlist(lapply(split, `[[`, "layers")), "counts", "data", "scale.data"))
   for (l in other) .report_dropped(report, paste0("assay ", assay, " layer ", l), "only counts, data and scale.data layers are carried")
-  var <- assay_obj[[]]
-  rownames(var) <- features
-  record$highly_variable_added <- !"highly_variable" %in% names(var)
-  if (record$highly_variable_added) var$highly_variable <- features %in% hv
-  record$character_columns <- .character_columns(var)
-  parts$var <- .frame_to_py(var, features, paste0("assay ", assay, " feature metadata"), report)
-  if (length(assay_obj@misc)) record$misc <- .uns_to_py(assay_obj@misc, paste0("assay ", assay, " misc"), report)
-  record$misc_named <- !is.null(names(assay_obj@misc))  # an empty misc may be list() or a named list()
-  record$layer_maps <- colnames(assay_obj@cells)       # column order of the cells / features maps
-  parts$record <- record
-  parts
+  scale <- if ("scale.data" %in% layers) SeuratObject::LayerData(assay_obj, layer = "scale.data")
+  .assay_common_parts(parts, record, scale, assay_obj[[]], assay_obj@misc, features, assay, report)
 }
 
 .assay5_from_parts <- function(mats, parts, assay, cells, record, report) {
@@ -114,12 +98,9 @@
     assay_obj@features <- assay_obj@features[, maps, drop = FALSE]
   }
   if (length(.as_chr(record$default_layer))) SeuratObject::DefaultLayer(assay_obj) <- .as_chr(record$default_layer)
-  var <- .restore_character(.frame_from_py(parts$var), record$character_columns)
-  if (isTRUE(record$highly_variable_added)) var$highly_variable <- NULL
-  rownames(var) <- features
-  if (ncol(var)) assay_obj[[names(var)]] <- var
-  hv <- if (!is.null(record$variable_features)) .as_chr(record$variable_features) else features[var$highly_variable %in% TRUE]
-  if (length(hv)) SeuratObject::VariableFeatures(assay_obj) <- hv
-  SeuratObject::Key(assay_obj) <- record$key %||% paste0(tolower(gsub("[^A-Za-z0-9]", "", assay)), "_")
+  feats <- .assay_features_from_parts(parts, record, features)
+  if (ncol(feats$var)) assay_obj[[names(feats$var)]] <- feats$var
+  if (length(feats$variable)) SeuratObject::VariableFeatures(assay_obj) <- feats$variable
+  SeuratObject::Key(assay_obj) <- .assay_key(record, assay)
   assay_obj
 }

@@ -1,9 +1,9 @@
-# Seurat <-> parts. Seurat v4 (Assay) is the path tested here; Seurat v5's Assay5 layers live in
-# convert-seurat-v5.R, kept apart. Round-trip facts AnnData has no slot for (reduction keys,
+# Seurat <-> parts. Seurat v4 (Assay) here; Seurat v5's Assay5 layers in convert-seurat-v5.R,
+# kept apart; what both assay classes share is in the "assay parts" helpers below. Round-trip facts AnnData has no slot for (reduction keys,
 # the Seurat name of each assay, which slot became X ...) are kept in uns[["isthmus"]].
 #
 #  Seurat                          AnnData
-#  assay data (default) / counts   X (choose with `x`), the other in layers[["counts"|"data"]]
+#  assay data (default) / counts   X (choose with `x_layer`), the other in layers[["counts"|"data"]]
 #  scale.data                      layers[["scale.data"]] (all features) or obsm[["scale.data"]]
 #  meta.data, Idents()             obs (+ obs[["ident"]] when meta.data has no such column)
 #  meta.features, VariableFeatures var (+ var[["highly_variable"]]), uns record keeps the order
@@ -71,26 +71,51 @@
                  variable_features = SeuratObject::VariableFeatures(assay_obj),
                  class = "Assay")
   scale <- assay_obj@scale.data
+  if (length(scale) && !identical(colnames(scale), cells)) {
+    stop("isthmus: scale.data of assay ", assay, " has other cells than the assay.", call. = FALSE)
+  }
+  .assay_common_parts(parts, record, scale, assay_obj@meta.features, assay_obj@misc, features, assay, report)
+}
+
+# ---- assay parts shared by Assay (v4) and Assay5 (v5) -----------------------------------------
+
+# scale.data, feature metadata (+ highly_variable) and misc of one assay, into parts + record.
+.assay_common_parts <- function(parts, record, scale, var, misc, features, assay, report) {
   if (length(scale)) {
-    if (!identical(colnames(scale), cells)) stop("isthmus: scale.data of assay ", assay, " has other cells than the assay.", call. = FALSE)
     if (identical(rownames(scale), features)) {
       parts$layers[["scale.data"]] <- .matrix_to_py(scale, "scale.data")
     } else {
       # scale.data of the variable features only: a cells x features block in obsm
       parts$obsm[["scale.data"]] <- .matrix_to_py(scale, "scale.data")
-      record$scale_data_features <- (rownames(scale))
+      record$scale_data_features <- rownames(scale)
     }
   }
-  var <- assay_obj@meta.features
-  hv_added <- !"highly_variable" %in% names(var)
-  if (hv_added) var$highly_variable <- features %in% SeuratObject::VariableFeatures(assay_obj)
-  record$highly_variable_added <- hv_added
+  rownames(var) <- features
+  record$highly_variable_added <- !"highly_variable" %in% names(var)
+  if (record$highly_variable_added) var$highly_variable <- features %in% .as_chr(record$variable_features)
   record$character_columns <- .character_columns(var)
-  parts$var <- .frame_to_py(var, features, paste0("assay ", assay, " meta.features"), report)
-  if (length(assay_obj@misc)) record$misc <- .uns_to_py(assay_obj@misc, paste0("assay ", assay, " misc"), report)
+  parts$var <- .frame_to_py(var, features, paste0("assay ", assay, " feature metadata"), report)
+  if (length(misc)) record$misc <- .uns_to_py(misc, paste0("assay ", assay, " misc"), report)
   parts$record <- record
   parts
 }
+
+# The feature metadata and variable features of one modality, for either assay class.
+# `fix_names` applies Seurat v4's feature-name rule to the recorded variable features.
+.assay_features_from_parts <- function(parts, record, features, fix_names = identity) {
+  var <- .restore_character(.frame_from_py(parts$var), record$character_columns)
+  rownames(var) <- features
+  variable <- if (!is.null(record$variable_features)) {
+    fix_names(.as_chr(record$variable_features))
+  } else if (is.logical(var$highly_variable)) {
+    features[var$highly_variable %in% TRUE]  # scanpy's flag, from an AnnData made elsewhere
+  } else character()
+  if (isTRUE(record$highly_variable_added)) var$highly_variable <- NULL
+  list(var = var, variable = variable)
+}
+
+# Seurat's own default key, set explicitly so CreateSeuratObject() has nothing to warn about.
+.assay_key <- function(record, assay) record$key %||% paste0(tolower(gsub("[^A-Za-z0-9]", "", assay)), "_")
 
 .reduction_to_parts <- function(red, name, features_by_assay, report) {
   emb <- red@cell.embeddings
@@ -135,7 +160,6 @@
   if (ident_added) meta$ident <- unname(SeuratObject::Idents(obj))
   record <- list(from = "Seurat", project_name = obj@project.name, version = as.character(obj@version),
                  active_assay = SeuratObject::DefaultAssay(obj), ident_added = ident_added,
-                 ident_names_ok = identical(names(SeuratObject::Idents(obj)), cells),
                  reductions = list(), graphs = list(), uns_added = list(),
                  character_columns = .character_columns(meta))
   parts <- list(obs_names = cells, obs = .frame_to_py(meta, cells, "meta.data", report),
@@ -258,18 +282,11 @@
     SeuratObject::CreateAssayObject(data = mats$data)
   }
   if (!is.null(mats[["scale.data"]])) assay_obj@scale.data <- mats[["scale.data"]]
-  var <- .restore_character(.frame_from_py(parts$var), record$character_columns)
-  rownames(var) <- features
-  hv <- if (!is.null(record$variable_features)) {
-    .seurat_feature_names(.as_chr(record$variable_features), "variable", report)
-  } else if (is.logical(var$highly_variable)) {
-    features[var$highly_variable %in% TRUE]
-  } else character()
-  if (isTRUE(record$highly_variable_added)) var$highly_variable <- NULL
-  assay_obj@meta.features <- var
-  if (length(hv)) SeuratObject::VariableFeatures(assay_obj) <- hv
-  # Seurat's own default key, set here so CreateSeuratObject() has nothing to warn about
-  SeuratObject::Key(assay_obj) <- record$key %||% paste0(tolower(gsub("[^A-Za-z0-9]", "", assay)), "_")
+  feats <- .assay_features_from_parts(parts, record, features,
+                                      function(x) .seurat_feature_names(x, "variable", report))
+  assay_obj@meta.features <- feats$var
+  if (length(feats$variable)) SeuratObject::VariableFeatures(assay_obj) <- feats$variable
+  SeuratObject::Key(assay_obj) <- .assay_key(record, assay)
   if (!is.null(record[["misc"]])) assay_obj@misc <- .uns_from_py(record[["misc"]])
   list(assay = assay_obj, extra = extra)
 }

@@ -133,13 +133,14 @@ as_mudata.SingleCellExperiment <- function(object, x_layer = NULL, copy = FALSE,
   main_parts$obsm <- list()
   main_parts$obsp <- list()
   main_parts$uns <- list(isthmus = list(from = "SingleCellExperiment", x_assay = record$x_assay))
-  main_parts$present <- .presence_mask(as.data.frame(col), presence[[main_name]], cells)
+  col_df <- as.data.frame(col)
+  main_parts$present <- .presence_mask(col_df, presence[[main_name]], cells)
   mods[[main]] <- main_parts
   for (alt in SingleCellExperiment::altExpNames(object)) {
     alt_sce <- SingleCellExperiment::altExp(object, alt)
     alt_parts <- .sce_to_parts(alt_sce, NULL, report, where = paste0("altExp ", alt))
     mod <- .modality_name(alt)
-    alt_parts$present <- .presence_mask(as.data.frame(col), presence[[alt]], cells)
+    alt_parts$present <- .presence_mask(col_df, presence[[alt]], cells)
     record$modalities[[mod]] <- list(main = FALSE, name = alt)
     mods[[mod]] <- alt_parts
   }
@@ -153,8 +154,6 @@ as_mudata.SingleCellExperiment <- function(object, x_layer = NULL, copy = FALSE,
 as_mudata.default <- function(object, ...) {
   stop("isthmus: as_mudata() converts Seurat and SingleCellExperiment objects, not ", class(object)[1], ".", call. = FALSE)
 }
-
-.empty_frame <- function(cells) list(names = character(), row_names = cells, columns = list())
 
 .presence_mask <- function(meta, column, cells) {
   if (is.null(column) || !column %in% names(meta)) return(NULL)

@@ -141,6 +141,9 @@ conversion_report <- function(x) {
   list(names = kept_names, row_names = row_names, columns = keep)
 }
 
+# A frame with row names only (per-modality obs in a MuData, whose cell metadata is global).
+.empty_frame <- function(cells) list(names = character(), row_names = cells, columns = list())
+
 .as_chr <- function(x) if (is.null(x)) character() else as.character(unlist(x, use.names = FALSE))
 
 .column_from_py <- function(spec) {
@@ -169,7 +172,7 @@ conversion_report <- function(x) {
 
 # anndata writes string columns to files as categoricals; these two keep R's character columns.
 .character_columns <- function(df) {
-  as.list(names(df)[vapply(names(df), function(n) is.character(df[[n]]), logical(1))])
+  names(df)[vapply(names(df), function(n) is.character(df[[n]]), logical(1))]
 }
 
 .restore_character <- function(df, columns) {

@@ -61,8 +61,6 @@ def column_from_r(spec: Mapping[str, Any]) -> pd.api.extensions.ExtensionArray |
 def frame_from_r(spec: Mapping[str, Any]) -> pd.DataFrame:
     names = _as_list(spec["names"])
     columns = spec["columns"] or []
-    if isinstance(columns, Mapping):  # a length-1 unnamed R list may arrive as a dict
-        columns = [columns]
     index = pd.Index(_as_list(spec["row_names"]), dtype=object)
     data = {name: column_from_r(col) for name, col in zip(names, columns)}
     frame = pd.DataFrame(data, index=index)
