@@ -151,12 +151,87 @@ def _import_torch_with_its_own_blas() -> None:
 
 
 
-def embed(adata, **kwargs) -> dict[str, Any]:
-    """isthmus.tl.embed for R: returns the latent space and its record instead of the model."""
+# Each verb in R makes an AnnData of the counts and the columns it needs, calls one function
+# here, and gets plain arrays / frames back to place in the Seurat or SCE object.
+
+
+def _prepare() -> None:
     _import_torch_with_its_own_blas()
+    quiet_warnings()
+
+
+def _columns(frame) -> dict[str, Any]:
+    """A pandas frame as plain columns for R (reticulate's own frame conversion warns under pandas 2)."""
+    return {str(name): frame[name].to_numpy() for name in frame.columns}
+
+
+def integrate(adata, kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """tl.integrate for R: the latent space and its record (the model stays on disk)."""
+    _prepare()
     from . import tl
 
-    method = kwargs.get("method", "scvi")
-    key = f"X_{method}"
-    tl.embed(adata, key_added=key, **kwargs)
-    return {"latent": adata.obsm[key], "uns": dict(adata.uns[method])}
+    key = f"X_{kwargs['method']}"
+    tl.integrate(adata, key_added=key, **kwargs)
+    return {"latent": adata.obsm[key], "record": dict(adata.uns[kwargs["method"]])}
+
+
+def cluster(embedding, kwargs: Mapping[str, Any]) -> list[str]:
+    import anndata as ad
+    import numpy as np
+
+    from . import tl
+
+    work = ad.AnnData(obsm={"X_rep": np.asarray(embedding, dtype=np.float32)})
+    return [str(x) for x in tl.cluster(work, use_rep="X_rep", key_added="clusters", **kwargs)]
+
+
+def transfer_labels(reference, query, kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    _prepare()
+    from . import tl
+
+    result = tl.transfer_labels(reference, query, key_added="transfer", **kwargs)
+    return {"table": _columns(result), "latent": query.obsm["X_transfer"],
+            "record": dict(query.uns["transfer"])}
+
+
+def denoise(adata, kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    _prepare()
+    from . import tl
+
+    values = tl.denoise(adata, key_added="denoised", **kwargs)
+    return {"values": values, "record": dict(adata.uns["denoised"])}
+
+
+def generate(adata, kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """A new AnnData of synthetic cells (counts in X only; R converts it with as_seurat() /
+    as_sce()) and its record."""
+    _prepare()
+    from . import tl
+
+    synthetic = tl.generate(adata, **kwargs)
+    record = dict(synthetic.uns.pop("generate"))
+    del synthetic.layers["counts"]
+    return {"adata": synthetic, "record": record}
+
+
+def model_setup(model_dir: str) -> dict[str, Any]:
+    """The cell columns and layer a saved scvi-tools model was set up with."""
+    import scvi
+
+    return dict(scvi.model.base.BaseModelClass.load_registry(model_dir)["setup_args"])
+
+
+def check_generated(real, synthetic, kwargs: Mapping[str, Any]):
+    from . import tl
+
+    return _columns(tl.check_generated(real, synthetic, **kwargs))
+
+
+def compare(adata, kwargs: Mapping[str, Any], png: str | None, title: str | None) -> dict[str, Any]:
+    _prepare()
+    from . import tl
+
+    table = tl.compare(adata, **kwargs)
+    if png:
+        tl.plot_comparison(table, png, title=title)
+    return {"table": _columns(table), "png": png or ""}

@@ -1,10 +1,24 @@
 """Task functions, scanpy style: ``adata`` first, options keyword-only, results written into it.
 
-One private module per task; ``METHODS`` lists what each task can run.
+One private module per task, each with its DL method(s) and classical baseline(s); ``METHODS``
+lists what each task can run. The verbs in R call these through ``isthmus._r``.
 """
 
-from ._embed import embed
+from ._compare import compare, label_transfer_scores, plot_comparison, scib_scores
+from ._denoise import DENOISE_METHODS, denoise
+from ._embed import EMBED_METHODS, INTEGRATE_METHODS, cluster, embed, integrate
+from ._generate import GENERATE_METHODS, check_generated, generate
+from ._common import load_model, save_model
+from ._transfer import TRANSFER_METHODS, transfer_labels
 
-METHODS = {"embed": {"scvi": embed}}
+METHODS = {
+    "embed": EMBED_METHODS,
+    "integrate": INTEGRATE_METHODS,
+    "transfer_labels": TRANSFER_METHODS,
+    "denoise": DENOISE_METHODS,
+    "generate": GENERATE_METHODS,
+}
 
-__all__ = ["embed", "METHODS"]
+__all__ = ["embed", "integrate", "cluster", "transfer_labels", "denoise", "generate", "check_generated",
+           "compare", "scib_scores", "label_transfer_scores", "plot_comparison", "save_model", "load_model",
+           "METHODS"]

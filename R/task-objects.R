@@ -1,0 +1,196 @@
+# What the verbs need from a Seurat or SingleCellExperiment object, and how results go back in,
+# written once per class here so that each verb (tasks-*.R) is written once for both.
+#
+#   input  .task_input()     counts + the named cell columns (+ an embedding) as a lean AnnData
+#   output .put_embedding()  Seurat reduction (lower-case name, key) / SCE reducedDim (upper-case)
+#          .put_columns()    meta.data / colData columns
+#          .put_expression() a new Seurat assay (data) / SCE assay or altExp
+#          .put_record()     Tool(object, "isthmus")[[name]] / metadata(object)$isthmus[[name]]
+
+.is_seurat <- function(object) inherits(object, "Seurat")
+
+.check_task_object <- function(object, arg = "object") {
+  if (!inherits(object, c("Seurat", "SingleCellExperiment"))) {
+    stop("isthmus: ", arg, " must be a Seurat or SingleCellExperiment object, not ", class(object)[1], ".",
+         call. = FALSE)
+  }
+}
+
+.cell_meta <- function(object) {
+  if (.is_seurat(object)) object@meta.data else as.data.frame(SummarizedExperiment::colData(object))
+}
+
+.task_counts <- function(object, assay, layer) {
+  if (.is_seurat(object)) {
+    assay <- assay %||% SeuratObject::DefaultAssay(object)
+    m <- .assay_matrix(object, assay, layer)
+    if (!length(m)) stop("isthmus: assay ", assay, " has no '", layer, "' layer.", call. = FALSE)
+    return(list(matrix = m, assay = assay, what = paste0("assay ", assay, " ", layer)))
+  }
+  if (!layer %in% SummarizedExperiment::assayNames(object)) {
+    stop("isthmus: the SingleCellExperiment has no assay '", layer, "'; assays: ",
+         paste(SummarizedExperiment::assayNames(object), collapse = ", "), call. = FALSE)
+  }
+  list(matrix = SummarizedExperiment::assay(object, layer), assay = NULL, what = paste0("assay ", layer))
+}
+
+.embedding_of <- function(object, reduction) {
+  if (.is_seurat(object)) {
+    if (!reduction %in% SeuratObject::Reductions(object)) {
+      stop("isthmus: no reduction '", reduction, "'; the object has: ",
+           paste(SeuratObject::Reductions(object), collapse = ", "), call. = FALSE)
+    }
+    return(SeuratObject::Embeddings(object, reduction))
+  }
+  if (!reduction %in% SingleCellExperiment::reducedDimNames(object)) {
+    stop("isthmus: no reducedDim '", reduction, "'; the object has: ",
+         paste(SingleCellExperiment::reducedDimNames(object), collapse = ", "), call. = FALSE)
+  }
+  SingleCellExperiment::reducedDim(object, reduction)
+}
+
+# The counts (shared with Python, not copied) and only the cell columns a task needs. Columns
+# are checked here, in R, so that the message names the user's own column. `allow_na` lists
+# columns where NA is meaningful (labels: NA = unlabelled).
+.task_input <- function(object, assay = NULL, layer = "counts", columns = NULL, allow_na = NULL,
+                        embedding = NULL) {
+  .check_task_object(object)
+  counts <- .task_counts(object, assay, layer)
+  meta <- .cell_meta(object)
+  for (col in columns) {
+    if (!col %in% names(meta)) stop("isthmus: column '", col, "' is not in the cell metadata.", call. = FALSE)
+    if (!col %in% allow_na && anyNA(meta[[col]])) {
+      stop("isthmus: column '", col, "' has ", sum(is.na(meta[[col]])), " NA values; give every cell a value.",
+           call. = FALSE)
+    }
+  }
+  cells <- colnames(object)
+  features <- rownames(counts$matrix)
+  obs <- if (length(columns)) .frame_to_py(meta[unique(columns)], cells, "meta.data", .new_report()) else .empty_frame(cells)
+  obsm <- if (is.null(embedding)) list() else list(X_input = .embedding_of(object, embedding))
+  parts <- list(obs_names = cells, var_names = features,
+                X = .matrix_to_py(counts$matrix, counts$what, sparse_only = TRUE), layers = list(),
+                obs = obs, var = .empty_frame(features), obsm = obsm, varm = list(), obsp = list(), uns = list())
+  list(adata = .py_core()$anndata_from_r(parts, FALSE), assay = counts$assay, cells = cells, features = features)
+}
+
+.default_reduction_name <- function(object, method) if (.is_seurat(object)) tolower(method) else toupper(method)
+
+.put_embedding <- function(object, name, key, latent, assay, record) {
+  latent <- as.matrix(latent)
+  dimnames(latent) <- list(colnames(object), paste0(key, seq_len(ncol(latent))))
+  if (.is_seurat(object)) {
+    object[[name]] <- SeuratObject::CreateDimReducObject(embeddings = latent, key = key, assay = assay,
+                                                         misc = list(isthmus = record))
+  } else {
+    SingleCellExperiment::reducedDim(object, name) <- latent
+  }
+  object
+}
+
+.put_columns <- function(object, df) {
+  if (.is_seurat(object)) {
+    rownames(df) <- colnames(object)
+    return(SeuratObject::AddMetaData(object, df))
+  }
+  for (col in names(df)) SummarizedExperiment::colData(object)[[col]] <- df[[col]]
+  object
+}
+
+# `values`: features x cells. Seurat: a new assay holding it as `data`; SCE: an assay when it
+# covers every gene, else an altExp (an SCE assay must match the object's rows).
+.put_expression <- function(object, name, values, record) {
+  dimnames(values) <- dimnames(values) %||% list(NULL, colnames(object))
+  if (.is_seurat(object)) {
+    assay <- SeuratObject::CreateAssayObject(data = values)
+    SeuratObject::Key(assay) <- .safe_key(name)
+    assay@misc <- list(isthmus = record)
+    object[[name]] <- assay
+  } else if (identical(rownames(values), rownames(object))) {
+    SummarizedExperiment::assay(object, name, withDimnames = FALSE) <- values
+  } else {
+    SingleCellExperiment::altExp(object, name) <- SingleCellExperiment::SingleCellExperiment(
+      assays = list(logcounts = values))
+  }
+  object
+}
+
+.put_record <- function(object, name, record) {
+  if (.is_seurat(object)) {
+    tools <- object@tools[["isthmus"]] %||% list()
+    tools[[name]] <- record
+    object@tools[["isthmus"]] <- tools
+  } else {
+    S4Vectors::metadata(object)$isthmus[[name]] <- record
+  }
+  object
+}
+
+.get_record <- function(object, name) {
+  records <- if (.is_seurat(object)) object@tools[["isthmus"]] else S4Vectors::metadata(object)$isthmus
+  records[[name]]
+}
+
+#' The models and results isthmus recorded in an object
+#'
+#' Each isthmus verb keeps a record of what it ran: method, parameters, seed, versions, wall
+#' time and, for the deep-learning models, the directory of the trained model. Seurat:
+#' `Tool(object, "isthmus")`; SingleCellExperiment: `metadata(object)$isthmus`.
+#'
+#' @param object A Seurat or SingleCellExperiment object.
+#' @param name One record (e.g. "scvi"); `NULL` for all.
+#' @return A list.
+#' @export
+isthmus_records <- function(object, name = NULL) {
+  .check_task_object(object)
+  records <- if (.is_seurat(object)) object@tools[["isthmus"]] else S4Vectors::metadata(object)$isthmus
+  if (is.null(name)) return(records %||% list())
+  records[[name]] %||% stop("isthmus: no record '", name, "'; the object has: ",
+                            paste(names(records), collapse = ", "), call. = FALSE)
+}
+
+#' Keep a trained model: copy it to a directory and record the new place
+#'
+#' Models are trained into a temporary directory that disappears when the R session ends.
+#' `SaveModel()` copies one to `dir` and updates the object's record, so that a later session
+#' can reuse it (e.g. `TransferLabels(query, reference = dir)`, or `model = dir` in
+#' [DenoiseExpression()] and [GenerateCells()]).
+#'
+#' @param object A Seurat or SingleCellExperiment object holding the record.
+#' @param name The record's name (e.g. "scvi", "scanvi").
+#' @param dir The directory to save into (created; an existing model there is replaced).
+#' @return The object with the record's `model_dir` updated.
+#' @export
+SaveModel <- function(object, name, dir) {
+  record <- isthmus_records(object, name)
+  if (!nzchar(record$model_dir %||% "") || !dir.exists(record$model_dir)) {
+    stop("isthmus: record '", name, "' has no model on disk (was it a classical method, or the session that ",
+         "trained it ended?).", call. = FALSE)
+  }
+  dir.create(dir, recursive = TRUE, showWarnings = FALSE)
+  ok <- file.copy(list.files(record$model_dir, full.names = TRUE), dir, overwrite = TRUE, recursive = TRUE)
+  if (!all(ok)) stop("isthmus: could not copy the model to ", dir, call. = FALSE)
+  record$model_dir <- normalizePath(dir)
+  .put_record(object, name, record)
+}
+
+# A model given as a directory, or by the name of a record in the object.
+.model_dir <- function(object, model) {
+  if (is.null(model)) {
+    stop("isthmus: this needs a trained model: run RunSCVI() or RunSCANVI() first, or pass model = a saved ",
+         "model's directory.", call. = FALSE)
+  }
+  if (dir.exists(model)) return(normalizePath(model))
+  record <- .get_record(object, model)
+  if (is.null(record) || !nzchar(record$model_dir %||% "")) {
+    stop("isthmus: '", model, "' is neither a directory nor a model recorded in the object.", call. = FALSE)
+  }
+  if (!dir.exists(record$model_dir)) {
+    stop("isthmus: the model recorded as '", model, "' is gone (", record$model_dir, "); it was trained in an ",
+         "earlier session without SaveModel().", call. = FALSE)
+  }
+  record$model_dir
+}
+
+# Python integers are what scvi-tools checks for; R numbers arrive as floats.
+.as_int_or_null <- function(x) if (is.null(x)) NULL else as.integer(x)

@@ -1,0 +1,106 @@
+# Embedding, integration and clustering verbs: scVI / scANVI latent spaces beside Harmony and
+# PCA, one call each from a Seurat or SingleCellExperiment object (python/isthmus/tl/_embed.py).
+
+#' Integrate batches or embed cells with scVI, scANVI or Harmony
+#'
+#' Trains the model on the raw counts (shared with Python, not copied) and adds its latent space
+#' as a reduction named after the method (Seurat: "scvi", "scanvi", "harmony" with keys "SCVI_",
+#' ...; SingleCellExperiment: reducedDim "SCVI", ...). The record (method, parameters, seed,
+#' versions, seconds, the model's directory) goes to `Tool(object, "isthmus")` (SCE:
+#' `metadata(object)$isthmus`) and the reduction's `misc`. Use the reduction as you would
+#' "pca": `FindNeighbors(object, reduction = "scvi")`, `RunUMAP(object, reduction = "scvi", ...)`,
+#' or [ClusterCells()].
+#'
+#' `RunSCVI()` and `RunSCANVI()` are `IntegrateCells()` with `method` set.
+#'
+#' @param object A Seurat or SingleCellExperiment object.
+#' @param method "scvi", "scanvi" (needs `labels`) or "harmony" (on `reduction` if the object has
+#'   it, else on a PCA computed the standard way).
+#' @param batch A meta.data / colData column with each cell's batch (sample, chemistry, ...), or
+#'   `NULL` (scVI then only embeds). NA is an error.
+#' @param labels scANVI: a column with cell types; NA means unlabelled.
+#' @param categorical.covariates,continuous.covariates scVI/scANVI: more columns to regress out
+#'   (e.g. donor; percent.mt).
+#' @param assay Seurat assay (default: the active one).
+#' @param layer Where the raw counts are: "counts" (Seurat layer / SCE assay).
+#' @param reduction Harmony: the reduction to correct (default "pca"; computed if absent).
+#' @param n_latent Dimensions of the latent space.
+#' @param max_epochs Training epochs (`NULL`: scvi-tools' default for the data size).
+#' @param scanvi_epochs scANVI's epochs after scVI's.
+#' @param model.dir Where to save the trained model (default: a temporary directory; see
+#'   [SaveModel()]).
+#' @param reduction.name,reduction.key Name and key of the new reduction.
+#' @param allow.non.integer Let count models train on non-integer values (e.g. ambient-corrected
+#'   counts); normalised data is refused otherwise.
+#' @param seed.use Random seed: the same seed gives the same result on the same machine.
+#' @param verbose Print a progress line about every tenth of training.
+#' @param ... Passed to `scvi.model.SCVI()` (e.g. `n_layers`, `gene_likelihood`).
+#' @return The object with the reduction and the record added.
+#' @export
+IntegrateCells <- function(object, method = c("scvi", "scanvi", "harmony"), batch = NULL, labels = NULL,
+                           categorical.covariates = NULL, continuous.covariates = NULL, assay = NULL,
+                           layer = "counts", reduction = "pca", n_latent = 10, max_epochs = NULL,
+                           scanvi_epochs = 20, model.dir = NULL, reduction.name = NULL, reduction.key = NULL,
+                           allow.non.integer = FALSE, seed.use = 42, verbose = TRUE, ...) {
+  method <- match.arg(method)
+  if (method == "scanvi" && is.null(labels)) stop("isthmus: scANVI needs labels (a cell-type column).", call. = FALSE)
+  if (method == "harmony" && is.null(batch)) stop("isthmus: Harmony needs batch.", call. = FALSE)
+  .check_task_object(object)
+  has_pca <- method == "harmony" && reduction %in% .reduction_names(object)
+  input <- .task_input(object, assay, layer, columns = c(batch, labels, categorical.covariates, continuous.covariates),
+                       allow_na = labels, embedding = if (has_pca) reduction)
+  kwargs <- list(method = method, batch_key = batch, labels_key = labels, layer = NULL,
+                 categorical_covariate_keys = categorical.covariates, continuous_covariate_keys = continuous.covariates,
+                 n_latent = as.integer(n_latent), max_epochs = .as_int_or_null(max_epochs),
+                 scanvi_epochs = as.integer(scanvi_epochs), use_rep = if (has_pca) "X_input",
+                 allow_non_integer = allow.non.integer, model_dir = model.dir, random_state = as.integer(seed.use),
+                 verbose = verbose, ...)
+  out <- .py_core()$integrate(input$adata, kwargs)
+  name <- reduction.name %||% .default_reduction_name(object, method)
+  key <- reduction.key %||% paste0(toupper(method), "_")
+  record <- out$record
+  object <- .put_embedding(object, name, key, out$latent, input$assay, record)
+  .put_record(object, name, record)
+}
+
+.reduction_names <- function(object) {
+  if (.is_seurat(object)) SeuratObject::Reductions(object) else SingleCellExperiment::reducedDimNames(object)
+}
+
+#' @rdname IntegrateCells
+#' @export
+RunSCVI <- function(object, batch = NULL, ...) IntegrateCells(object, method = "scvi", batch = batch, ...)
+
+#' @rdname IntegrateCells
+#' @export
+RunSCANVI <- function(object, labels, batch = NULL, ...) {
+  IntegrateCells(object, method = "scanvi", batch = batch, labels = labels, ...)
+}
+
+#' Leiden clusters on a reduction
+#'
+#' Builds the k-nearest-neighbour graph of a reduction (e.g. "scvi", "harmony", "pca") and runs
+#' Leiden (scanpy with igraph, the same code the Python core and the benchmarks use), so that a
+#' DL embedding and its baseline are clustered the same way.
+#'
+#' @param object A Seurat or SingleCellExperiment object.
+#' @param reduction The reduction (SCE: reducedDim) to cluster on.
+#' @param dims Which dimensions to use (default: all).
+#' @param resolution Leiden resolution: higher gives more clusters.
+#' @param n_neighbors Neighbours per cell in the graph.
+#' @param cluster.name The new meta.data / colData column (default "<reduction>_clusters").
+#' @param seed.use Random seed.
+#' @return The object with a factor column of clusters.
+#' @export
+ClusterCells <- function(object, reduction, dims = NULL, resolution = 1, n_neighbors = 15, cluster.name = NULL,
+                         seed.use = 42) {
+  .check_task_object(object)
+  emb <- .embedding_of(object, reduction)
+  if (!is.null(dims)) emb <- emb[, dims, drop = FALSE]
+  labels <- .py_core()$cluster(emb, list(resolution = resolution, n_neighbors = as.integer(n_neighbors),
+                                         random_state = as.integer(seed.use)))
+  name <- cluster.name %||% paste0(reduction, "_clusters")
+  df <- data.frame(factor(unlist(labels), levels = as.character(sort(unique(as.integer(unlist(labels)))))))
+  names(df) <- name
+  .put_columns(object, df)
+}

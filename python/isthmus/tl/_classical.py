@@ -1,0 +1,96 @@
+"""The classical routes every DL method is measured against: log-normalisation, highly variable
+genes and PCA (the Seurat/scanpy standard), Harmony on that PCA, and kNN averaging."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import sparse
+
+
+def log_normalise(counts, target_sum: float = 1e4):
+    """log1p(counts / library size * 1e4), Seurat's LogNormalize and scanpy's default; CSR float32."""
+    counts = sparse.csr_matrix(counts, dtype=np.float32)
+    library = np.asarray(counts.sum(axis=1)).ravel()
+    scale = np.divide(target_sum, library, out=np.zeros_like(library, dtype=np.float64), where=library > 0)
+    out = sparse.diags(scale.astype(np.float32)) @ counts
+    out.data = np.log1p(out.data)
+    return out.tocsr()
+
+
+def variable_genes(lognorm, n_top_genes: int, batch=None) -> np.ndarray:
+    """Boolean mask of highly variable genes (scanpy's "seurat" flavour on log-normalised data)."""
+    import anndata as ad
+    import pandas as pd
+    import scanpy as sc
+
+    if n_top_genes >= lognorm.shape[1]:
+        return np.ones(lognorm.shape[1], dtype=bool)
+    obs = pd.DataFrame({"batch": pd.Categorical(np.asarray(batch))}) if batch is not None else None
+    work = ad.AnnData(X=lognorm, obs=obs)
+    work.obs_names = work.obs_names.astype(str)
+    sc.pp.highly_variable_genes(work, n_top_genes=n_top_genes, flavor="seurat",
+                                batch_key="batch" if batch is not None else None)
+    return work.var["highly_variable"].to_numpy()
+
+
+class ScaledPCA:
+    """Scale genes to unit variance (clipped at 10, as Seurat and scanpy do) and project on the top
+    principal components; fitted on one dataset, it projects another into the same space (the shared
+    PCA that label-transfer baselines use)."""
+
+    def __init__(self, n_comps: int = 30, random_state: int = 0):
+        self.n_comps, self.random_state = n_comps, random_state
+
+    def fit_transform(self, lognorm) -> np.ndarray:
+        from sklearn.decomposition import PCA
+
+        dense = np.asarray(lognorm.todense() if sparse.issparse(lognorm) else lognorm, dtype=np.float64)
+        self.mean = dense.mean(axis=0)
+        self.sd = dense.std(axis=0, ddof=1)
+        self.sd[self.sd == 0] = 1.0
+        n_comps = int(min(self.n_comps, min(dense.shape) - 1))
+        self.pca = PCA(n_components=n_comps, svd_solver="arpack", random_state=self.random_state)
+        return self.pca.fit_transform(self._scale(dense)).astype(np.float32)
+
+    def transform(self, lognorm) -> np.ndarray:
+        dense = np.asarray(lognorm.todense() if sparse.issparse(lognorm) else lognorm, dtype=np.float64)
+        return self.pca.transform(self._scale(dense)).astype(np.float32)
+
+    def _scale(self, dense):
+        return np.clip((dense - self.mean) / self.sd, -10, 10)
+
+
+def pca_of_counts(counts, *, n_comps: int = 30, n_top_genes: int = 2000, batch=None, random_state: int = 0):
+    """The standard route: log-normalise, pick variable genes (per batch when given), scale, PCA."""
+    lognorm = log_normalise(counts)
+    genes = variable_genes(lognorm, n_top_genes, batch)
+    return ScaledPCA(n_comps, random_state).fit_transform(lognorm[:, genes])
+
+
+def harmony(pcs: np.ndarray, batch, *, random_state: int = 0, verbose: bool = False) -> np.ndarray:
+    import harmonypy
+    import pandas as pd
+
+    meta = pd.DataFrame({"batch": np.asarray(batch).astype(str)})
+    corrected = np.asarray(harmonypy.run_harmony(pcs, meta, "batch", random_state=random_state,
+                                                 verbose=verbose).Z_corr)
+    # harmonypy has returned both orientations across versions
+    return (corrected if corrected.shape == pcs.shape else corrected.T).astype(np.float32)
+
+
+def knn_indices(embedding: np.ndarray, k: int) -> np.ndarray:
+    """Each cell's k nearest cells (itself first), exact Euclidean."""
+    from sklearn.neighbors import NearestNeighbors
+
+    k = min(k, embedding.shape[0])
+    return NearestNeighbors(n_neighbors=k).fit(embedding).kneighbors(embedding, return_distance=False)
+
+
+def knn_smooth(lognorm, embedding: np.ndarray, k: int = 15) -> np.ndarray:
+    """Average each cell's log-normalised expression over its k nearest cells in the embedding."""
+    neighbours = knn_indices(embedding, k)
+    n = neighbours.shape[0]
+    weights = sparse.csr_matrix((np.full(neighbours.size, 1.0 / neighbours.shape[1], dtype=np.float32),
+                                 neighbours.ravel(), np.arange(0, neighbours.size + 1, neighbours.shape[1])),
+                                shape=(n, n))
+    return np.asarray((weights @ sparse.csr_matrix(lognorm)).todense(), dtype=np.float32)

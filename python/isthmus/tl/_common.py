@@ -1,0 +1,187 @@
+"""What every task shares: input checks, quiet seeded training with a concise progress line, the
+record kept beside each result, and where trained models live on disk."""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import os
+import tempfile
+import time
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import sparse
+
+# A value scANVI reads as "no label"; NA labels in the user's column become this category.
+UNLABELLED = "isthmus:unlabelled"
+
+
+# ---- input checks ---------------------------------------------------------------------------
+
+
+def matrix_of(adata, layer: str | None):
+    if layer is not None and layer not in adata.layers:
+        raise ValueError(f"isthmus: layer {layer!r} not found; layers are {list(adata.layers)}")
+    return adata.layers[layer] if layer is not None else adata.X
+
+
+def check_counts(adata, layer: str | None, *, allow_non_integer: bool = False) -> None:
+    """Count models need non-negative integers: refuse normalised data unless the user opts in."""
+    mat = matrix_of(adata, layer)
+    values = mat.data if sparse.issparse(mat) else np.asarray(mat).ravel()
+    sample = values[:1_000_000]
+    where = f"layers[{layer!r}]" if layer is not None else "X"
+    if sample.size and sample.min() < 0:
+        raise ValueError(f"isthmus: {where} holds negative values; count models need raw counts.")
+    if not allow_non_integer and sample.size and not np.all(np.equal(np.mod(sample, 1), 0)):
+        raise ValueError(
+            f"isthmus: scvi-tools models raw counts, but {where} holds non-integer values. Pass the counts "
+            "(in R: the assay's 'counts' layer), or set allow_non_integer=True for non-negative "
+            "non-integer data such as ambient-corrected counts."
+        )
+
+
+def check_column(adata, key: str | None, what: str, *, allow_na: bool = False) -> None:
+    if key is None:
+        return
+    if key not in adata.obs:
+        raise ValueError(f"isthmus: {what} column {key!r} is not in the cell metadata (obs).")
+    if not allow_na and adata.obs[key].isna().any():
+        n = int(adata.obs[key].isna().sum())
+        raise ValueError(f"isthmus: {what} column {key!r} has {n} NA values; give every cell a {what}.")
+
+
+def labels_with_unlabelled(adata, labels_key: str) -> pd.Series:
+    """The labels as strings, NA meaning "not labelled" (scANVI's unlabelled category)."""
+    labels = adata.obs[labels_key]
+    out = labels.astype("object").where(labels.notna(), UNLABELLED).astype(str)
+    if (out != UNLABELLED).sum() == 0:
+        raise ValueError(f"isthmus: labels column {labels_key!r} has no labelled cell.")
+    return out
+
+
+# ---- training -------------------------------------------------------------------------------
+
+
+def quiet_lightning() -> None:
+    # Lightning's start-up lines (seed, GPU/TPU available, tips) say nothing a user can act on
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric", "pytorch_lightning"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def seed_everything(seed: int) -> None:
+    import scvi
+
+    quiet_lightning()
+    # scvi-tools' INFO lines ("File ... already downloaded", "Training for N epochs") repeat what
+    # the caller knows; the progress callback below is the one voice during training
+    scvi.settings.verbosity = logging.WARNING
+    scvi.settings.seed = int(seed)  # seeds Python, NumPy and torch
+
+
+def _progress_callback(label: str):
+    from lightning.pytorch.callbacks import Callback
+
+    class EpochProgress(Callback):
+        """One line about every tenth of training: readable in the R console, a log or a knitted page,
+        unlike a carriage-return progress bar."""
+
+        def on_train_start(self, trainer, pl_module):
+            self.started = time.perf_counter()
+            self.every = max(1, trainer.max_epochs // 10)
+
+        def on_train_epoch_end(self, trainer, pl_module):
+            epoch = trainer.current_epoch + 1
+            if epoch % self.every and epoch != trainer.max_epochs:
+                return
+            metrics = trainer.callback_metrics
+            loss = metrics.get("elbo_train", metrics.get("train_loss_epoch"))
+            loss_text = f"  ELBO {float(loss):.1f}" if loss is not None else ""
+            print(f"isthmus {label}: epoch {epoch}/{trainer.max_epochs}{loss_text}"
+                  f"  ({time.perf_counter() - self.started:.1f} s)", flush=True)
+
+    return EpochProgress()
+
+
+def train(model, *, label: str, max_epochs: int | None, verbose: bool, **train_kwargs) -> float:
+    """Train on the CPU with the concise progress line; returns the wall time in seconds."""
+    started = time.perf_counter()
+    if verbose:
+        train_kwargs["callbacks"] = [_progress_callback(label)]
+    model.train(
+        max_epochs=None if max_epochs is None else int(max_epochs),
+        accelerator="cpu",
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        **train_kwargs,
+    )
+    return time.perf_counter() - started
+
+
+# ---- records and models on disk -------------------------------------------------------------
+
+
+def versions() -> dict[str, str]:
+    from importlib import metadata
+
+    out = {}
+    for name in ("isthmus", "scvi-tools", "torch", "anndata", "scanpy"):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = ""
+    return out
+
+
+def record(method: str, params: dict[str, Any], *, seconds: float, model_dir: str | None = None) -> dict[str, Any]:
+    """What is kept beside a result (uns in Python, Tool()/metadata in R): enough to reproduce or
+    reload it. None values become "" so the record survives .h5ad and R lists."""
+    return {
+        "method": method,
+        "params": {k: ("" if v is None else v) for k, v in params.items()},
+        "model_dir": model_dir or "",
+        "seconds": float(seconds),
+        "created": datetime.datetime.now().isoformat(timespec="seconds"),
+        "versions": versions(),
+    }
+
+
+def model_directory(model_dir: str | None, method: str) -> str:
+    """Where a trained model is saved: the user's directory, or a fresh one under the session's
+    temporary directory (enough for later verbs in the same session; save_model() keeps it)."""
+    if model_dir:
+        return os.path.abspath(os.path.expanduser(model_dir))
+    root = os.path.join(tempfile.gettempdir(), "isthmus-models")
+    os.makedirs(root, exist_ok=True)
+    return tempfile.mkdtemp(prefix=f"{method}-", dir=root)
+
+
+def save_model(model, model_dir: str) -> str:
+    model.save(model_dir, overwrite=True, save_anndata=False)
+    return model_dir
+
+
+def load_model(model_dir: str, adata):
+    """Reload a saved SCVI/SCANVI model (class read from the directory) for ``adata``.
+
+    ``adata`` needs the model's batch column; a missing label column is added as all-unlabelled
+    (a SCANVI model reused on new cells) and a missing counts layer is taken from X.
+    """
+    import scvi
+
+    if not os.path.isdir(model_dir):
+        raise ValueError(f"isthmus: no saved model in {model_dir!r}.")
+    registry = scvi.model.base.BaseModelClass.load_registry(model_dir)
+    model_class = {"SCVI": scvi.model.SCVI, "SCANVI": scvi.model.SCANVI}.get(registry["model_name"])
+    if model_class is None:
+        raise ValueError(f"isthmus: {model_dir!r} holds a {registry['model_name']} model; expected SCVI or SCANVI.")
+    setup = registry["setup_args"]
+    if setup.get("batch_key"):
+        check_column(adata, setup["batch_key"], "batch")
+    if setup.get("labels_key") and setup["labels_key"] not in adata.obs:
+        adata.obs[setup["labels_key"]] = UNLABELLED if registry["model_name"] == "SCANVI" else "0"
+    if setup.get("layer") and setup["layer"] not in adata.layers:
+        adata.layers[setup["layer"]] = adata.X
+    return model_class.load(model_dir, adata=adata, accelerator="cpu")

@@ -1,0 +1,169 @@
+"""Side-by-side comparison of DL methods and their classical baselines on the user's own data:
+one call, one tidy table of the field's standard metrics, one plot."""
+
+from __future__ import annotations
+
+import time
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from . import _common
+from ._embed import INTEGRATE_METHODS, integrate
+from ._transfer import TRANSFER_METHODS, UNKNOWN, transfer_labels
+
+TASKS = ("integration", "label_transfer")
+
+
+def scib_scores(adata, *, embeddings: Sequence[str], batch_key: str | None, labels_key: str,
+                baseline: str | None = None) -> pd.DataFrame:
+    """scib-metrics' bio-conservation and batch-correction scores for obsm ``embeddings``, on the
+    cells that have a label; long format (method, category, metric, value)."""
+    import anndata as ad
+    from scib_metrics.benchmark import BatchCorrection, Benchmarker
+
+    labelled = adata.obs[labels_key].notna().to_numpy()
+    obs = pd.DataFrame({"labels": adata.obs[labels_key].astype(str).to_numpy()[labelled]})
+    obs["batch"] = adata.obs[batch_key].astype(str).to_numpy()[labelled] if batch_key else "one batch"
+    keys = list(embeddings) + ([baseline] if baseline and baseline not in embeddings else [])
+    work = ad.AnnData(obs=obs.set_index(adata.obs_names[labelled]),
+                      obsm={k: np.asarray(adata.obsm[k])[labelled] for k in keys})
+    # with a single batch, batch correction has nothing to measure
+    batch_metrics = BatchCorrection(pcr_comparison=baseline is not None) if batch_key else None
+    bench = Benchmarker(work, batch_key="batch", label_key="labels", embedding_obsm_keys=list(embeddings),
+                        batch_correction_metrics=batch_metrics, pre_integrated_embedding_obsm_key=baseline,
+                        n_jobs=1, progress_bar=False)
+    bench.benchmark()
+    wide = bench.get_results(min_max_scale=False)
+    categories = wide.loc["Metric Type"]
+    wide = wide.drop(index="Metric Type")
+    rows = []
+    for key in wide.index:
+        for metric in wide.columns:
+            rows.append({"method": key.removeprefix("X_"), "category": categories[metric], "metric": metric,
+                         "value": float(wide.loc[key, metric])})
+    return pd.DataFrame(rows)
+
+
+def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, n_bins: int = 10) -> float:
+    """Mean |accuracy - confidence| over equal-width confidence bins, weighted by bin size."""
+    bins = np.minimum((confidence * n_bins).astype(int), n_bins - 1)
+    error = 0.0
+    for b in np.unique(bins):
+        inside = bins == b
+        error += inside.mean() * abs(correct[inside].mean() - confidence[inside].mean())
+    return float(error)
+
+
+def label_transfer_scores(truth, result: pd.DataFrame, holdout_labels: Sequence[str] = ()) -> dict[str, float]:
+    """Accuracy and macro-F1 over the query's true labels ("unknown" counts as wrong), expected
+    calibration error of prediction.score.max, the share called "unknown", and for labels left out
+    of the reference the share of their cells called "unknown" (the right answer for them)."""
+    from sklearn.metrics import f1_score
+
+    truth = pd.Series(truth, dtype=str).to_numpy()
+    predicted = result["predicted.id"].astype(str).to_numpy()
+    known = ~np.isin(truth, list(holdout_labels))
+    correct = predicted == truth
+    scores = {
+        "accuracy": float(correct[known].mean()),
+        "macro_f1": float(f1_score(truth[known], predicted[known], labels=np.unique(truth[known]),
+                                   average="macro", zero_division=0)),
+        "calibration_error": expected_calibration_error(result["prediction.score.max"].to_numpy()[known],
+                                                        correct[known]),
+        "unknown_share": float((predicted == UNKNOWN).mean()),
+    }
+    if len(holdout_labels):
+        scores["heldout_called_unknown"] = float((predicted[~known] == UNKNOWN).mean()) if (~known).any() else np.nan
+    return scores
+
+
+def compare(
+    adata,
+    *,
+    task: str = "integration",
+    methods: Sequence[str] | None = None,
+    batch_key: str | None = None,
+    labels_key: str,
+    query_batches: Sequence[str] | None = None,
+    holdout_labels: Sequence[str] = (),
+    layer: str | None = "counts",
+    max_epochs: int | None = None,
+    random_state: int = 0,
+    verbose: bool = True,
+    **kwargs,
+) -> pd.DataFrame:
+    """Run DL methods and baselines on ``adata`` and score them; returns a tidy frame with
+    columns method, category, metric, value (wall time as metric "seconds").
+
+    task "integration": methods from scvi, scanvi, harmony, pca (default all; scanvi sees the
+    labels, so its bio-conservation is not blind), scored with scib-metrics against the labels.
+    task "label_transfer": cells whose ``batch_key`` value is in ``query_batches`` are the query,
+    the rest the reference (``holdout_labels`` are removed from it); methods from scanvi, knn, svm;
+    scored by accuracy, macro-F1, calibration error and unknown shares against the query's labels.
+    """
+    if task not in TASKS:
+        raise ValueError(f"isthmus: unknown task {task!r}; available: {', '.join(TASKS)}")
+    available = INTEGRATE_METHODS if task == "integration" else TRANSFER_METHODS
+    methods = list(methods) if methods is not None else list(available)
+    unknown = [m for m in methods if m not in available]
+    if unknown:
+        raise ValueError(f"isthmus: {task} has no method {unknown}; available: {', '.join(available)}")
+    _common.check_column(adata, labels_key, "labels", allow_na=True)
+    rows = []
+    if task == "integration":
+        for method in methods:
+            started = time.perf_counter()
+            integrate(adata, batch_key=batch_key, method=method, labels_key=labels_key if method == "scanvi" else None,
+                      layer=layer, max_epochs=max_epochs, random_state=random_state, verbose=verbose, **kwargs)
+            rows.append({"method": method, "category": "Time", "metric": "seconds",
+                         "value": time.perf_counter() - started})
+        baseline = "X_pca" if "pca" in methods else None
+        scores = scib_scores(adata, embeddings=[f"X_{m}" for m in methods], batch_key=batch_key,
+                             labels_key=labels_key, baseline=baseline)
+        return pd.concat([scores, pd.DataFrame(rows)], ignore_index=True)
+    if not query_batches:
+        raise ValueError("isthmus: label_transfer needs query_batches: the batch_key values that form the query.")
+    _common.check_column(adata, batch_key, "batch")
+    in_query = adata.obs[batch_key].astype(str).isin([str(b) for b in query_batches]).to_numpy()
+    if not in_query.any() or in_query.all():
+        raise ValueError("isthmus: query_batches must select some cells, not all of them.")
+    in_reference = ~in_query & ~adata.obs[labels_key].astype(str).isin(list(holdout_labels)).to_numpy()
+    for method in methods:
+        reference, query = adata[in_reference].copy(), adata[in_query].copy()
+        started = time.perf_counter()
+        result = transfer_labels(reference, query, labels_key=labels_key, method=method, batch_key=batch_key,
+                                 layer=layer, max_epochs=max_epochs, random_state=random_state, verbose=verbose,
+                                 **kwargs)
+        seconds = time.perf_counter() - started
+        scores = label_transfer_scores(query.obs[labels_key], result, holdout_labels)
+        rows += [{"method": method, "category": "Label transfer", "metric": k, "value": v} for k, v in scores.items()]
+        rows.append({"method": method, "category": "Time", "metric": "seconds", "value": seconds})
+    return pd.DataFrame(rows)
+
+
+def plot_comparison(table: pd.DataFrame, path: str, title: str | None = None) -> str:
+    """A methods x metrics heat map of the comparison table, values printed in the cells; PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    wide = table.pivot_table(index="method", columns="metric", values="value", sort=False)
+    scores = wide.drop(columns=[c for c in ("seconds",) if c in wide.columns])
+    fig, ax = plt.subplots(figsize=(1.1 * scores.shape[1] + 2.5, 0.55 * scores.shape[0] + 1.8))
+    ax.imshow(scores.to_numpy(dtype=float), cmap="viridis", aspect="auto", vmin=0, vmax=1)
+    ax.set_xticks(range(scores.shape[1]), scores.columns, rotation=45, ha="right")
+    labels = [f"{m} ({wide.loc[m, 'seconds']:.0f} s)" if "seconds" in wide.columns else m for m in scores.index]
+    ax.set_yticks(range(scores.shape[0]), labels)
+    for i in range(scores.shape[0]):
+        for j in range(scores.shape[1]):
+            value = scores.iat[i, j]
+            ax.text(j, i, "" if np.isnan(value) else f"{value:.2f}", ha="center", va="center",
+                    color="white" if value < 0.6 else "black", fontsize=8)
+    ax.set_title(title or "isthmus: methods compared on your data")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

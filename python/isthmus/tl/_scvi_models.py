@@ -1,0 +1,69 @@
+"""Fitting the scvi-tools models the tasks share (scVI, scANVI on top of it), seeded and saved."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from . import _common
+
+# The labels scANVI trains on (the user's column with NA -> unlabelled, rare labels dropped), kept
+# in obs beside the user's own column as scvi-tools keeps its "_scvi_*" columns.
+LABELS_COLUMN = "_isthmus_labels"
+
+
+def _as_list(keys) -> list[str] | None:
+    if keys is None:
+        return None
+    keys = [keys] if isinstance(keys, str) else list(keys)
+    return keys or None
+
+
+def fit_scvi(
+    adata,
+    *,
+    layer: str | None,
+    batch_key: str | None,
+    labels=None,
+    categorical_covariate_keys: Sequence[str] | None = None,
+    continuous_covariate_keys: Sequence[str] | None = None,
+    n_latent: int = 10,
+    max_epochs: int | None = None,
+    allow_non_integer: bool = False,
+    random_state: int = 0,
+    verbose: bool = True,
+    **model_kwargs: Any,
+):
+    """scVI on raw counts; returns (model, seconds). The matrices are read, never written, so
+    R's shared read-only memory is safe (setup_anndata only adds registry entries to obs/uns)."""
+    import scvi
+
+    categorical, continuous = _as_list(categorical_covariate_keys), _as_list(continuous_covariate_keys)
+    for key in [batch_key, *(categorical or []), *(continuous or [])]:
+        _common.check_column(adata, key, "batch" if key == batch_key else "covariate")
+    _common.check_counts(adata, layer, allow_non_integer=allow_non_integer)
+    _common.seed_everything(random_state)
+    setup = dict(layer=layer, batch_key=batch_key, categorical_covariate_keys=categorical,
+                 continuous_covariate_keys=continuous)
+    if labels is not None:  # scANVI is built from this model and needs the labels registered
+        adata.obs[LABELS_COLUMN] = np.asarray(labels, dtype=object)
+        setup["labels_key"] = LABELS_COLUMN
+    scvi.model.SCVI.setup_anndata(adata, **setup)
+    model = scvi.model.SCVI(adata, n_latent=int(n_latent), **model_kwargs)
+    seconds = _common.train(model, label="scVI", max_epochs=max_epochs, verbose=verbose)
+    return model, seconds
+
+
+def fit_scanvi(scvi_model, adata, *, max_epochs: int | None = 20, random_state: int = 0,
+               verbose: bool = True):
+    """scANVI initialised from a trained scVI model (scvi-tools' recommended route); returns
+    (model, seconds)."""
+    import scvi
+
+    _common.seed_everything(random_state)
+    model = scvi.model.SCANVI.from_scvi_model(scvi_model, unlabeled_category=_common.UNLABELLED,
+                                              labels_key=LABELS_COLUMN, adata=adata)
+    seconds = _common.train(model, label="scANVI", max_epochs=max_epochs, verbose=verbose,
+                            n_samples_per_label=100)
+    return model, seconds

@@ -1,0 +1,219 @@
+"""Label transfer from an annotated reference to a query: scANVI with scArches surgery (the query
+only fine-tunes the reference model's batch-specific weights) against kNN and a linear SVM on a
+PCA fitted on the reference. The output mirrors Seurat's TransferData."""
+
+from __future__ import annotations
+
+import time
+import warnings
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from . import _classical, _common, _scvi_models
+
+TRANSFER_METHODS = ("scanvi", "knn", "svm")
+UNKNOWN = "unknown"
+
+
+def gene_overlap(reference_genes, query_genes, *, min_overlap: float) -> dict[str, Any]:
+    """Share of the reference's genes found in the query; refuse when too few are."""
+    reference_genes, query_genes = pd.Index(reference_genes), pd.Index(query_genes)
+    shared = reference_genes.intersection(query_genes)
+    share = len(shared) / max(len(reference_genes), 1)
+    report = {"reference_genes": len(reference_genes), "query_genes": len(query_genes),
+              "shared_genes": len(shared), "share_of_reference": share}
+    if share < min_overlap:
+        raise ValueError(
+            f"isthmus: the query has {len(shared)} of the reference's {len(reference_genes)} genes "
+            f"({share:.0%}); at least {min_overlap:.0%} are needed (min_gene_overlap). Are both on the same "
+            "gene identifiers (symbols vs Ensembl IDs) and species?")
+    return report
+
+
+def _too_small_classes(labels: pd.Series, min_cells: int) -> list[str]:
+    counts = labels[labels != _common.UNLABELLED].value_counts()
+    return sorted(counts.index[counts < min_cells])
+
+
+def _result(probabilities: pd.DataFrame, threshold: float) -> pd.DataFrame:
+    """TransferData's columns: predicted.id, prediction.score.<class>..., prediction.score.max."""
+    best = probabilities.to_numpy().argmax(axis=1)
+    score_max = probabilities.to_numpy().max(axis=1)
+    predicted = probabilities.columns.to_numpy()[best].astype(object)
+    predicted[score_max < threshold] = UNKNOWN
+    out = pd.DataFrame({"predicted.id": predicted}, index=probabilities.index)
+    for name in probabilities.columns:
+        out[f"prediction.score.{name}"] = probabilities[name].to_numpy()
+    out["prediction.score.max"] = score_max
+    return out
+
+
+def _scanvi_transfer(reference, query, labels, *, batch_key, layer, reference_model, n_latent, max_epochs,
+                     scanvi_epochs, query_epochs, allow_non_integer, model_dir, random_state, verbose):
+    import scvi
+
+    reference_dir = reference_model if isinstance(reference_model, str) else ""
+    if reference_model is None:
+        _common.check_column(reference, batch_key, "batch")
+        scvi_model, _ = _scvi_models.fit_scvi(
+            reference, layer=layer, batch_key=batch_key, labels=labels, n_latent=n_latent, max_epochs=max_epochs,
+            allow_non_integer=allow_non_integer, random_state=random_state, verbose=verbose)
+        reference_model, _ = _scvi_models.fit_scanvi(scvi_model, reference, max_epochs=scanvi_epochs,
+                                                      random_state=random_state, verbose=verbose)
+        reference_dir = _common.save_model(reference_model, _common.model_directory(model_dir, "scanvi-reference"))
+    # a saved model is used from its directory: surgery reads the registry and weights from disk
+    registry = (scvi.model.base.BaseModelClass.load_registry(reference_model) if isinstance(reference_model, str)
+                else reference_model.adata_manager.registry)
+    if registry["model_name"] != "SCANVI":
+        raise ValueError(f"isthmus: the reference model is {registry['model_name']}; label transfer needs SCANVI.")
+    # The query as the reference model was set up: same layer, batch and label columns; its labels
+    # are unknown by construction. Surgery adds the query's batches as new categories.
+    query_in = _query_for_model(query, registry["setup_args"], layer, batch_key, allow_non_integer)
+    scvi.model.SCANVI.prepare_query_anndata(query_in, reference_model)
+    _common.seed_everything(random_state)
+    query_model = scvi.model.SCANVI.load_query_data(query_in, reference_model, accelerator="cpu")
+    _common.train(query_model, label="scANVI query surgery", max_epochs=query_epochs, verbose=verbose,
+                  plan_kwargs={"weight_decay": 0.0})
+    probabilities = query_model.predict(soft=True)
+    probabilities.index = query.obs_names
+    return probabilities, query_model.get_latent_representation(), reference_dir
+
+
+def _query_for_model(query, setup: dict, layer, batch_key, allow_non_integer):
+    import anndata as ad
+
+    model_layer = setup.get("layer")
+    matrix = _common.matrix_of(query, layer)
+    query_in = ad.AnnData(X=matrix, obs=pd.DataFrame(index=query.obs_names.copy()), var=pd.DataFrame(index=query.var_names.copy()))
+    if model_layer is not None:
+        query_in.layers[model_layer] = matrix
+    _common.check_counts(query_in, model_layer, allow_non_integer=allow_non_integer)
+    if setup.get("batch_key"):
+        key = batch_key or setup["batch_key"]
+        if key in query.obs:
+            _common.check_column(query, key, "batch")
+            query_in.obs[setup["batch_key"]] = query.obs[key].astype(str).to_numpy()
+        else:  # one new batch: the query as a whole
+            query_in.obs[setup["batch_key"]] = "query"
+    query_in.obs[setup["labels_key"]] = _common.UNLABELLED
+    return query_in
+
+
+def _shared_pca(reference, query, *, layer, n_comps, n_top_genes, random_state):
+    shared = reference.var_names.intersection(query.var_names)
+    ref_counts = _common.matrix_of(reference, layer)[:, reference.var_names.get_indexer(shared)]
+    query_counts = _common.matrix_of(query, layer)[:, query.var_names.get_indexer(shared)]
+    ref_log, query_log = _classical.log_normalise(ref_counts), _classical.log_normalise(query_counts)
+    genes = _classical.variable_genes(ref_log, n_top_genes)
+    pca = _classical.ScaledPCA(n_comps, random_state)
+    return pca.fit_transform(ref_log[:, genes]), pca.transform(query_log[:, genes])
+
+
+def _classical_transfer(method, reference, query, labels, *, layer, n_comps, n_top_genes, n_neighbors, random_state):
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.neighbors import KNeighborsClassifier
+    from sklearn.svm import LinearSVC
+
+    ref_pcs, query_pcs = _shared_pca(reference, query, layer=layer, n_comps=n_comps, n_top_genes=n_top_genes,
+                                     random_state=random_state)
+    labelled = (labels != _common.UNLABELLED).to_numpy()
+    if method == "knn":
+        classifier = KNeighborsClassifier(n_neighbors=n_neighbors, weights="distance")
+    else:  # Platt-calibrated so that its scores are probabilities, comparable with the others
+        classifier = CalibratedClassifierCV(LinearSVC(C=1.0, random_state=random_state), cv=3)
+    classifier.fit(ref_pcs[labelled], labels.to_numpy()[labelled])
+    probabilities = pd.DataFrame(classifier.predict_proba(query_pcs), index=query.obs_names,
+                                 columns=classifier.classes_)
+    return probabilities, query_pcs
+
+
+def transfer_labels(
+    reference,
+    query,
+    *,
+    labels_key: str,
+    method: str = "scanvi",
+    batch_key: str | None = None,
+    layer: str | None = "counts",
+    reference_model=None,
+    threshold: float = 0.5,
+    min_gene_overlap: float = 0.5,
+    min_cells_per_label: int = 3,
+    n_latent: int = 10,
+    max_epochs: int | None = None,
+    scanvi_epochs: int | None = 20,
+    query_epochs: int = 100,
+    n_comps: int = 30,
+    n_top_genes: int = 2000,
+    n_neighbors: int = 15,
+    allow_non_integer: bool = False,
+    model_dir: str | None = None,
+    key_added: str = "transfer",
+    random_state: int = 0,
+    verbose: bool = True,
+) -> pd.DataFrame:
+    """Predict ``query`` cells' labels from ``reference.obs[labels_key]``.
+
+    Returns a frame indexed by the query's cells, as Seurat's TransferData: ``predicted.id``
+    ("unknown" where the best score is below ``threshold``), ``prediction.score.<label>`` per label
+    and ``prediction.score.max``. Also writes it into ``query.obs`` (prefixed ``key_added``), the
+    query's latent space / shared PCA into ``query.obsm["X_<key_added>"]`` and a record with the gene
+    overlap into ``query.uns[key_added]``.
+
+    method "scanvi": a reference scANVI model (trained here, or ``reference_model``: a trained
+    SCANVI or the directory of one saved, e.g. in an earlier session) is fine-tuned on the query by
+    scArches surgery, not retrained. Baselines "knn" (distance-weighted, ``n_neighbors``) and "svm"
+    (linear, calibrated) on a PCA fitted on the reference and applied to the query.
+    NA labels in the reference mean unlabelled; labels with fewer than ``min_cells_per_label``
+    cells are treated as unlabelled, with a warning.
+    """
+    if method not in TRANSFER_METHODS:
+        raise ValueError(f"isthmus: unknown label-transfer method {method!r}; available: {', '.join(TRANSFER_METHODS)}")
+    if not 0 <= threshold <= 1:
+        raise ValueError("isthmus: threshold is a probability, between 0 and 1.")
+    started = time.perf_counter()
+    if isinstance(reference_model, str):
+        import scvi
+
+        reference_genes = scvi.model.SCANVI.prepare_query_anndata(query, reference_model,
+                                                                  return_reference_var_names=True)
+    else:
+        reference_genes = reference.var_names if reference_model is None else reference_model.adata.var_names
+    overlap = gene_overlap(reference_genes, query.var_names, min_overlap=min_gene_overlap)
+    if verbose:
+        print(f"isthmus: the query has {overlap['shared_genes']} of the reference's {overlap['reference_genes']} "
+              f"genes ({overlap['share_of_reference']:.0%}).", flush=True)
+    labels = None
+    if reference_model is None:
+        _common.check_column(reference, labels_key, "labels", allow_na=True)
+        labels = _common.labels_with_unlabelled(reference, labels_key)
+        small = _too_small_classes(labels, min_cells_per_label)
+        if small:
+            warnings.warn(f"isthmus: labels with fewer than {min_cells_per_label} reference cells are treated as "
+                          f"unlabelled: {', '.join(small)}", stacklevel=2)
+            labels = labels.where(~labels.isin(small), _common.UNLABELLED)
+    elif method != "scanvi":
+        raise ValueError("isthmus: reference_model is for method='scanvi'; the baselines train on the reference data.")
+    if method == "scanvi":
+        probabilities, latent, reference_dir = _scanvi_transfer(
+            reference, query, labels, batch_key=batch_key, layer=layer, reference_model=reference_model,
+            n_latent=n_latent, max_epochs=max_epochs, scanvi_epochs=scanvi_epochs, query_epochs=query_epochs,
+            allow_non_integer=allow_non_integer, model_dir=model_dir, random_state=random_state, verbose=verbose)
+    else:
+        probabilities, latent = _classical_transfer(method, reference, query, labels, layer=layer, n_comps=n_comps,
+                                                    n_top_genes=n_top_genes, n_neighbors=n_neighbors,
+                                                    random_state=random_state)
+        reference_dir = ""
+    probabilities = probabilities.loc[:, [c for c in probabilities.columns if c != _common.UNLABELLED]]
+    result = _result(probabilities, threshold)
+    for column in result.columns:
+        query.obs[f"{key_added}_{column}"] = result[column].to_numpy()
+    query.obsm[f"X_{key_added}"] = np.asarray(latent, dtype=np.float32)
+    query.uns[key_added] = _common.record(
+        method, {"labels_key": labels_key, "batch_key": batch_key, "threshold": float(threshold),
+                 "random_state": int(random_state), "query_epochs": int(query_epochs) if method == "scanvi" else "",
+                 **overlap},
+        seconds=time.perf_counter() - started, model_dir=reference_dir)
+    return result
