@@ -8,6 +8,7 @@ import logging
 import os
 import tempfile
 import time
+import warnings
 from typing import Any
 
 import numpy as np
@@ -53,10 +54,17 @@ def check_column(adata, key: str | None, what: str, *, allow_na: bool = False) -
         raise ValueError(f"isthmus: {what} column {key!r} has {n} NA values; give every cell a {what}.")
 
 
-def labels_with_unlabelled(adata, labels_key: str) -> pd.Series:
-    """The labels as strings, NA meaning "not labelled" (scANVI's unlabelled category)."""
+def labels_with_unlabelled(adata, labels_key: str, min_cells: int = 3) -> pd.Series:
+    """The labels as strings, NA meaning "not labelled" (scANVI's unlabelled category). Labels
+    with fewer than ``min_cells`` cells cannot be learnt; they become unlabelled, with a warning."""
     labels = adata.obs[labels_key]
     out = labels.astype("object").where(labels.notna(), UNLABELLED).astype(str)
+    counts = out[out != UNLABELLED].value_counts()
+    rare = sorted(counts.index[counts < min_cells])
+    if rare:
+        warnings.warn(f"isthmus: labels with fewer than {min_cells} cells are treated as unlabelled: "
+                      f"{', '.join(rare)}", UserWarning, stacklevel=3)
+        out = out.where(~out.isin(rare), UNLABELLED)
     if (out != UNLABELLED).sum() == 0:
         raise ValueError(f"isthmus: labels column {labels_key!r} has no labelled cell.")
     return out
@@ -110,13 +118,16 @@ def train(model, *, label: str, max_epochs: int | None, verbose: bool, **train_k
     started = time.perf_counter()
     if verbose:
         train_kwargs["callbacks"] = [_progress_callback(label)]
-    model.train(
-        max_epochs=None if max_epochs is None else int(max_epochs),
-        accelerator="cpu",
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        **train_kwargs,
-    )
+    with warnings.catch_warnings():
+        # small data: fewer batches per epoch than Lightning's logging interval; harmless
+        warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
+        model.train(
+            max_epochs=None if max_epochs is None else int(max_epochs),
+            accelerator="cpu",
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            **train_kwargs,
+        )
     return time.perf_counter() - started
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, Sequence
 
 import numpy as np
@@ -49,9 +50,13 @@ def fit_scvi(
     if labels is not None:  # scANVI is built from this model and needs the labels registered
         adata.obs[LABELS_COLUMN] = np.asarray(labels, dtype=object)
         setup["labels_key"] = LABELS_COLUMN
-    scvi.model.SCVI.setup_anndata(adata, **setup)
-    model = scvi.model.SCVI(adata, n_latent=int(n_latent), **model_kwargs)
-    seconds = _common.train(model, label="scVI", max_epochs=max_epochs, verbose=verbose)
+    with warnings.catch_warnings():
+        if allow_non_integer:  # the user opted in: scvi-tools' "not count data" warnings are answered
+            warnings.filterwarnings("ignore", message=".*does not contain unnormalized count data.*")
+            warnings.filterwarnings("ignore", message=".*must be within the support of the distribution.*")
+        scvi.model.SCVI.setup_anndata(adata, **setup)
+        model = scvi.model.SCVI(adata, n_latent=int(n_latent), **model_kwargs)
+        seconds = _common.train(model, label="scVI", max_epochs=max_epochs, verbose=verbose)
     return model, seconds
 
 

@@ -5,7 +5,6 @@ PCA fitted on the reference. The output mirrors Seurat's TransferData."""
 from __future__ import annotations
 
 import time
-import warnings
 from typing import Any
 
 import numpy as np
@@ -30,11 +29,6 @@ def gene_overlap(reference_genes, query_genes, *, min_overlap: float) -> dict[st
             f"({share:.0%}); at least {min_overlap:.0%} are needed (min_gene_overlap). Are both on the same "
             "gene identifiers (symbols vs Ensembl IDs) and species?")
     return report
-
-
-def _too_small_classes(labels: pd.Series, min_cells: int) -> list[str]:
-    counts = labels[labels != _common.UNLABELLED].value_counts()
-    return sorted(counts.index[counts < min_cells])
 
 
 def _result(probabilities: pd.DataFrame, threshold: float) -> pd.DataFrame:
@@ -188,12 +182,7 @@ def transfer_labels(
     labels = None
     if reference_model is None:
         _common.check_column(reference, labels_key, "labels", allow_na=True)
-        labels = _common.labels_with_unlabelled(reference, labels_key)
-        small = _too_small_classes(labels, min_cells_per_label)
-        if small:
-            warnings.warn(f"isthmus: labels with fewer than {min_cells_per_label} reference cells are treated as "
-                          f"unlabelled: {', '.join(small)}", stacklevel=2)
-            labels = labels.where(~labels.isin(small), _common.UNLABELLED)
+        labels = _common.labels_with_unlabelled(reference, labels_key, min_cells_per_label)
     elif method != "scanvi":
         raise ValueError("isthmus: reference_model is for method='scanvi'; the baselines train on the reference data.")
     if method == "scanvi":
