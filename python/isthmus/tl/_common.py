@@ -121,6 +121,8 @@ def train(model, *, label: str, max_epochs: int | None, verbose: bool, **train_k
     with warnings.catch_warnings():
         # small data: fewer batches per epoch than Lightning's logging interval; harmless
         warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
+        # scArches surgery freezes the reference's layers on purpose
+        warnings.filterwarnings("ignore", message=".*module\\(s\\) in eval mode.*")
         model.train(
             max_epochs=None if max_epochs is None else int(max_epochs),
             accelerator="cpu",
