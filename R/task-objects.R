@@ -67,9 +67,11 @@
   cells <- colnames(object)
   features <- rownames(counts$matrix)
   obs <- if (length(columns)) .frame_to_py(meta[unique(columns)], cells, "meta.data", .new_report()) else .empty_frame(cells)
-  obsm <- if (is.null(embedding)) list() else list(X_input = .embedding_of(object, embedding))
+  obsm <- if (is.null(embedding)) list() else {
+    list(X_input = .matrix_to_py(.embedding_of(object, embedding), paste0("reduction ", embedding), orientation = "same"))
+  }
   parts <- list(obs_names = cells, var_names = features,
-                X = .matrix_to_py(counts$matrix, counts$what, sparse_only = TRUE), layers = list(),
+                X = .matrix_to_py(counts$matrix, counts$what), layers = list(),
                 obs = obs, var = .empty_frame(features), obsm = obsm, varm = list(), obsp = list(), uns = list())
   list(adata = .py_core()$anndata_from_r(parts, FALSE), assay = counts$assay, cells = cells, features = features)
 }
@@ -183,7 +185,8 @@ SaveModel <- function(object, name, dir) {
   if (dir.exists(model)) return(normalizePath(model))
   record <- .get_record(object, model)
   if (is.null(record) || !nzchar(record$model_dir %||% "")) {
-    stop("isthmus: '", model, "' is neither a directory nor a model recorded in the object.", call. = FALSE)
+    stop("isthmus: no trained model '", model, "' in the object and no such directory; this needs a trained ",
+         "model: run RunSCVI() or RunSCANVI() first, or pass model = a saved model's directory.", call. = FALSE)
   }
   if (!dir.exists(record$model_dir)) {
     stop("isthmus: the model recorded as '", model, "' is gone (", record$model_dir, "); it was trained in an ",

@@ -104,3 +104,13 @@ py_value <- function(obj, expr) {
   expr <- if (grepl("^(list|float|int|len|str)\\(", expr)) sub("\\(", "(_isthmus_test_obj.", expr) else paste0("_isthmus_test_obj.", expr)
   reticulate::py_eval(expr)
 }
+
+# Adjusted Rand index without mclust (not in Debian's R set).
+mclust_free_ari <- function(a, b) {
+  tab <- table(a, b)
+  pairs <- function(x) sum(choose(x, 2))
+  index <- pairs(tab)
+  expected <- pairs(rowSums(tab)) * pairs(colSums(tab)) / choose(sum(tab), 2)
+  maximum <- (pairs(rowSums(tab)) + pairs(colSums(tab))) / 2
+  (index - expected) / (maximum - expected)
+}

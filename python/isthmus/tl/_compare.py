@@ -20,8 +20,12 @@ def scib_scores(adata, *, embeddings: Sequence[str], batch_key: str | None, labe
                 baseline: str | None = None) -> pd.DataFrame:
     """scib-metrics' bio-conservation and batch-correction scores for obsm ``embeddings``, on the
     cells that have a label; long format (method, category, metric, value)."""
+    import logging
+
     import anndata as ad
     from scib_metrics.benchmark import BatchCorrection, Benchmarker
+
+    logging.getLogger("scib_metrics").setLevel(logging.WARNING)  # per-label "too small, skip" lines
 
     labelled = adata.obs[labels_key].notna().to_numpy()
     obs = pd.DataFrame({"labels": adata.obs[labels_key].astype(str).to_numpy()[labelled]})
