@@ -31,3 +31,6 @@ docs:
 
 bench: setup
 	Rscript bench/bench_convert.R
+	Rscript bench/bench_torch_in_r.R 3
+	$(VENV_PYTHON) bench/bench_single_cell.py
+	Rscript bench/bench_r_overhead.R 50 3

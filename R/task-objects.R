@@ -183,7 +183,8 @@ SaveModel <- function(object, name, dir) {
          "model's directory.", call. = FALSE)
   }
   if (dir.exists(model)) return(normalizePath(model))
-  record <- .get_record(object, model)
+  # "scvi" finds an SCE's "SCVI" record too (reduction names follow each class's custom)
+  record <- .get_record(object, model) %||% .get_record(object, .default_reduction_name(object, model))
   if (is.null(record) || !nzchar(record$model_dir %||% "")) {
     stop("isthmus: no trained model '", model, "' in the object and no such directory; this needs a trained ",
          "model: run RunSCVI() or RunSCANVI() first, or pass model = a saved model's directory.", call. = FALSE)
@@ -193,6 +194,14 @@ SaveModel <- function(object, name, dir) {
          "earlier session without SaveModel().", call. = FALSE)
   }
   record$model_dir
+}
+
+# Where a model is trained to unless the user names a directory: inside R's session temporary
+# directory, so that it goes when the session ends (SaveModel() keeps it).
+.session_model_dir <- function(method) {
+  root <- file.path(tempdir(), "isthmus-models")
+  dir.create(root, showWarnings = FALSE)
+  tempfile(paste0(method, "-"), tmpdir = root)
 }
 
 # Python integers are what scvi-tools checks for; R numbers arrive as floats.

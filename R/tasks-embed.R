@@ -53,8 +53,8 @@ IntegrateCells <- function(object, method = c("scvi", "scanvi", "harmony"), batc
                  categorical_covariate_keys = categorical.covariates, continuous_covariate_keys = continuous.covariates,
                  n_latent = as.integer(n_latent), max_epochs = .as_int_or_null(max_epochs),
                  scanvi_epochs = as.integer(scanvi_epochs), use_rep = if (has_pca) "X_input",
-                 allow_non_integer = allow.non.integer, model_dir = model.dir, random_state = as.integer(seed.use),
-                 verbose = verbose, ...)
+                 allow_non_integer = allow.non.integer, model_dir = model.dir %||% .session_model_dir(method),
+                 random_state = as.integer(seed.use), verbose = verbose, ...)
   out <- .py_core()$integrate(input$adata, kwargs)
   name <- reduction.name %||% .default_reduction_name(object, method)
   key <- reduction.key %||% paste0(toupper(method), "_")

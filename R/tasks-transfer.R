@@ -64,7 +64,9 @@ TransferLabels <- function(query, reference, labels = NULL, method = c("scanvi",
                  reference_model = reference_model, threshold = threshold, min_gene_overlap = min.gene.overlap,
                  n_latent = as.integer(n_latent), max_epochs = .as_int_or_null(max_epochs),
                  scanvi_epochs = as.integer(scanvi_epochs), query_epochs = as.integer(query_epochs),
-                 allow_non_integer = allow.non.integer, model_dir = model.dir, random_state = as.integer(seed.use),
+                 allow_non_integer = allow.non.integer,
+                 model_dir = if (method == "scanvi" && is.null(reference_model)) model.dir %||% .session_model_dir("scanvi-reference"),
+                 random_state = as.integer(seed.use),
                  verbose = verbose)
   out <- .py_core()$transfer_labels(ref_adata, input$adata, kwargs)
   .transfer_into(query, out, method, input$assay)

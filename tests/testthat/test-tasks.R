@@ -167,7 +167,8 @@ test_that("the verbs take a SingleCellExperiment too", {
   out <- RunSCVI(sce, batch = "batch", n_latent = 4, max_epochs = 1, verbose = FALSE)
   expect_equal(dim(SingleCellExperiment::reducedDim(out, "SCVI")), c(ncol(sce), 4))
   expect_identical(S4Vectors::metadata(out)$isthmus$SCVI$params$batch_key, "batch")
-  out <- DenoiseExpression(out, model = "SCVI")
+  expect_identical(dirname(dirname(S4Vectors::metadata(out)$isthmus$SCVI$model_dir)), normalizePath(tempdir()))
+  out <- DenoiseExpression(out)  # finds the SCE's "SCVI" record
   expect_equal(dim(SummarizedExperiment::assay(out, "scvi_denoised")), dim(sce))
   s <- split_by_batch(sce)
   q <- quietly(TransferLabels(s$query, s$reference, labels = "cell_type", method = "knn", verbose = FALSE))
