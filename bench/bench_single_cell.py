@@ -86,6 +86,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="5 epochs: a smoke run, not a result")
     parser.add_argument("--data", default=os.path.join(HERE, "..", "..", "shared", "data"))
     parser.add_argument("--out", default=os.path.join("build", "bench"))
+    parser.add_argument("--tasks", default="integration,label_transfer",
+                        help="comma-separated: integration, label_transfer")
     args = parser.parse_args()
     os.makedirs(args.out, exist_ok=True)
     warnings.filterwarnings("ignore")
@@ -100,8 +102,12 @@ def main() -> None:
     print(f"isthmus single-cell benchmark; epochs: {'scvi-tools default' if epochs is None else epochs}; "
           f"{os.cpu_count()} CPU cores; {time.strftime('%Y-%m-%d %H:%M')}")
     started = time.perf_counter()
-    tables = [integration(name, adata.copy(), args.out, epochs) for name, adata in datasets.items()]
-    pd.concat(tables).to_csv(os.path.join(args.out, "integration.csv"), index=False)
+    tasks = args.tasks.split(",")
+    if "integration" in tasks:
+        tables = [integration(name, adata.copy(), args.out, epochs) for name, adata in datasets.items()]
+        pd.concat(tables).to_csv(os.path.join(args.out, "integration.csv"), index=False)
+    if "label_transfer" not in tasks:
+        return
     pbmc = datasets["pbmc_3batch"]
     label_transfer(pbmc, args.out, epochs).to_csv(os.path.join(args.out, "label_transfer.csv"), index=False)
     # B cells: a common, well-separated type, so "unknown" is clearly the right call for them
