@@ -107,13 +107,23 @@
     assay <- SeuratObject::CreateAssayObject(data = values)
     SeuratObject::Key(assay) <- .safe_key(name)
     assay@misc <- list(isthmus = record)
-    object[[name]] <- assay
+    object <- .set_assay(object, name, assay)
   } else if (identical(rownames(values), rownames(object))) {
     SummarizedExperiment::assay(object, name, withDimnames = FALSE) <- values
   } else {
     SingleCellExperiment::altExp(object, name) <- SingleCellExperiment::SingleCellExperiment(
       assays = list(logcounts = values))
   }
+  object
+}
+
+# A data-only assay (denoised values, prediction scores) into a Seurat object. SeuratObject 5
+# then warns that the new assay has no counts layer while computing nCount; that is the point
+# of such an assay (Seurat's own TransferData assay does the same), so only that warning goes.
+.set_assay <- function(object, name, assay) {
+  withCallingHandlers(object[[name]] <- assay, warning = function(w) {
+    if (grepl("Layer counts isn't present", conditionMessage(w), fixed = TRUE)) invokeRestart("muffleWarning")
+  })
   object
 }
 

@@ -83,7 +83,7 @@ TransferLabels <- function(query, reference, labels = NULL, method = c("scanvi",
   if (.is_seurat(query)) {
     # Seurat's feature names cannot hold "_" (it warns and changes them); the labels keep theirs
     # in meta.data, the assay rows follow Seurat's rule
-    query[["predictions"]] <- suppressWarnings(SeuratObject::CreateAssayObject(data = scores))
+    query <- .set_assay(query, "predictions", suppressWarnings(SeuratObject::CreateAssayObject(data = scores)))
   } else {
     meta <- cbind(meta, table[score_cols])
   }

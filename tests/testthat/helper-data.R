@@ -4,10 +4,17 @@ extdata <- function(name) system.file("extdata", name, package = "isthmus", must
 
 quietly <- function(expr) suppressWarnings(suppressMessages(expr))
 
+# A layer of a Seurat object or assay, by the argument each SeuratObject version takes
+# (`layer` since 5.0, where `slot` is deprecated; `slot` before).
+layer_data <- function(x, layer) {
+  if (utils::packageVersion("SeuratObject") >= "5.0.0") SeuratObject::GetAssayData(x, layer = layer)
+  else SeuratObject::GetAssayData(x, slot = layer)
+}
+
 # counts (genes x cells dgCMatrix) and cell metadata of an .h5ad, read through isthmus's reader
 read_counts <- function(name) {
   obj <- quietly(read_h5ad(extdata(name)))
-  list(counts = SeuratObject::GetAssayData(obj, slot = "counts"), meta = obj@meta.data)
+  list(counts = layer_data(obj, "counts"), meta = obj@meta.data)
 }
 
 # The 3-chemistry PBMC data through the standard Seurat workflow: every part filled.
