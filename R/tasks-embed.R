@@ -23,7 +23,8 @@
 #'   (e.g. donor; percent.mt).
 #' @param assay Seurat assay (default: the active one).
 #' @param layer Where the raw counts are: "counts" (Seurat layer / SCE assay).
-#' @param reduction Harmony: the reduction to correct (default "pca"; computed if absent).
+#' @param reduction Harmony: the reduction to correct (default: Seurat "pca", SCE "PCA"; computed
+#'   the standard way if the object has none).
 #' @param n_latent Dimensions of the latent space.
 #' @param max_epochs Training epochs (`NULL`: scvi-tools' default for the data size).
 #' @param scanvi_epochs scANVI's epochs after scVI's.
@@ -39,13 +40,14 @@
 #' @export
 IntegrateCells <- function(object, method = c("scvi", "scanvi", "harmony"), batch = NULL, labels = NULL,
                            categorical.covariates = NULL, continuous.covariates = NULL, assay = NULL,
-                           layer = "counts", reduction = "pca", n_latent = 10, max_epochs = NULL,
+                           layer = "counts", reduction = NULL, n_latent = 10, max_epochs = NULL,
                            scanvi_epochs = 20, model.dir = NULL, reduction.name = NULL, reduction.key = NULL,
                            allow.non.integer = FALSE, seed.use = 42, verbose = TRUE, ...) {
   method <- match.arg(method)
   if (method == "scanvi" && is.null(labels)) stop("isthmus: scANVI needs labels (a cell-type column).", call. = FALSE)
   if (method == "harmony" && is.null(batch)) stop("isthmus: Harmony needs batch.", call. = FALSE)
   .check_task_object(object)
+  reduction <- reduction %||% .default_reduction_name(object, "pca")
   has_pca <- method == "harmony" && reduction %in% .reduction_names(object)
   input <- .task_input(object, assay, layer, columns = c(batch, labels, categorical.covariates, continuous.covariates),
                        allow_na = labels, embedding = if (has_pca) reduction)
