@@ -18,7 +18,7 @@ test_that("mismatched dimnames: clear error", {
 test_that("a dense matrix where a sparse one is expected: clear error naming the fix", {
   data("pbmc_small", package = "SeuratObject")
   obj <- pbmc_small
-  dense <- as.matrix(SeuratObject::GetAssayData(obj, slot = "counts"))
+  dense <- as.matrix(layer_data(obj, "counts"))
   if (inherits(obj[["RNA"]], "Assay5")) {
     SeuratObject::LayerData(obj, assay = "RNA", layer = "counts") <- dense
   } else {

@@ -23,7 +23,7 @@ test_that("a .h5ad made by Python reads into Seurat with its chunked reader", {
   obj <- quietly(read_h5ad(extdata("pbmc_3batch_symphony.h5ad")))
   expect_equal(dim(obj), c(1767, 1200))
   expect_true(all(c("batch", "cell_type") %in% names(obj@meta.data)))
-  expect_equal(sum(SeuratObject::GetAssayData(obj, slot = "data")),
+  expect_equal(sum(layer_data(obj, "data")),
                py_value(reticulate::import("anndata")$read_h5ad(extdata("pbmc_3batch_symphony.h5ad")), "X.sum()"))
 })
 

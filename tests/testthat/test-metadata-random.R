@@ -18,7 +18,7 @@ random_column <- function(n, type) {
 
 test_that("randomised meta.data round-trips with zero differences (Seurat and SCE)", {
   data("pbmc_small", package = "SeuratObject")
-  base <- Seurat::CreateSeuratObject(counts = SeuratObject::GetAssayData(pbmc_small, slot = "counts"))
+  base <- Seurat::CreateSeuratObject(counts = layer_data(pbmc_small, "counts"))
   set.seed(20261121)
   types <- c("factor", "ordered", "logical", "integer", "double", "character")
   for (case in 1:25) {
@@ -30,7 +30,7 @@ test_that("randomised meta.data round-trips with zero differences (Seurat and SC
     back <- as_seurat(quietly(as_anndata(obj)))
     expect_identical(back@meta.data, obj@meta.data, label = paste("case", case))
     sce <- SingleCellExperiment::SingleCellExperiment(
-      assays = list(counts = SeuratObject::GetAssayData(base, slot = "counts")),
+      assays = list(counts = layer_data(base, "counts")),
       colData = S4Vectors::DataFrame(meta, check.names = FALSE))
     back_sce <- as_sce(as_anndata(sce))
     expect_identical(as.list(SummarizedExperiment::colData(back_sce)), as.list(S4Vectors::DataFrame(meta, check.names = FALSE)), label = paste("SCE case", case))

@@ -28,7 +28,7 @@ test_that("cells measured in only some modalities are kept, and go back out of t
   seu <- quietly(as_seurat(partial))
   expect_equal(ncol(seu), 600)
   expect_identical(sum(seu$has_ATAC), length(keep))
-  atac <- SeuratObject::GetAssayData(seu, assay = "ATAC", slot = "counts")
+  atac <- layer_data(seu[["ATAC"]], "counts")
   expect_equal(sum(atac[, !seu$has_ATAC]), 0)
   again <- quietly(as_mudata(seu))
   expect_equal(py_value(again, "mod['atac'].n_obs"), length(keep))
@@ -39,7 +39,7 @@ test_that("cells measured in only some modalities are kept, and go back out of t
 test_that("SCE with an altExp converts to MuData and back", {
   obj <- mop_seurat()
   sce <- quietly(Seurat::as.SingleCellExperiment(obj, assay = "RNA"))
-  atac <- SingleCellExperiment::SingleCellExperiment(list(counts = SeuratObject::GetAssayData(obj, assay = "ATAC", slot = "counts")))
+  atac <- SingleCellExperiment::SingleCellExperiment(list(counts = layer_data(obj[["ATAC"]], "counts")))
   SingleCellExperiment::altExp(sce, "ATAC") <- atac
   mdata <- quietly(as_mudata(sce))
   expect_setequal(py_value(mdata, "list(mod.keys())"), c("rna", "atac"))

@@ -53,7 +53,7 @@ test_that("SCE colPairs and reducedDim attributes round-trip", {
 
 test_that("other sparse classes (triplet, logical) are converted once, to the same values", {
   data("pbmc_small", package = "SeuratObject")
-  counts <- SeuratObject::GetAssayData(pbmc_small, slot = "counts")
+  counts <- layer_data(pbmc_small, "counts")
   sce <- SingleCellExperiment::SingleCellExperiment(list(
     counts = methods::as(counts, "TsparseMatrix"),
     detected = counts > 0

@@ -18,7 +18,7 @@ test_that("the AnnData has the layout scanpy users expect", {
   expect_identical(py_value(adata, "list(obs['RNA_snn_res.1'].cat.categories)"), levels(pbmc_small$RNA_snn_res.1))
   # X is the data slot, shared with R: same numbers, read-only in Python
   x <- py_value(adata, "X.toarray()")
-  expect_equal(unname(x), unname(t(as.matrix(SeuratObject::GetAssayData(pbmc_small, slot = "data")))))
+  expect_equal(unname(x), unname(t(as.matrix(layer_data(pbmc_small, "data")))))
   expect_false(py_value(adata, "X.data.flags.writeable"))
   hv <- py_value(adata, "var['highly_variable'].to_numpy()")
   expect_setequal(rownames(pbmc_small)[hv], SeuratObject::VariableFeatures(pbmc_small))
@@ -28,7 +28,7 @@ test_that("counts can be X, and copy = TRUE gives Python its own writable arrays
   data("pbmc_small", package = "SeuratObject")
   adata <- quietly(as_anndata(pbmc_small, x_layer = "counts", copy = TRUE))
   expect_true(py_value(adata, "X.data.flags.writeable"))
-  expect_equal(py_value(adata, "float(X.sum())"), sum(SeuratObject::GetAssayData(pbmc_small, slot = "counts")))
+  expect_equal(py_value(adata, "float(X.sum())"), sum(layer_data(pbmc_small, "counts")))
   expect_same_seurat(as_seurat(adata), pbmc_small)
 })
 
@@ -43,7 +43,7 @@ test_that("cell and feature names with odd characters survive", {
   obj <- pbmc_small
   odd_cells <- paste0(colnames(obj), c(" spaced", "/slash", "é-accent", "comma,", "quote\"", "tab\t", "日本", "#hash"))
   obj <- SeuratObject::RenameCells(obj, new.names = odd_cells)
-  counts <- SeuratObject::GetAssayData(obj, slot = "counts")
+  counts <- layer_data(obj, "counts")
   rownames(counts)[1:4] <- c("gene.dot", "gene+plus", "gène", "GENE:colon")
   odd <- Seurat::CreateSeuratObject(counts = counts, meta.data = obj@meta.data)
   expect_true("gene.dot" %in% rownames(odd))

@@ -51,6 +51,9 @@ def fit_scvi(
         adata.obs[LABELS_COLUMN] = np.asarray(labels, dtype=object)
         setup["labels_key"] = LABELS_COLUMN
     with warnings.catch_warnings():
+        # labels with < 3 cells were made unlabelled above (with isthmus's own warning), so scvi-tools'
+        # "fewer than 3 cells" can only be about the unlabelled category, which needs no minimum
+        warnings.filterwarnings("ignore", message=r".*_scvi_labels'\] has fewer than 3 cells.*")
         if allow_non_integer:  # the user opted in: scvi-tools' "not count data" warnings are answered
             warnings.filterwarnings("ignore", message=".*does not contain unnormalized count data.*")
             warnings.filterwarnings("ignore", message=".*must be within the support of the distribution.*")
@@ -67,8 +70,10 @@ def fit_scanvi(scvi_model, adata, *, max_epochs: int | None = 20, random_state: 
     import scvi
 
     _common.seed_everything(random_state)
-    model = scvi.model.SCANVI.from_scvi_model(scvi_model, unlabeled_category=_common.UNLABELLED,
-                                              labels_key=LABELS_COLUMN, adata=adata)
-    seconds = _common.train(model, label="scANVI", max_epochs=max_epochs, verbose=verbose,
-                            n_samples_per_label=100)
+    with warnings.catch_warnings():  # as in fit_scvi: only the unlabelled category can be that small
+        warnings.filterwarnings("ignore", message=r".*_scvi_labels'\] has fewer than 3 cells.*")
+        model = scvi.model.SCANVI.from_scvi_model(scvi_model, unlabeled_category=_common.UNLABELLED,
+                                                  labels_key=LABELS_COLUMN, adata=adata)
+        seconds = _common.train(model, label="scANVI", max_epochs=max_epochs, verbose=verbose,
+                                n_samples_per_label=100)
     return model, seconds
