@@ -145,8 +145,10 @@ def test_generate_and_check(pbmc):
 
 
 def test_compare_integration_and_label_transfer(pbmc, tmp_path):
+    pbmc.obsm["X_pca"] = np.zeros((pbmc.n_obs, 2), dtype=np.float32)  # the user's own, kept
     table = tl.compare(pbmc, task="integration", methods=["pca", "harmony"], batch_key="batch",
                        labels_key="cell_type")
+    assert pbmc.obsm["X_pca"].shape == (pbmc.n_obs, 2) and "X_harmony" not in pbmc.obsm
     assert set(table.columns) == {"method", "category", "metric", "value"}
     assert set(table["method"]) == {"pca", "harmony"}
     total = table[table.metric == "Total"].set_index("method")["value"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from typing import Sequence
 
+import anndata as ad
 import numpy as np
 import pandas as pd
 
@@ -101,7 +102,7 @@ def compare(
     """Run DL methods and baselines on ``adata`` and score them; returns a tidy frame with
     columns method, category, metric, value (wall time as metric "seconds").
 
-    task "integration": methods from scvi, scanvi, harmony, pca (default all; scanvi sees the
+    ``adata`` itself is not changed. task "integration": methods from scvi, scanvi, harmony, pca (default all; scanvi sees the
     labels, so its bio-conservation is not blind), scored with scib-metrics against the labels.
     task "label_transfer": cells whose ``batch_key`` value is in ``query_batches`` are the query,
     the rest the reference (``holdout_labels`` are removed from it); methods from scanvi, knn, svm;
@@ -115,6 +116,13 @@ def compare(
     if unknown:
         raise ValueError(f"isthmus: {task} has no method {unknown}; available: {', '.join(available)}")
     _common.check_column(adata, labels_key, "labels", allow_na=True)
+    _common.check_column(adata, batch_key, "batch")
+    # the methods run on a working object holding only what they read, so that the user's own
+    # embeddings (an X_pca from scanpy, say) are not overwritten by the comparison's
+    columns = [c for c in (batch_key, labels_key) if c is not None]
+    adata = ad.AnnData(X=_common.matrix_of(adata, layer), obs=adata.obs[columns].copy(),
+                       var=pd.DataFrame(index=adata.var_names.copy()))
+    layer = None
     rows = []
     if task == "integration":
         for method in methods:
@@ -129,7 +137,6 @@ def compare(
         return pd.concat([scores, pd.DataFrame(rows)], ignore_index=True)
     if not query_batches:
         raise ValueError("isthmus: label_transfer needs query_batches: the batch_key values that form the query.")
-    _common.check_column(adata, batch_key, "batch")
     in_query = adata.obs[batch_key].astype(str).isin([str(b) for b in query_batches]).to_numpy()
     if not in_query.any() or in_query.all():
         raise ValueError("isthmus: query_batches must select some cells, not all of them.")
