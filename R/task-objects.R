@@ -34,19 +34,16 @@
   list(matrix = SummarizedExperiment::assay(object, layer), assay = NULL, what = paste0("assay ", layer))
 }
 
+.reduction_names <- function(object) {
+  if (.is_seurat(object)) SeuratObject::Reductions(object) else SingleCellExperiment::reducedDimNames(object)
+}
+
 .embedding_of <- function(object, reduction) {
-  if (.is_seurat(object)) {
-    if (!reduction %in% SeuratObject::Reductions(object)) {
-      stop("isthmus: no reduction '", reduction, "'; the object has: ",
-           paste(SeuratObject::Reductions(object), collapse = ", "), call. = FALSE)
-    }
-    return(SeuratObject::Embeddings(object, reduction))
+  if (!reduction %in% .reduction_names(object)) {
+    stop("isthmus: no ", if (.is_seurat(object)) "reduction" else "reducedDim", " '", reduction,
+         "'; the object has: ", paste(.reduction_names(object), collapse = ", "), call. = FALSE)
   }
-  if (!reduction %in% SingleCellExperiment::reducedDimNames(object)) {
-    stop("isthmus: no reducedDim '", reduction, "'; the object has: ",
-         paste(SingleCellExperiment::reducedDimNames(object), collapse = ", "), call. = FALSE)
-  }
-  SingleCellExperiment::reducedDim(object, reduction)
+  if (.is_seurat(object)) SeuratObject::Embeddings(object, reduction) else SingleCellExperiment::reducedDim(object, reduction)
 }
 
 # The counts (shared with Python, not copied) and only the cell columns a task needs. Columns
@@ -73,7 +70,7 @@
   parts <- list(obs_names = cells, var_names = features,
                 X = .matrix_to_py(counts$matrix, counts$what), layers = list(),
                 obs = obs, var = .empty_frame(features), obsm = obsm, varm = list(), obsp = list(), uns = list())
-  list(adata = .py_core()$anndata_from_r(parts, FALSE), assay = counts$assay, cells = cells, features = features)
+  list(adata = .py_core()$anndata_from_r(parts, FALSE), assay = counts$assay, features = features)
 }
 
 .default_reduction_name <- function(object, method) if (.is_seurat(object)) tolower(method) else toupper(method)
@@ -129,19 +126,20 @@
 
 .put_record <- function(object, name, record) {
   if (.is_seurat(object)) {
-    tools <- object@tools[["isthmus"]] %||% list()
-    tools[[name]] <- record
-    object@tools[["isthmus"]] <- tools
+    records <- .records(object) %||% list()
+    records[[name]] <- record
+    object@tools[["isthmus"]] <- records
   } else {
     S4Vectors::metadata(object)$isthmus[[name]] <- record
   }
   object
 }
 
-.get_record <- function(object, name) {
-  records <- if (.is_seurat(object)) object@tools[["isthmus"]] else S4Vectors::metadata(object)$isthmus
-  records[[name]]
+.records <- function(object) {
+  if (.is_seurat(object)) object@tools[["isthmus"]] else S4Vectors::metadata(object)$isthmus
 }
+
+.get_record <- function(object, name) .records(object)[[name]]
 
 #' The models and results isthmus recorded in an object
 #'
@@ -155,7 +153,7 @@
 #' @export
 isthmus_records <- function(object, name = NULL) {
   .check_task_object(object)
-  records <- if (.is_seurat(object)) object@tools[["isthmus"]] else S4Vectors::metadata(object)$isthmus
+  records <- .records(object)
   if (is.null(name)) return(records %||% list())
   records[[name]] %||% stop("isthmus: no record '", name, "'; the object has: ",
                             paste(names(records), collapse = ", "), call. = FALSE)

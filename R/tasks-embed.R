@@ -65,10 +65,6 @@ IntegrateCells <- function(object, method = c("scvi", "scanvi", "harmony"), batc
   .put_record(object, name, record)
 }
 
-.reduction_names <- function(object) {
-  if (.is_seurat(object)) SeuratObject::Reductions(object) else SingleCellExperiment::reducedDimNames(object)
-}
-
 #' @rdname IntegrateCells
 #' @export
 RunSCVI <- function(object, batch = NULL, ...) IntegrateCells(object, method = "scvi", batch = batch, ...)

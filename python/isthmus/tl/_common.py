@@ -44,6 +44,12 @@ def check_counts(adata, layer: str | None, *, allow_non_integer: bool = False) -
         )
 
 
+def obsm_of(adata, key: str) -> np.ndarray:
+    if key not in adata.obsm:
+        raise ValueError(f"isthmus: obsm[{key!r}] not found; obsm has {list(adata.obsm)}")
+    return np.asarray(adata.obsm[key])
+
+
 def check_column(adata, key: str | None, what: str, *, allow_na: bool = False) -> None:
     if key is None:
         return
@@ -113,9 +119,8 @@ def _progress_callback(label: str):
     return EpochProgress()
 
 
-def train(model, *, label: str, max_epochs: int | None, verbose: bool, **train_kwargs) -> float:
-    """Train on the CPU with the concise progress line; returns the wall time in seconds."""
-    started = time.perf_counter()
+def train(model, *, label: str, max_epochs: int | None, verbose: bool, **train_kwargs) -> None:
+    """Train on the CPU with the concise progress line (the tasks time themselves)."""
     if verbose:
         train_kwargs["callbacks"] = [_progress_callback(label)]
     with warnings.catch_warnings():
@@ -130,7 +135,6 @@ def train(model, *, label: str, max_epochs: int | None, verbose: bool, **train_k
             enable_model_summary=False,
             **train_kwargs,
         )
-    return time.perf_counter() - started
 
 
 # ---- records and models on disk -------------------------------------------------------------
@@ -174,6 +178,13 @@ def model_directory(model_dir: str | None, method: str) -> str:
 def save_model(model, model_dir: str) -> str:
     model.save(model_dir, overwrite=True, save_anndata=False)
     return model_dir
+
+
+def trained_model(model, adata, task: str):
+    """The model a task runs on: a trained SCVI/SCANVI, or the directory of a saved one."""
+    if model is None:
+        raise ValueError(f"isthmus: {task} needs a trained model (model=): run embed/integrate first.")
+    return load_model(model, adata) if isinstance(model, str) else model
 
 
 def load_model(model_dir: str, adata):

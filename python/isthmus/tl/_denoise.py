@@ -51,10 +51,7 @@ def denoise(
     if missing:
         raise ValueError(f"isthmus: {len(missing)} genes not in the data, e.g. {missing[:5]}")
     if method == "scvi":
-        if model is None:
-            raise ValueError("isthmus: scVI denoising needs a trained model (model=): run embed/integrate first.")
-        if isinstance(model, str):
-            model = _common.load_model(model, adata)
+        model = _common.trained_model(model, adata, "scVI denoising")
         _common.seed_everything(random_state)
         normalised = model.get_normalized_expression(
             adata, library_size=library_size, transform_batch=transform_batch, gene_list=genes,
@@ -63,7 +60,7 @@ def denoise(
     else:
         counts = _common.matrix_of(adata, layer)
         if use_rep is not None:
-            embedding = np.asarray(adata.obsm[use_rep])
+            embedding = _common.obsm_of(adata, use_rep)
         else:
             embedding = _classical.pca_of_counts(counts, random_state=random_state)
         lognorm = _classical.log_normalise(counts, target_sum=library_size)

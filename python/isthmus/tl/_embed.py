@@ -66,13 +66,14 @@ def integrate(
     model = None
     started = time.perf_counter()
     if method in ("scvi", "scanvi"):
-        model, _ = _scvi_models.fit_scvi(
-            adata, layer=layer, batch_key=batch_key, labels=_common.labels_with_unlabelled(adata, labels_key) if method == "scanvi" else None,
+        labels = _common.labels_with_unlabelled(adata, labels_key) if method == "scanvi" else None
+        model = _scvi_models.fit_scvi(
+            adata, layer=layer, batch_key=batch_key, labels=labels,
             categorical_covariate_keys=categorical_covariate_keys,
             continuous_covariate_keys=continuous_covariate_keys, n_latent=n_latent, max_epochs=max_epochs,
             allow_non_integer=allow_non_integer, random_state=random_state, verbose=verbose, **model_kwargs)
         if method == "scanvi":
-            model, _ = _scvi_models.fit_scanvi(model, adata, max_epochs=scanvi_epochs,
+            model = _scvi_models.fit_scanvi(model, adata, max_epochs=scanvi_epochs,
                                                random_state=random_state, verbose=verbose)
         latent = model.get_latent_representation()
         params.update(n_latent=int(n_latent), max_epochs=-1 if max_epochs is None else int(max_epochs),
@@ -81,9 +82,7 @@ def integrate(
                       continuous_covariate_keys=list(_scvi_models._as_list(continuous_covariate_keys) or []))
     else:
         if use_rep is not None:
-            if use_rep not in adata.obsm:
-                raise ValueError(f"isthmus: obsm[{use_rep!r}] not found; obsm has {list(adata.obsm)}")
-            pcs = np.asarray(adata.obsm[use_rep], dtype=np.float32)
+            pcs = _common.obsm_of(adata, use_rep).astype(np.float32)
         else:
             pcs = _pca_route(adata, layer, batch_key, n_comps, n_top_genes, random_state)
         latent = _classical.harmony(pcs, adata.obs[batch_key], random_state=random_state) if method == "harmony" else pcs
@@ -111,8 +110,7 @@ def cluster(adata, *, use_rep: str, resolution: float = 1.0, n_neighbors: int = 
     own neighbours are not overwritten."""
     import scanpy as sc
 
-    if use_rep not in adata.obsm:
-        raise ValueError(f"isthmus: obsm[{use_rep!r}] not found; obsm has {list(adata.obsm)}")
+    _common.obsm_of(adata, use_rep)  # a clear error before scanpy's
     name = key_added or f"leiden_{use_rep.removeprefix('X_')}"
     sc.pp.neighbors(adata, use_rep=use_rep, n_neighbors=n_neighbors, random_state=random_state,
                     key_added=f"{name}_neighbors")

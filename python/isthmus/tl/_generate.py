@@ -91,10 +91,7 @@ def generate(
         obs[groupby] = adata.obs[groupby].astype(str).to_numpy()[source]
     batch_key = None
     if method == "scvi":
-        if model is None:
-            raise ValueError("isthmus: generation with scVI needs a trained model (model=): run embed/integrate first.")
-        if isinstance(model, str):
-            model = _common.load_model(model, adata)
+        model = _common.trained_model(model, adata, "generation with scVI")
         batch_key = model.adata_manager.registry["setup_args"].get("batch_key")
         _common.seed_everything(random_state)
         samples = model.posterior_predictive_sample(adata, indices=source, n_samples=1,
@@ -130,10 +127,10 @@ def _two_sample_auc(real, synthetic, random_state: int) -> float:
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
     from sklearn.metrics import roc_auc_score
 
+    if min(real.shape[0], synthetic.shape[0]) < 5:  # too few for 5-fold cross-validation
+        return float("nan")
     pooled = sparse.vstack([sparse.csr_matrix(real), sparse.csr_matrix(synthetic)]).tocsr()
     truth = np.r_[np.zeros(real.shape[0]), np.ones(synthetic.shape[0])]
-    if min(real.shape[0], synthetic.shape[0]) < 5:
-        return float("nan")
     pcs = _classical.ScaledPCA(n_comps=20, random_state=random_state).fit_transform(
         _classical.log_normalise(pooled))
     folds = StratifiedKFold(n_splits=5, shuffle=True, random_state=random_state)

@@ -36,7 +36,7 @@ def fit_scvi(
     verbose: bool = True,
     **model_kwargs: Any,
 ):
-    """scVI on raw counts; returns (model, seconds). The matrices are read, never written, so
+    """scVI on raw counts; returns the trained model. The matrices are read, never written, so
     R's shared read-only memory is safe (setup_anndata only adds registry entries to obs/uns)."""
     import scvi
 
@@ -59,14 +59,13 @@ def fit_scvi(
             warnings.filterwarnings("ignore", message=".*must be within the support of the distribution.*")
         scvi.model.SCVI.setup_anndata(adata, **setup)
         model = scvi.model.SCVI(adata, n_latent=int(n_latent), **model_kwargs)
-        seconds = _common.train(model, label="scVI", max_epochs=max_epochs, verbose=verbose)
-    return model, seconds
+        _common.train(model, label="scVI", max_epochs=max_epochs, verbose=verbose)
+    return model
 
 
 def fit_scanvi(scvi_model, adata, *, max_epochs: int | None = 20, random_state: int = 0,
                verbose: bool = True):
-    """scANVI initialised from a trained scVI model (scvi-tools' recommended route); returns
-    (model, seconds)."""
+    """scANVI initialised from a trained scVI model (scvi-tools' recommended route)."""
     import scvi
 
     _common.seed_everything(random_state)
@@ -74,6 +73,5 @@ def fit_scanvi(scvi_model, adata, *, max_epochs: int | None = 20, random_state: 
         warnings.filterwarnings("ignore", message=r".*_scvi_labels'\] has fewer than 3 cells.*")
         model = scvi.model.SCANVI.from_scvi_model(scvi_model, unlabeled_category=_common.UNLABELLED,
                                                   labels_key=LABELS_COLUMN, adata=adata)
-        seconds = _common.train(model, label="scANVI", max_epochs=max_epochs, verbose=verbose,
-                                n_samples_per_label=100)
-    return model, seconds
+        _common.train(model, label="scANVI", max_epochs=max_epochs, verbose=verbose, n_samples_per_label=100)
+    return model

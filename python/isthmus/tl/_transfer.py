@@ -50,12 +50,11 @@ def _scanvi_transfer(reference, query, labels, *, batch_key, layer, reference_mo
 
     reference_dir = reference_model if isinstance(reference_model, str) else ""
     if reference_model is None:
-        _common.check_column(reference, batch_key, "batch")
-        scvi_model, _ = _scvi_models.fit_scvi(
+        scvi_model = _scvi_models.fit_scvi(
             reference, layer=layer, batch_key=batch_key, labels=labels, n_latent=n_latent, max_epochs=max_epochs,
             allow_non_integer=allow_non_integer, random_state=random_state, verbose=verbose)
-        reference_model, _ = _scvi_models.fit_scanvi(scvi_model, reference, max_epochs=scanvi_epochs,
-                                                      random_state=random_state, verbose=verbose)
+        reference_model = _scvi_models.fit_scanvi(scvi_model, reference, max_epochs=scanvi_epochs,
+                                                  random_state=random_state, verbose=verbose)
         reference_dir = _common.save_model(reference_model, _common.model_directory(model_dir, "scanvi-reference"))
     # a saved model is used from its directory: surgery reads the registry and weights from disk
     registry = (scvi.model.base.BaseModelClass.load_registry(reference_model) if isinstance(reference_model, str)
