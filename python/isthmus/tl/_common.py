@@ -60,6 +60,22 @@ def check_column(adata, key: str | None, what: str, *, allow_na: bool = False) -
         raise ValueError(f"isthmus: {what} column {key!r} has {n} NA values; give every cell a {what}.")
 
 
+def gene_overlap(first_genes, second_genes, *, min_overlap: float, first: str = "reference",
+                 second: str = "query") -> dict[str, Any]:
+    """Share of the ``first`` data's genes found in the ``second``; refused when too few are."""
+    first_genes, second_genes = pd.Index(first_genes), pd.Index(second_genes)
+    shared = first_genes.intersection(second_genes)
+    share = len(shared) / max(len(first_genes), 1)
+    report = {"first_genes": len(first_genes), "second_genes": len(second_genes), "shared_genes": len(shared),
+              "share_of_first": share}
+    if share < min_overlap:
+        raise ValueError(
+            f"isthmus: the {second} has {len(shared)} of the {first}'s {len(first_genes)} genes ({share:.0%}); at "
+            f"least {min_overlap:.0%} are needed (min_gene_overlap). Are both on the same gene identifiers (symbols "
+            "vs Ensembl IDs) and species?")
+    return report
+
+
 def labels_with_unlabelled(adata, labels_key: str, min_cells: int = 3) -> pd.Series:
     """The labels as strings, NA meaning "not labelled" (scANVI's unlabelled category). Labels
     with fewer than ``min_cells`` cells cannot be learnt; they become unlabelled, with a warning."""

@@ -5,7 +5,6 @@ PCA fitted on the reference. The output mirrors Seurat's TransferData."""
 from __future__ import annotations
 
 import time
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -14,21 +13,6 @@ from . import _classical, _common, _scvi_models
 
 TRANSFER_METHODS = ("scanvi", "knn", "svm")
 UNKNOWN = "unknown"
-
-
-def gene_overlap(reference_genes, query_genes, *, min_overlap: float) -> dict[str, Any]:
-    """Share of the reference's genes found in the query; refuse when too few are."""
-    reference_genes, query_genes = pd.Index(reference_genes), pd.Index(query_genes)
-    shared = reference_genes.intersection(query_genes)
-    share = len(shared) / max(len(reference_genes), 1)
-    report = {"reference_genes": len(reference_genes), "query_genes": len(query_genes),
-              "shared_genes": len(shared), "share_of_reference": share}
-    if share < min_overlap:
-        raise ValueError(
-            f"isthmus: the query has {len(shared)} of the reference's {len(reference_genes)} genes "
-            f"({share:.0%}); at least {min_overlap:.0%} are needed (min_gene_overlap). Are both on the same "
-            "gene identifiers (symbols vs Ensembl IDs) and species?")
-    return report
 
 
 def _result(probabilities: pd.DataFrame, threshold: float) -> pd.DataFrame:
@@ -174,10 +158,10 @@ def transfer_labels(
                                                                   return_reference_var_names=True)
     else:
         reference_genes = reference.var_names if reference_model is None else reference_model.adata.var_names
-    overlap = gene_overlap(reference_genes, query.var_names, min_overlap=min_gene_overlap)
+    overlap = _common.gene_overlap(reference_genes, query.var_names, min_overlap=min_gene_overlap)
     if verbose:
-        print(f"isthmus: the query has {overlap['shared_genes']} of the reference's {overlap['reference_genes']} "
-              f"genes ({overlap['share_of_reference']:.0%}).", flush=True)
+        print(f"isthmus: the query has {overlap['shared_genes']} of the reference's {overlap['first_genes']} "
+              f"genes ({overlap['share_of_first']:.0%}).", flush=True)
     labels = None
     if reference_model is None:
         _common.check_column(reference, labels_key, "labels", allow_na=True)
@@ -202,6 +186,7 @@ def transfer_labels(
     query.uns[key_added] = _common.record(
         method, {"labels_key": labels_key, "batch_key": batch_key, "threshold": float(threshold),
                  "random_state": int(random_state), "query_epochs": int(query_epochs) if method == "scanvi" else "",
-                 **overlap},
+                 "reference_genes": overlap["first_genes"], "query_genes": overlap["second_genes"],
+                 "shared_genes": overlap["shared_genes"], "share_of_reference": overlap["share_of_first"]},
         seconds=time.perf_counter() - started, model_dir=reference_dir)
     return result

@@ -1,0 +1,99 @@
+"""What the spatial tasks share: checked coordinates, the spatial neighbour graph, spots that can
+be modelled, and a reference that can be learnt from (labels with enough cells, genes shared with
+the spatial data)."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+from scipy import sparse
+
+from . import _common
+
+SPATIAL_KEY = "spatial"
+
+
+def coordinates(adata, key: str = SPATIAL_KEY) -> np.ndarray:
+    """``obsm[key]`` as an (n, 2) float array: present, finite, and one spot per position.
+
+    Duplicated positions are refused rather than jittered: they usually mean two sections or two
+    images were merged without offsets, and every neighbour graph built on them would be wrong.
+    """
+    if key not in adata.obsm:
+        raise ValueError(f"isthmus: no spatial coordinates: obsm[{key!r}] not found (obsm has {list(adata.obsm)}). "
+                         "In R, the object needs an image (Visium/SlideSeq) or coordinates.")
+    xy = np.asarray(adata.obsm[key], dtype=float)
+    if xy.ndim != 2 or xy.shape[1] < 2:
+        raise ValueError(f"isthmus: obsm[{key!r}] must have two columns (x, y); it has shape {xy.shape}.")
+    xy = xy[:, :2]
+    missing = ~np.isfinite(xy).all(axis=1)
+    if missing.any():
+        names = ", ".join(map(str, adata.obs_names[missing][:5]))
+        raise ValueError(f"isthmus: {int(missing.sum())} spots have missing (NaN/Inf) coordinates (e.g. {names}); "
+                         "subset them away or give them positions.")
+    _, first, counts = np.unique(xy, axis=0, return_index=True, return_counts=True)
+    if (counts > 1).any():
+        n_dup = int((counts[counts > 1]).sum())
+        example = adata.obs_names[first[counts > 1][0]]
+        raise ValueError(f"isthmus: {n_dup} spots share their coordinates with another spot (e.g. {example}); "
+                         "spots must have distinct positions (several sections merged without offsets?).")
+    return xy
+
+
+def neighbour_graph(xy: np.ndarray, n_neighbors: int = 6) -> sparse.csr_matrix:
+    """Symmetric 0/1 adjacency of each spot's ``n_neighbors`` nearest spots (no self loops).
+
+    Six is the Visium hexagonal ring; for Slide-seq beads or Stereo-seq bins, more neighbours
+    cover the same tissue area.
+    """
+    from sklearn.neighbors import NearestNeighbors
+
+    n = xy.shape[0]
+    k = min(int(n_neighbors), n - 1)
+    if k < 1:
+        raise ValueError("isthmus: a spatial neighbour graph needs at least two spots.")
+    index = NearestNeighbors(n_neighbors=k + 1).fit(xy).kneighbors(xy, return_distance=False)[:, 1:]
+    rows = np.repeat(np.arange(n), k)
+    graph = sparse.csr_matrix((np.ones(rows.size, dtype=np.float32), (rows, index.ravel())), shape=(n, n))
+    graph = graph.maximum(graph.T).tocsr()
+    graph.setdiag(0)
+    graph.eliminate_zeros()
+    return graph
+
+
+def check_spots_have_counts(adata, layer: str | None, what: str = "spatial data") -> None:
+    """Spots with no counts cannot be normalised or modelled: name them instead of failing later."""
+    totals = np.asarray(_common.matrix_of(adata, layer).sum(axis=1)).ravel()
+    empty = totals <= 0
+    if empty.any():
+        names = ", ".join(map(str, adata.obs_names[empty][:5]))
+        raise ValueError(f"isthmus: {int(empty.sum())} spots of the {what} have no counts (e.g. {names}); "
+                         "subset them away (in R: subset(object, nCount_Spatial > 0)).")
+
+
+def shared_genes(reference, spatial, *, min_overlap: float, verbose: bool = True) -> pd.Index:
+    """Genes in both, in the spatial data's order; the overlap is reported, and refused when fewer
+    than ``min_overlap`` of the spatial data's genes are in the reference."""
+    report = _common.gene_overlap(spatial.var_names, reference.var_names, min_overlap=min_overlap,
+                                  first="spatial data", second="reference")
+    if verbose:
+        print(f"isthmus: {report['shared_genes']} genes shared by the reference ({report['second_genes']}) and "
+              f"the spatial data ({report['first_genes']}).", flush=True)
+    return spatial.var_names[spatial.var_names.isin(reference.var_names)]
+
+
+def reference_labels(reference, labels_key: str, *, min_cells: int) -> pd.Series:
+    """The reference's cell-type labels as strings. A type with fewer than ``min_cells`` cells has no
+    usable signature: it is left out with a warning naming it; NA labels are refused."""
+    _common.check_column(reference, labels_key, "cell type")
+    labels = reference.obs[labels_key].astype(str)
+    counts = labels.value_counts()
+    rare = sorted(counts.index[counts < min_cells])
+    if rare:
+        warnings.warn(f"isthmus: cell types with fewer than {min_cells} reference cells are left out: "
+                      f"{', '.join(rare)}", UserWarning, stacklevel=3)
+    if len(counts) - len(rare) < 2:
+        raise ValueError(f"isthmus: the reference needs at least two cell types with {min_cells} or more cells.")
+    return labels
