@@ -50,7 +50,7 @@
 # are checked here, in R, so that the message names the user's own column. `allow_na` lists
 # columns where NA is meaningful (labels: NA = unlabelled).
 .task_input <- function(object, assay = NULL, layer = "counts", columns = NULL, allow_na = NULL,
-                        embedding = NULL) {
+                        embedding = NULL, spatial = FALSE, image = NULL) {
   .check_task_object(object)
   counts <- .task_counts(object, assay, layer)
   meta <- .cell_meta(object)
@@ -64,13 +64,62 @@
   cells <- colnames(object)
   features <- rownames(counts$matrix)
   obs <- if (length(columns)) .frame_to_py(meta[unique(columns)], cells, "meta.data", .new_report()) else .empty_frame(cells)
-  obsm <- if (is.null(embedding)) list() else {
-    list(X_input = .matrix_to_py(.embedding_of(object, embedding), paste0("reduction ", embedding), orientation = "same"))
+  obsm <- list()
+  if (!is.null(embedding)) {
+    obsm$X_input <- .matrix_to_py(.embedding_of(object, embedding), paste0("reduction ", embedding), orientation = "same")
   }
+  if (spatial) obsm$spatial <- .matrix_to_py(.spatial_coordinates(object, image), "spatial coordinates", orientation = "same")
   parts <- list(obs_names = cells, var_names = features,
                 X = .matrix_to_py(counts$matrix, counts$what), layers = list(),
                 obs = obs, var = .empty_frame(features), obsm = obsm, varm = list(), obsp = list(), uns = list())
   list(adata = .py_core()$anndata_from_r(parts, FALSE), assay = counts$assay, features = features)
+}
+
+# Spots' (x, y): Seurat from its images (Visium: full-resolution pixels; SlideSeq and others:
+# GetTissueCoordinates' x, y), a SpatialExperiment from spatialCoords(), another SCE from a
+# reducedDim "spatial". Every cell needs a position: a merged object with cells in no image is
+# refused (subset it, or name the `image`).
+.spatial_coordinates <- function(object, image = NULL) {
+  cells <- colnames(object)
+  if (.is_seurat(object)) {
+    images <- image %||% SeuratObject::Images(object)
+    if (!length(images)) {
+      stop("isthmus: the Seurat object has no image holding spot coordinates (Visium, SlideSeq, FOV); ",
+           "spatial verbs need one.", call. = FALSE)
+    }
+    missing <- setdiff(images, names(object@images))
+    if (length(missing)) stop("isthmus: no image '", missing[1], "'; the object has: ",
+                              paste(SeuratObject::Images(object), collapse = ", "), call. = FALSE)
+    xy <- matrix(NA_real_, length(cells), 2, dimnames = list(cells, c("x", "y")))
+    for (name in images) {
+      img <- object@images[[name]]
+      coords <- if (inherits(img, "VisiumV1")) img@coordinates[, c("imagecol", "imagerow")] else {
+        found <- SeuratObject::GetTissueCoordinates(img)
+        if (!is.null(found$cell)) rownames(found) <- found$cell
+        found[, intersect(c("x", "y"), names(found)), drop = FALSE]
+      }
+      if (ncol(coords) != 2) stop("isthmus: image '", name, "' has no x/y coordinates.", call. = FALSE)
+      at <- match(rownames(coords), cells)
+      xy[at[!is.na(at)], ] <- as.matrix(coords[!is.na(at), ])
+    }
+  } else {
+    xy <- if (methods::is(object, "SpatialExperiment")) SpatialExperiment::spatialCoords(object) else {
+      name <- grep("^spatial$", SingleCellExperiment::reducedDimNames(object), ignore.case = TRUE, value = TRUE)
+      if (!length(name)) {
+        stop("isthmus: the SingleCellExperiment has no coordinates: use a SpatialExperiment or put them in ",
+             "reducedDim(sce, \"spatial\").", call. = FALSE)
+      }
+      SingleCellExperiment::reducedDim(object, name[1])
+    }
+    xy <- as.matrix(xy)[, 1:2, drop = FALSE]
+  }
+  lost <- !stats::complete.cases(xy)
+  if (any(lost)) {
+    stop("isthmus: ", sum(lost), " cells have no spatial coordinates (e.g. ", cells[which(lost)[1]], "); subset ",
+         "the object to the cells of one image (or name it with `image`).", call. = FALSE)
+  }
+  storage.mode(xy) <- "double"
+  xy
 }
 
 .default_reduction_name <- function(object, method) if (.is_seurat(object)) tolower(method) else toupper(method)

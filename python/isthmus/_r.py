@@ -235,3 +235,53 @@ def compare(adata, kwargs: Mapping[str, Any], png: str | None, title: str | None
     if png:
         tl.plot_comparison(table, png, title=title)
     return {"table": _columns(table), "png": png or ""}
+
+
+# ---- spatial ----------------------------------------------------------------------------------
+
+
+def spatial_domains(adata, kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    _prepare()
+    from . import tl
+
+    domains = tl.spatial_domains(adata, key_added="domains", **kwargs)
+    return {"domains": [str(x) for x in domains], "agreement": adata.obs["domains_agreement"].to_numpy(),
+            "embedding": adata.obsm["X_domains"], "record": dict(adata.uns["domains"])}
+
+
+def _proportions(frame) -> dict[str, Any]:
+    return {"values": frame.to_numpy(dtype="float64"), "types": [str(c) for c in frame.columns]}
+
+
+def deconvolve(spatial, reference, kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    _prepare()
+    from . import tl
+
+    proportions = tl.deconvolve(spatial, reference, key_added="deconvolution", **kwargs)
+    return {**_proportions(proportions), "record": dict(spatial.uns["deconvolution"])}
+
+
+def map_cells(spatial, reference, kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    _prepare()
+    from . import tl
+
+    result = tl.map_cells(spatial, reference, key_added="mapping", **kwargs)
+    return {"imputed": result.imputed.to_numpy(dtype="float64"), "genes": [str(g) for g in result.imputed.columns],
+            "cell_types": None if result.cell_types is None else _proportions(result.cell_types),
+            "record": dict(spatial.uns["mapping"])}
+
+
+def interactions(adata, kwargs: Mapping[str, Any], png: str | None, title: str | None) -> dict[str, Any]:
+    _prepare()
+    from . import tl
+
+    kwargs = dict(kwargs)
+    if isinstance(kwargs.get("resource"), Mapping):  # a data.frame from R, as columns
+        import pandas as pd
+
+        kwargs["resource"] = pd.DataFrame({k: list(v) for k, v in kwargs["resource"].items()})
+    table = tl.interactions(adata, key_added="interactions", **kwargs)
+    if png:
+        tl.plot_interactions(table, png, title=title)
+    record = {k: v for k, v in adata.uns["interactions"].items() if k != "table"}
+    return {"table": _columns(table), "png": png or "", "record": record}
