@@ -22,6 +22,7 @@ import warnings
 
 import anndata as ad
 import pandas as pd
+from _tables import markdown  # bench/ is on sys.path when a script runs
 
 import isthmus.tl as tl
 
@@ -36,14 +37,6 @@ def load(path: str, batch_key: str) -> ad.AnnData:
     return adata
 
 
-def markdown(frame: pd.DataFrame, digits: int = 3) -> str:
-    frame = frame.copy()
-    cols = [str(c) for c in frame.columns]
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    for _, row in frame.iterrows():
-        cells = [f"{v:.{digits}f}" if isinstance(v, float) else str(v) for v in row]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
 
 
 def integration(name, adata, out, epochs):

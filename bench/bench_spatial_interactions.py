@@ -37,6 +37,7 @@ import pandas as pd
 
 from isthmus.tl import _classical
 from isthmus.tl._interactions import interactions, plot_interactions
+from _tables import markdown  # bench/ is on sys.path when a script runs
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -85,10 +86,6 @@ def compare(name, adata, labels_key, *, n_neighbors, n_perms, out, resource="aut
     }
 
 
-def markdown(frame: pd.DataFrame) -> str:
-    lines = ["| " + " | ".join(map(str, frame.columns)) + " |", "|" + "---|" * frame.shape[1]]
-    lines += ["| " + " | ".join(map(str, row)) + " |" for row in frame.itertuples(index=False)]
-    return "\n".join(lines)
 
 
 def main():

@@ -26,6 +26,7 @@ import anndata as ad
 import pandas as pd
 
 from isthmus.tl._map_cells import MAPPING_METHODS, holdout_gene_scores
+from _tables import markdown  # bench/ is on sys.path when a script runs
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 EXTDATA = os.path.join(HERE, "..", "inst", "extdata")
@@ -35,13 +36,6 @@ PAIRS = {
 }
 
 
-def markdown(frame: pd.DataFrame, digits: int = 3) -> str:
-    cols = [str(c) for c in frame.columns]
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    for _, row in frame.iterrows():
-        cells = [f"{v:.{digits}f}" if isinstance(v, float) else str(v) for v in row]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
 
 
 def load(name: str) -> ad.AnnData:

@@ -109,7 +109,7 @@ def fit_graph_autoencoder(
     from scipy import sparse
 
     torch.manual_seed(int(seed))
-    x = torch.as_tensor(np.asarray(features, dtype=np.float32))
+    x = torch.as_tensor(np.ascontiguousarray(features, dtype=np.float32))
     # one entry per edge, ordered by (target, source): the order of a coalesced torch sparse matrix,
     # which the hand-written backward relies on
     n = x.shape[0]

@@ -42,7 +42,7 @@ def _gat_embedding(lognorm, graph, *, n_comps, seed, max_epochs, verbose):
 
     dense = np.asarray(lognorm.todense(), dtype=np.float32)
     n_comps = int(min(n_comps, min(dense.shape) - 1))
-    features = PCA(n_components=n_comps, svd_solver="arpack", random_state=0).fit_transform(dense)
+    features = PCA(n_components=n_comps, svd_solver="randomized", random_state=0).fit_transform(dense)
     with_self = (graph + sparse.identity(graph.shape[0], format="csr")).tocoo()
     edges = np.vstack([with_self.col, with_self.row])  # source j -> target i
     latent, _ = fit_graph_autoencoder(features, edges, max_epochs=max_epochs, seed=seed, verbose=verbose,

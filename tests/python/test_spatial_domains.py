@@ -1,0 +1,116 @@
+"""Spatial domains on the bundled DLPFC slice (3639 spots x 1000 genes, manual layers)."""
+
+import anndata as ad
+import numpy as np
+import pytest
+import torch
+from scipy import sparse
+from sklearn.metrics import adjusted_rand_score
+
+from isthmus import tl
+from isthmus.models._spatial_graph import _EdgeWeightedSum
+from isthmus.tl import _domains
+
+
+@pytest.fixture(scope="module")
+def dlpfc(extdata):
+    adata = ad.read_h5ad(extdata / "dlpfc_151673_visium_top1000.h5ad")
+    adata.obs["layer"] = adata.obs["layer"].astype(str).replace("nan", np.nan)
+    return adata
+
+
+def _ari(adata, column):
+    known = adata.obs["layer"].notna().to_numpy()
+    return adjusted_rand_score(adata.obs["layer"][known], adata.obs[column][known])
+
+
+def test_space_helps_on_the_cortex_layers(dlpfc):
+    """The layers are spatially contiguous: the neighbour-augmented baseline must beat plain PCA
+    by a clear margin (0.47 vs 0.33 measured on these 1000 genes)."""
+    adata = dlpfc.copy()
+    tl.spatial_domains(adata, method="pca", n_domains=7, layer=None, n_seeds=1, refine_labels=False, verbose=False)
+    tl.spatial_domains(adata, method="neighbor_pca", n_domains=7, layer=None, n_seeds=1, refine_labels=False,
+                       verbose=False)
+    assert _ari(adata, "neighbor_pca_domain") > _ari(adata, "pca_domain") + 0.08
+
+
+def test_graph_model_writes_the_documented_keys_and_repeats(dlpfc):
+    adata = dlpfc[:1500].copy()
+    before = set(adata.obs) | set(adata.obsm) | set(adata.uns)
+    domains = tl.spatial_domains(adata, method="gat", n_domains=5, layer=None, n_seeds=2, max_epochs=15,
+                                 verbose=False)
+    assert set(adata.obs) | set(adata.obsm) | set(adata.uns) == before | {
+        "gat_domain", "gat_agreement", "X_gat", "gat_seed_domains", "gat"}
+    assert domains.index.equals(adata.obs_names) and 2 <= domains.nunique() <= 5
+    assert adata.obsm["X_gat"].shape == (1500, 30) and adata.obsm["gat_seed_domains"].shape == (1500, 2)
+    assert adata.obs["gat_agreement"].between(0.5, 1).all()
+    assert len(adata.uns["gat"]["params"]["seed_ari"]) == 2
+    again = dlpfc[:1500].copy()
+    tl.spatial_domains(again, method="gat", n_domains=5, layer=None, n_seeds=2, max_epochs=15, verbose=False)
+    np.testing.assert_array_equal(again.obsm["X_gat"], adata.obsm["X_gat"])
+    assert (again.obs["gat_domain"] == adata.obs["gat_domain"]).all()
+
+
+def test_progress_lines(dlpfc, capsys):
+    tl.spatial_domains(dlpfc[:500].copy(), method="gat", n_domains=3, layer=None, n_seeds=1, max_epochs=10)
+    lines = [x for x in capsys.readouterr().out.splitlines() if x.startswith("isthmus GAT")]
+    assert len(lines) == 10 and "epoch 10/10  loss" in lines[-1]
+
+
+def test_hand_written_backward_matches_autograd():
+    graph = sparse.random(30, 30, density=0.2, format="coo", random_state=1)
+    graph.sum_duplicates()
+    source, target = torch.as_tensor(graph.col.astype(np.int64)), torch.as_tensor(graph.row.astype(np.int64))
+    weights = torch.rand(len(source), dtype=torch.float64, requires_grad=True)
+    values = torch.randn(30, 4, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda w, v: _EdgeWeightedSum.apply(w, v, source, target), (weights, values))
+
+
+def test_consensus_undoes_label_permutations():
+    rng = np.random.default_rng(0)
+    truth = np.repeat(np.arange(4), 50)
+    runs = []
+    for seed in range(5):
+        noisy = truth.copy()
+        flip = rng.choice(truth.size, 15, replace=False)  # each run gets a few spots wrong
+        noisy[flip] = rng.integers(0, 4, 15)
+        runs.append(rng.permutation(4)[noisy])  # and its own label names
+    labels, seed_ari, agreement = _domains.consensus(np.column_stack(runs))
+    assert adjusted_rand_score(truth, labels) > max(adjusted_rand_score(truth, r) for r in runs)
+    assert seed_ari.shape == (5,) and agreement.shape == truth.shape and agreement.min() >= 0.2
+
+
+def test_refine_relabels_an_isolated_spot():
+    xy = np.array([(x, y) for x in range(5) for y in range(5)], dtype=float)
+    graph = tl._spatial.neighbour_graph(xy, 4)
+    labels = np.zeros(25, dtype=int)
+    labels[12] = 1  # the centre spot, alone among zeros
+    labels[:10] = 2  # a band two spots wide stays
+    refined = _domains.refine(labels, graph)
+    assert refined[12] == 0 and (refined[:10] == 2).all() and (refined[13:] == 0).all()
+
+
+def test_bad_input_is_refused_and_nothing_written(dlpfc):
+    adata = dlpfc[:300].copy()
+    keys = (set(adata.obs), set(adata.obsm), set(adata.uns))
+    duplicated = adata.copy()
+    duplicated.obsm["spatial"][1] = duplicated.obsm["spatial"][0]
+    with pytest.raises(ValueError, match="2 spots share their coordinates"):
+        tl.spatial_domains(duplicated, method="pca", n_domains=3, layer=None, verbose=False)
+    missing = adata.copy()
+    missing.obsm["spatial"][3, 0] = np.nan
+    with pytest.raises(ValueError, match="1 spots have missing"):
+        tl.spatial_domains(missing, method="pca", n_domains=3, layer=None, verbose=False)
+    empty = adata.copy()
+    counts = empty.X.tolil()
+    counts[5, :] = 0
+    empty.X = counts.tocsr()
+    with pytest.raises(ValueError, match="1 spots of the spatial data have no counts"):
+        tl.spatial_domains(empty, method="pca", n_domains=3, layer=None, verbose=False)
+    with pytest.raises(ValueError, match="needs n_domains"):
+        tl.spatial_domains(adata, method="pca", cluster_method="gmm", layer=None, verbose=False)
+    no_space = adata.copy()
+    del no_space.obsm["spatial"]
+    with pytest.raises(ValueError, match="no spatial coordinates"):
+        tl.spatial_domains(no_space, method="gat", n_domains=3, layer=None, verbose=False)
+    assert (set(adata.obs), set(adata.obsm), set(adata.uns)) == keys
