@@ -56,6 +56,28 @@ FindSpatialDomains <- function(object, method = c("gat", "neighbor_pca", "pca"),
   .put_record(object, method, out$record)
 }
 
+#' Score spatial domains against a manual annotation
+#'
+#' ARI and NMI of each domain column (default: every meta.data / colData column ending in
+#' "_domain", as [FindSpatialDomains()] writes them) against `truth`; spots whose annotation is
+#' NA are left out. The way to see, on an annotated slice of your own, whether the graph model
+#' beats the classical routes.
+#'
+#' @param object A Seurat or SingleCellExperiment object.
+#' @param truth The annotation column (e.g. manual layers).
+#' @param columns Domain columns to score (default: those ending in "_domain").
+#' @return A data.frame: domains, ARI, NMI, n_domains, n_spots.
+#' @export
+CompareDomains <- function(object, truth, columns = NULL) {
+  .check_task_object(object)
+  meta <- .cell_meta(object)
+  columns <- columns %||% grep("_domain$", names(meta), value = TRUE)
+  if (!length(columns)) stop("isthmus: no domain columns: run FindSpatialDomains() first or name `columns`.", call. = FALSE)
+  input <- .task_input(object, columns = c(truth, columns), allow_na = truth)
+  as.data.frame(.py_core()$domain_scores(input$adata, list(truth_key = truth, domain_keys = as.list(columns))),
+                stringsAsFactors = FALSE)
+}
+
 # Per-spot cell-type proportions into the object: meta.data / colData columns `<prefix>_<type>`
 # and `<prefix>_top` (the most abundant type); with `assay.name`, also a Seurat assay of the
 # proportions (types x spots, as Seurat's "predictions"), so that SpatialFeaturePlot() shows them.

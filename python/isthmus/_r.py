@@ -249,6 +249,12 @@ def spatial_domains(adata, kwargs: Mapping[str, Any]) -> dict[str, Any]:
             "embedding": adata.obsm["X_domains"], "record": dict(adata.uns["domains"])}
 
 
+def domain_scores(adata, kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    from . import tl
+
+    return _columns(tl.domain_scores(adata, **kwargs))
+
+
 def _proportions(frame) -> dict[str, Any]:
     return {"values": frame.to_numpy(dtype="float64"), "types": [str(c) for c in frame.columns]}
 

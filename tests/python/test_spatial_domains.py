@@ -32,6 +32,10 @@ def test_space_helps_on_the_cortex_layers(dlpfc):
     tl.spatial_domains(adata, method="neighbor_pca", n_domains=7, layer=None, n_seeds=1, refine_labels=False,
                        verbose=False)
     assert _ari(adata, "neighbor_pca_domain") > _ari(adata, "pca_domain") + 0.08
+    scores = tl.domain_scores(adata, truth_key="layer").set_index("domains")
+    assert list(scores.index) == ["pca_domain", "neighbor_pca_domain"]
+    assert scores.loc["pca_domain", "ARI"] == pytest.approx(_ari(adata, "pca_domain"))
+    assert scores["n_spots"].eq(adata.obs["layer"].notna().sum()).all()
 
 
 def test_graph_model_writes_the_documented_keys_and_repeats(dlpfc):

@@ -29,8 +29,13 @@ test_that("FindSpatialDomains on a Visium Seurat object: domains, agreement, red
   expect_equal(record$params$n_domains, 7)
   expect_length(record$params$seed_ari, 2)
   # the domains follow the cortex layers (measured ARI about 0.5 on these 1000 genes; PCA about 0.35)
-  known <- !is.na(out$layer) & out$layer != "nan"
-  expect_gt(mclust_free_ari(out$layer[known], out$neighbor_pca_domain[known]), 0.35)
+  out$layer[out$layer == "nan"] <- NA
+  scores <- CompareDomains(out, truth = "layer")
+  expect_identical(scores$domains, "neighbor_pca_domain")
+  expect_gt(scores$ARI, 0.35)
+  expect_equal(scores$ARI, mclust_free_ari(out$layer[!is.na(out$layer)], out$neighbor_pca_domain[!is.na(out$layer)]))
+  expect_equal(scores$n_spots, sum(!is.na(out$layer)))
+  expect_error(CompareDomains(obj, truth = "layer"), "no domain columns")
   plot <- Seurat::SpatialDimPlot(out, group.by = "neighbor_pca_domain")
   expect_s3_class(plot, "ggplot")
   expect_no_error(ggplot2::ggplot_build(plot))

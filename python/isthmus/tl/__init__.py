@@ -7,7 +7,7 @@ lists what each task can run. The verbs in R call these through ``isthmus._r``.
 from ._compare import compare, label_transfer_scores, plot_comparison, scib_scores
 from ._deconvolve import DECONVOLVE_METHODS, deconvolution_scores, deconvolve, pseudo_spots
 from ._denoise import DENOISE_METHODS, denoise
-from ._domains import DOMAIN_METHODS, spatial_domains
+from ._domains import DOMAIN_METHODS, domain_scores, spatial_domains
 from ._embed import EMBED_METHODS, INTEGRATE_METHODS, cluster, embed, integrate
 from ._generate import GENERATE_METHODS, check_generated, generate
 from ._common import load_model, save_model
@@ -29,5 +29,5 @@ METHODS = {
 
 __all__ = ["embed", "integrate", "cluster", "transfer_labels", "denoise", "generate", "check_generated",
            "compare", "scib_scores", "label_transfer_scores", "plot_comparison", "save_model", "load_model",
-           "spatial_domains", "deconvolve", "pseudo_spots", "deconvolution_scores", "map_cells",
+           "spatial_domains", "domain_scores", "deconvolve", "pseudo_spots", "deconvolution_scores", "map_cells",
            "holdout_gene_scores", "interactions", "plot_interactions", "METHODS"]

@@ -267,3 +267,24 @@ def spatial_domains(
         "lambda": float(lambda_) if method == "neighbor_pca" else None,
         "seed_ari": [float(a) for a in seed_ari]}, seconds=time.perf_counter() - started)
     return pd.Series(domains, index=adata.obs_names, name=f"{key}_domain")
+
+
+def domain_scores(adata, *, truth_key: str, domain_keys=None) -> pd.DataFrame:
+    """ARI and NMI of each domain column (default: every ``obs`` column ending in "_domain")
+    against a manual annotation ``obs[truth_key]``; spots without an annotation are left out."""
+    from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
+
+    _common.check_column(adata, truth_key, "annotation", allow_na=True)
+    keys = list(domain_keys) if domain_keys is not None else [c for c in adata.obs if str(c).endswith("_domain")]
+    if not keys:
+        raise ValueError("isthmus: no domain columns to score: run spatial_domains() first or name domain_keys.")
+    truth = adata.obs[truth_key]
+    known = truth.notna().to_numpy()
+    rows = []
+    for key in keys:
+        _common.check_column(adata, key, "domain")
+        labels = adata.obs[key].astype(str).to_numpy()[known]
+        rows.append({"domains": key, "ARI": adjusted_rand_score(truth[known].astype(str), labels),
+                     "NMI": normalized_mutual_info_score(truth[known].astype(str), labels),
+                     "n_domains": len(np.unique(labels)), "n_spots": int(known.sum())})
+    return pd.DataFrame(rows)
