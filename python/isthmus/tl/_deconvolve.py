@@ -25,7 +25,6 @@ DECONVOLVE_METHODS = ("destvi", "stereoscope", "nnls")
 
 # The reference's cell types as the scvi-tools models see them (a column of the lean copy only).
 _TYPES_COLUMN = "_isthmus_cell_type"
-_CONDSCVI_PRIOR = "mog"
 # Model names in the progress lines.
 _LABELS = {"destvi": ("CondSCVI", "DestVI"), "stereoscope": ("RNAStereoscope", "SpatialStereoscope")}
 # (reference, spatial) epochs when reference_epochs / max_epochs are None; see deconvolve()
@@ -63,7 +62,7 @@ def _variable_genes(reference_counts, n_top_genes: int, keep_threads_of_torch: b
 
     scanpy computes sparse means and variances with numba in parallel; once scvi-tools is loaded,
     that resets the OpenMP thread count torch uses to every core, ignoring OMP_NUM_THREADS (seen
-    with numba's "omp" layer): training afterwards ran 17 times slower on a busy 2-core machine.
+    with numba's "omp" layer): DestVI training afterwards ran 15 times slower on a busy 2-core machine.
     """
     torch = None
     if keep_threads_of_torch:
@@ -118,17 +117,17 @@ def _scvi_deconvolution(method, reference_lean, spatial_lean, *, max_epochs, ref
     _common.seed_everything(random_state)
     if method == "destvi":
         scvi.model.CondSCVI.setup_anndata(reference_lean, labels_key=_TYPES_COLUMN)
-        # the learnt mixture-of-Gaussians prior per cell type, which DestVI's spot model (prior_mode
-        # "mog", its default) takes over as is; scvi-tools 1.4 also needs the prior named here
-        reference_model = scvi.model.CondSCVI(reference_lean, prior=_CONDSCVI_PRIOR)
+        # a learnt mixture-of-Gaussians prior per cell type, which DestVI's spot model (prior_mode
+        # "mog", its default) takes over as is; scvi-tools 1.4's from_rna_model also fails with a
+        # KeyError unless the prior is named here
+        reference_model = scvi.model.CondSCVI(reference_lean, prior="mog")
     else:
         scvi.external.RNAStereoscope.setup_anndata(reference_lean, labels_key=_TYPES_COLUMN)
         reference_model = scvi.external.RNAStereoscope(reference_lean)
     _common.train(reference_model, label=reference_label, max_epochs=reference_epochs, verbose=verbose)
     _common.seed_everything(random_state)
     if method == "destvi":
-        # from_rna_model registers the spots itself; the vamp prior's k-means draws from NumPy's
-        # global generator, seeded above
+        # from_rna_model registers the spots itself
         spatial_model = scvi.model.DestVI.from_rna_model(spatial_lean, reference_model)
     else:
         scvi.external.SpatialStereoscope.setup_anndata(spatial_lean)
@@ -151,7 +150,7 @@ def deconvolve(
     labels_key: str,
     method: str = "destvi",
     layer: str | None = "counts",
-    min_gene_overlap: float = 0.5,
+    min_gene_overlap: float = 0.3,
     min_cells_per_type: int = 10,
     n_top_genes: int | None = 2000,
     cell_fractions: bool = True,
@@ -184,14 +183,16 @@ def deconvolve(
       type, then DestVI built from it on the spots; proportions from ``get_proportions()`` (DestVI's
       extra type, which absorbs what no reference type explains, left out). Epochs: CondSCVI
       ``reference_epochs`` (None: 300, scvi-tools' default), DestVI ``max_epochs`` (None: 300, not
-      scvi-tools' 2000: one DestVI step decodes every type for every spot, about 0.3 s per
+      scvi-tools' 2000: one DestVI step decodes every type for every spot, about 0.2-0.4 s per
       128 spots on one CPU thread with a few hundred genes, so 2000 epochs of a 3,000-spot slide
-      would take hours; on pseudo-spots of known composition 300 epochs already beat NNLS, see
-      bench/bench_spatial_deconvolution.py).
+      would take hours; on pseudo-spots of known composition 150-300 epochs already beat NNLS,
+      see bench/bench_spatial_deconvolution.py).
     - "stereoscope": scvi-tools' RNAStereoscope on the reference (``reference_epochs``, None: 400,
       scvi-tools' default), then SpatialStereoscope from it (``max_epochs``, None: 2000, not
       scvi-tools' 400: each spot's loadings move once per epoch, and at 400 they are far from
-      converged on small data; its steps are cheap). Its noise term is left out.
+      converged on small data (hippocampus pseudo-spots, shares of counts: Pearson 0.26 after
+      400 + 400 epochs, 0.61 after 2000 + 2000); its steps are cheap). Its noise term is left
+      out. Even so it converges slowly, and on the benchmark's small data it stays behind NNLS.
     - "nnls": the classical baseline, no training: per-type signatures (the mean of the type's
       cells' library-normalised counts), each spot normalised the same way and fitted as their
       non-negative mix (scipy.optimize.nnls).
@@ -208,7 +209,9 @@ def deconvolve(
     None), the reference model in its "reference" sub-directory.
 
     Genes: those in both objects (the overlap is reported; refused when fewer than
-    ``min_gene_overlap`` of the spatial data's genes are in the reference), then the
+    ``min_gene_overlap`` of the spatial data's genes are in the reference; 0.3, as in map_cells:
+    spatial panels and HVG-subset files often share less than half their genes with a reference,
+    while under a third usually means other gene identifiers or another species), then the
     ``n_top_genes`` most variable in the reference (scanpy's "seurat" flavour on log-normalised
     counts; None keeps every shared gene): the same genes for every method.
 
