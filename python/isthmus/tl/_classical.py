@@ -18,7 +18,24 @@ def log_normalise(counts, target_sum: float = 1e4):
 
 
 def variable_genes(lognorm, n_top_genes: int, batch=None) -> np.ndarray:
-    """Boolean mask of highly variable genes (scanpy's "seurat" flavour on log-normalised data)."""
+    """Boolean mask of highly variable genes (scanpy's "seurat" flavour on log-normalised data).
+
+    Leaves a loaded torch's thread count as it was: scanpy computes means and variances with numba
+    in parallel, and once scvi-tools is loaded that resets the OpenMP thread count torch uses to
+    every core, ignoring OMP_NUM_THREADS (DestVI then trained 15 times slower on a busy 2-core machine).
+    """
+    import sys
+
+    torch = sys.modules.get("torch")
+    threads = torch.get_num_threads() if torch is not None else None
+    try:
+        return _variable_genes(lognorm, n_top_genes, batch)
+    finally:
+        if threads is not None and torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
+
+
+def _variable_genes(lognorm, n_top_genes: int, batch=None) -> np.ndarray:
     import anndata as ad
     import pandas as pd
     import scanpy as sc

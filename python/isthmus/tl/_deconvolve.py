@@ -12,7 +12,6 @@ measure how well each method recovers a known truth.
 from __future__ import annotations
 
 import os
-import sys
 import time
 
 import numpy as np
@@ -55,29 +54,6 @@ def _library_normalised(counts) -> sparse.csr_matrix:
     totals = np.asarray(counts.sum(axis=1)).ravel()
     scale = np.divide(1.0, totals, out=np.zeros_like(totals), where=totals > 0)
     return sparse.diags(scale) @ counts
-
-
-def _variable_genes(reference_counts, n_top_genes: int, keep_threads_of_torch: bool) -> np.ndarray:
-    """The reference's most variable genes, leaving torch's thread count as it was.
-
-    scanpy computes sparse means and variances with numba in parallel; once scvi-tools is loaded,
-    that resets the OpenMP thread count torch uses to every core, ignoring OMP_NUM_THREADS (seen
-    with numba's "omp" layer): DestVI training afterwards ran 15 times slower on a busy 2-core machine.
-    """
-    torch = None
-    if keep_threads_of_torch:
-        import torch
-    else:  # NNLS needs no torch; put a loaded one back all the same
-        torch = sys.modules.get("torch")
-    threads = torch.get_num_threads() if torch is not None else None
-    try:
-        return _classical.variable_genes(_classical.log_normalise(reference_counts), int(n_top_genes))
-    finally:
-        if threads is not None and torch.get_num_threads() != threads:
-            torch.set_num_threads(threads)
-
-
-# ---- methods ----------------------------------------------------------------------------------
 
 
 def _nnls(reference_counts, types: pd.Series, spot_counts, order: list[str]) -> np.ndarray:
@@ -250,7 +226,9 @@ def deconvolve(
     types = labels[cells]
     genes = shared
     if n_top_genes is not None and int(n_top_genes) < len(shared):
-        variable = _variable_genes(reference_counts, int(n_top_genes), keep_threads_of_torch=method != "nnls")
+        if method != "nnls":
+            import torch  # noqa: F401  (loaded first, so that variable_genes keeps its thread count)
+        variable = _classical.variable_genes(_classical.log_normalise(reference_counts), int(n_top_genes))
         genes = shared[variable]
         reference_counts = reference_counts[:, variable]
     spatial_counts = _columns(spatial, layer, genes)
