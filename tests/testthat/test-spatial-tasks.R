@@ -135,3 +135,24 @@ test_that("SpatialInteractions: a tidy table and a plot; the spatial test differ
   expect_error(SpatialInteractions(obj, labels = "neighbor_pca_domain", resource = data.frame(a = 1), verbose = FALSE),
                "needs columns 'ligand' and 'receptor'")
 })
+
+test_that("the cerebellum Slide-seq pair end to end from R: deconvolution and mapping on SlideSeq coordinates", {
+  beads <- quietly(read_h5ad(extdata("cerebellum_spatial_slideseq.h5ad")))
+  reference <- quietly(read_h5ad(extdata("cerebellum_reference_sc.h5ad")))
+  expect_true(inherits(beads@images[[1]], "SlideSeq"))
+  out <- DeconvolveSpots(beads, reference, labels = "cell_type", method = "destvi", max_epochs = 3,
+                         reference_epochs = 3, verbose = FALSE)
+  out <- DeconvolveSpots(out, reference, labels = "cell_type", method = "nnls", verbose = FALSE)
+  types <- sort(unique(reference$cell_type))
+  for (method in c("destvi", "nnls")) {
+    props <- as.matrix(out@meta.data[paste0(method, "_", types)])
+    expect_equal(unname(rowSums(props)), rep(1, ncol(beads)), tolerance = 1e-5)
+  }
+  # granule cells dominate cerebellar Slide-seq beads: the baseline finds them most often
+  expect_identical(names(which.max(table(out$nnls_top))), "Granule")
+  out <- MapCells(out, reference, labels = "cell_type", method = "tangram", max_epochs = 10, verbose = FALSE)
+  expect_true("tangram" %in% SeuratObject::Assays(out))
+  out <- FindSpatialDomains(out, method = "neighbor_pca", n.domains = 3, n_neighbors = 10, n.seeds = 1, verbose = FALSE)
+  expect_no_error(ggplot2::ggplot_build(Seurat::SpatialDimPlot(out, group.by = "nnls_top")))
+  expect_setequal(names(isthmus_records(out)), c("destvi", "nnls", "tangram", "neighbor_pca"))
+})
