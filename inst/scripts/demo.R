@@ -99,7 +99,8 @@ scores$seconds <- seconds[sub("_domain$", "", scores$domains)]
 print(scores, digits = 3, row.names = FALSE)
 spatial_png <- file.path(out_dir, "isthmus-spatial-domains.png")
 grDevices::png(spatial_png, width = 1600, height = 500, res = 110)
-print(SpatialDimPlot(dlpfc, group.by = c("layer", "gat_domain", "neighbor_pca_domain", "pca_domain"),
-                     pt.size.factor = 1.2, ncol = 4) & NoLegend())
+print(patchwork::wrap_plots(lapply(c("layer", "gat_domain", "neighbor_pca_domain", "pca_domain"), function(g)
+  SpatialDimPlot(dlpfc, group.by = g, pt.size.factor = 3.5, stroke = NA) + NoLegend() + ggplot2::ggtitle(g)),
+  ncol = 4))
 invisible(grDevices::dev.off())
 step("Wrote", spatial_png)
