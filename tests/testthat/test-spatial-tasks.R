@@ -156,3 +156,20 @@ test_that("the cerebellum Slide-seq pair end to end from R: deconvolution and ma
   expect_no_error(ggplot2::ggplot_build(Seurat::SpatialDimPlot(out, group.by = "nnls_top")))
   expect_setequal(names(isthmus_records(out)), c("destvi", "nnls", "tangram", "neighbor_pca"))
 })
+
+test_that("a SpatialExperiment's spatialCoords() feed the spatial verbs", {
+  skip_if_not_installed("SpatialExperiment")  # not in this machine's Debian; run in the trixie root
+  pair <- hippocampus()
+  xy <- as.matrix(pair$spatial@images[[1]]@coordinates[, c("x", "y")])
+  spe <- SpatialExperiment::SpatialExperiment(assays = list(counts = layer_data(pair$spatial, "counts")),
+                                              spatialCoords = xy)
+  out <- FindSpatialDomains(spe, method = "neighbor_pca", n.domains = 4, n.seeds = 1, verbose = FALSE)
+  expect_s4_class(out, "SpatialExperiment")
+  expect_length(out$neighbor_pca_domain, ncol(spe))
+  from_seurat <- FindSpatialDomains(pair$spatial, method = "neighbor_pca", n.domains = 4, n.seeds = 1, verbose = FALSE)
+  expect_identical(as.character(out$neighbor_pca_domain), as.character(from_seurat$neighbor_pca_domain))
+  ref <- SingleCellExperiment::SingleCellExperiment(assays = list(counts = layer_data(pair$reference, "counts")),
+                                                    colData = S4Vectors::DataFrame(pair$reference@meta.data))
+  out <- DeconvolveSpots(out, ref, labels = "cell_type", method = "nnls", verbose = FALSE)
+  expect_true("nnls_top" %in% names(SummarizedExperiment::colData(out)))
+})
