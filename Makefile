@@ -34,3 +34,7 @@ bench: setup
 	Rscript bench/bench_torch_in_r.R 3
 	$(VENV_PYTHON) bench/bench_single_cell.py
 	Rscript bench/bench_r_overhead.R 50 3
+	$(VENV_PYTHON) bench/bench_spatial_domains.py
+	OMP_NUM_THREADS=1 $(VENV_PYTHON) bench/bench_spatial_deconvolution.py
+	OMP_NUM_THREADS=1 $(VENV_PYTHON) bench/bench_spatial_mapping.py
+	OMP_NUM_THREADS=1 $(VENV_PYTHON) bench/bench_spatial_interactions.py
