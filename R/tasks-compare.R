@@ -12,9 +12,14 @@
 #' reference (minus `holdout.labels`); scANVI surgery, kNN and SVM are scored by accuracy,
 #' macro-F1 and expected calibration error against the query's own labels, with the share
 #' called "unknown" (for held-out labels that is the right answer).
+#' task "deconvolution": `object` is a labelled single-cell reference (e.g. the one you would
+#' give [DeconvolveSpots()]); each cell type is split in two halves, one half summed into
+#' pseudo-spots of known composition (`n_spots = 200` by default, 5-10 cells each), the other
+#' used as the reference; DestVI, Stereoscope and NNLS are scored by RMSE, Jensen-Shannon
+#' divergence and Pearson against the true cell fractions.
 #'
 #' @param object A Seurat or SingleCellExperiment object with raw counts.
-#' @param task "integration" or "label_transfer".
+#' @param task "integration", "label_transfer" or "deconvolution".
 #' @param methods Which methods (default: all of the task's).
 #' @param batch,labels The batch and cell-type columns.
 #' @param query.batches label_transfer: the batch values that form the query.
@@ -25,7 +30,7 @@
 #' @return A data.frame with columns method, category, metric, value (tidy: one row per score);
 #'   attribute "png" has the plot's path.
 #' @export
-CompareMethods <- function(object, task = c("integration", "label_transfer"), methods = NULL, batch = NULL,
+CompareMethods <- function(object, task = c("integration", "label_transfer", "deconvolution"), methods = NULL, batch = NULL,
                            labels, query.batches = NULL, holdout.labels = NULL, png = NULL, assay = NULL,
                            layer = "counts", max_epochs = NULL, seed.use = 42, verbose = TRUE, ...) {
   task <- match.arg(task)

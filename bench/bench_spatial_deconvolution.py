@@ -64,21 +64,6 @@ def load_pbmc():
     return adata, "pbmc_3batch_symphony.h5ad"
 
 
-def split_halves(adata, key="cell_type", seed=0):
-    """Types with at least 2 * MIN_CELLS cells, each split in two halves (reference, spots)."""
-    labels = adata.obs[key].astype(str)
-    sizes = labels.value_counts()
-    kept = sizes.index[sizes >= 2 * MIN_CELLS]
-    adata = adata[labels.isin(kept).to_numpy()].copy()
-    adata.obs[key] = adata.obs[key].astype(str)
-    rng = np.random.default_rng(seed)
-    first = np.zeros(adata.n_obs, dtype=bool)
-    for name in kept:
-        cells = np.flatnonzero(adata.obs[key].to_numpy() == name)
-        first[rng.choice(cells, cells.size // 2, replace=False)] = True
-    return adata[first].copy(), adata[~first].copy(), sorted(set(sizes.index) - set(kept))
-
-
 def run(method, spatial, reference, args, **kwargs):
     epochs = {"destvi": (args.destvi_epochs, args.condscvi_epochs),
               "stereoscope": (args.stereoscope_epochs, args.stereoscope_reference_epochs),
@@ -130,7 +115,8 @@ def main(argv=None):
     notes = []
     for loader in (load_mop, load_pbmc):
         adata, name = loader()
-        reference, held_out, dropped = split_halves(adata, seed=args.seed)
+        reference, held_out, dropped = dc.split_halves(adata, labels_key="cell_type", min_cells=MIN_CELLS,
+                                                   random_state=args.seed)
         if dropped:
             notes.append(f"{name}: dropped types with < {2 * MIN_CELLS} cells: {', '.join(dropped)}")
         spots, truth = dc.pseudo_spots(held_out, labels_key="cell_type", n_spots=args.n_spots, layer=None,

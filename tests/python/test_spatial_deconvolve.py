@@ -202,3 +202,17 @@ def test_types_with_too_few_cells_are_left_out_with_a_warning(cerebellum):
     out = dc.deconvolve(spatial, reference, labels_key="cell_type", method="nnls", layer=None,
                         min_cells_per_type=5, verbose=False)
     assert "Purkinje" in out.columns
+
+
+def test_compare_deconvolution_on_a_labelled_reference(hippocampus):
+    from isthmus import tl
+
+    _, reference = hippocampus
+    table = tl.compare(reference, task="deconvolution", methods=["nnls"], labels_key="cell_type", layer=None,
+                       n_spots=60, verbose=False)
+    scores = table.set_index("metric")["value"]
+    assert set(table["method"]) == {"nnls"} and set(scores.index) == {"rmse", "jsd", "pearson", "seconds"}
+    # 15 cells a type per half: NNLS still recovers the composition far better than chance
+    assert scores["pearson"] > 0.6 and scores["rmse"] < 0.15
+    with pytest.raises(ValueError, match="deconvolution has no method"):
+        tl.compare(reference, task="deconvolution", methods=["tangram"], labels_key="cell_type", layer=None)

@@ -173,3 +173,12 @@ test_that("a SpatialExperiment's spatialCoords() feed the spatial verbs", {
   out <- DeconvolveSpots(out, ref, labels = "cell_type", method = "nnls", verbose = FALSE)
   expect_true("nnls_top" %in% names(SummarizedExperiment::colData(out)))
 })
+
+test_that("CompareMethods(task = 'deconvolution') scores the methods on pseudo-spots of the user's reference", {
+  reference <- hippocampus()$reference
+  scores <- CompareMethods(reference, task = "deconvolution", methods = "nnls", labels = "cell_type", n_spots = 60L,
+                           png = tempfile(fileext = ".png"), verbose = FALSE)
+  expect_setequal(scores$metric, c("rmse", "jsd", "pearson", "seconds"))
+  expect_gt(scores$value[scores$metric == "pearson"], 0.6)
+  expect_true(file.exists(attr(scores, "png")))
+})

@@ -11,10 +11,11 @@ import numpy as np
 import pandas as pd
 
 from . import _common
+from ._deconvolve import DECONVOLVE_METHODS, deconvolution_scores, deconvolve, pseudo_spots, split_halves
 from ._embed import INTEGRATE_METHODS, integrate
 from ._transfer import TRANSFER_METHODS, UNKNOWN, transfer_labels
 
-TASKS = ("integration", "label_transfer")
+TASKS = ("integration", "label_transfer", "deconvolution")
 
 
 def scib_scores(adata, *, embeddings: Sequence[str], batch_key: str | None, labels_key: str,
@@ -107,10 +108,15 @@ def compare(
     task "label_transfer": cells whose ``batch_key`` value is in ``query_batches`` are the query,
     the rest the reference (``holdout_labels`` are removed from it); methods from scanvi, knn, svm;
     scored by accuracy, macro-F1, calibration error and unknown shares against the query's labels.
+    task "deconvolution": ``adata`` is a labelled single-cell reference; each cell type is split in
+    two halves, one half is summed into pseudo-spots of known composition (``n_spots``, 5-10 cells
+    each; see pseudo_spots), the other is the reference; methods from destvi, stereoscope, nnls,
+    scored by RMSE, JSD and Pearson against the true cell fractions.
     """
     if task not in TASKS:
         raise ValueError(f"isthmus: unknown task {task!r}; available: {', '.join(TASKS)}")
-    available = INTEGRATE_METHODS if task == "integration" else TRANSFER_METHODS
+    available = {"integration": INTEGRATE_METHODS, "label_transfer": TRANSFER_METHODS,
+                 "deconvolution": DECONVOLVE_METHODS}[task]
     methods = list(methods) if methods is not None else list(available)
     unknown = [m for m in methods if m not in available]
     if unknown:
@@ -135,6 +141,9 @@ def compare(
         scores = scib_scores(adata, embeddings=[f"X_{m}" for m in methods], batch_key=batch_key,
                              labels_key=labels_key, baseline=baseline)
         return pd.concat([scores, pd.DataFrame(rows)], ignore_index=True)
+    if task == "deconvolution":
+        return _compare_deconvolution(adata, methods, labels_key, max_epochs=max_epochs, random_state=random_state,
+                                      verbose=verbose, **kwargs)
     if not query_batches:
         raise ValueError("isthmus: label_transfer needs query_batches: the batch_key values that form the query.")
     in_query = adata.obs[batch_key].astype(str).isin([str(b) for b in query_batches]).to_numpy()
@@ -150,6 +159,25 @@ def compare(
         seconds = time.perf_counter() - started
         scores = label_transfer_scores(query.obs[labels_key], result, holdout_labels)
         rows += [{"method": method, "category": "Label transfer", "metric": k, "value": v} for k, v in scores.items()]
+        rows.append({"method": method, "category": "Time", "metric": "seconds", "value": seconds})
+    return pd.DataFrame(rows)
+
+
+def _compare_deconvolution(adata, methods, labels_key, *, max_epochs, random_state, verbose, n_spots: int = 200,
+                           min_cells_per_type: int = 10, **kwargs) -> pd.DataFrame:
+    reference, held_out, _ = split_halves(adata, labels_key=labels_key, min_cells=min_cells_per_type,
+                                          random_state=random_state)
+    spots, truth = pseudo_spots(held_out, labels_key=labels_key, n_spots=n_spots, layer=None,
+                                random_state=random_state)
+    rows = []
+    for method in methods:
+        started = time.perf_counter()
+        estimate = deconvolve(spots.copy(), reference, labels_key=labels_key, method=method, layer=None,
+                              min_cells_per_type=min_cells_per_type, max_epochs=max_epochs,
+                              random_state=random_state, verbose=verbose, **kwargs)
+        seconds = time.perf_counter() - started
+        scores = deconvolution_scores(truth, estimate)
+        rows += [{"method": method, "category": "Deconvolution", "metric": k, "value": v} for k, v in scores.items()]
         rows.append({"method": method, "category": "Time", "metric": "seconds", "value": seconds})
     return pd.DataFrame(rows)
 

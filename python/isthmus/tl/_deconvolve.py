@@ -284,6 +284,25 @@ def deconvolve(
 # ---- pseudo-spots and scores --------------------------------------------------------------------
 
 
+def split_halves(adata, *, labels_key: str, min_cells: int = 10, random_state: int = 0):
+    """Each cell type with at least ``2 * min_cells`` cells split at random into two halves: one a
+    reference, the other the cells that make pseudo-spots, so that no cell is in both. Returns
+    (reference, held out, the types dropped for having too few cells)."""
+    labels = adata.obs[labels_key].astype(str)
+    sizes = labels.value_counts()
+    kept = sizes.index[sizes >= 2 * min_cells]
+    if len(kept) < 2:
+        raise ValueError(f"isthmus: fewer than two cell types have {2 * min_cells} cells or more; too few to split.")
+    adata = adata[labels.isin(kept).to_numpy()].copy()
+    adata.obs[labels_key] = adata.obs[labels_key].astype(str)
+    rng = np.random.default_rng(random_state)
+    first = np.zeros(adata.n_obs, dtype=bool)
+    for name in kept:
+        cells = np.flatnonzero(adata.obs[labels_key].to_numpy() == name)
+        first[rng.choice(cells, cells.size // 2, replace=False)] = True
+    return adata[first].copy(), adata[~first].copy(), sorted(set(sizes.index) - set(kept))
+
+
 def pseudo_spots(
     reference,
     *,
