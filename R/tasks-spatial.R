@@ -99,9 +99,9 @@ CompareDomains <- function(object, truth, columns = NULL) {
   object
 }
 
+# The single-cell reference of DeconvolveSpots() / MapCells(): counts and the cell-type column.
 .reference_input <- function(reference, labels, reference.assay, layer) {
   .check_task_object(reference, "reference")
-  if (is.null(labels)) stop("isthmus: labels (the reference's cell-type column) is required.", call. = FALSE)
   .task_input(reference, reference.assay, layer, columns = labels)$adata
 }
 
@@ -134,6 +134,7 @@ DeconvolveSpots <- function(object, reference, labels, method = c("destvi", "ste
                             min.cells.per.type = 10, max_epochs = NULL, reference_epochs = NULL,
                             assay.name = method, model.dir = NULL, seed.use = 0, verbose = TRUE) {
   method <- match.arg(method)
+  if (is.null(labels)) stop("isthmus: labels (the reference's cell-type column) is required.", call. = FALSE)
   spatial <- .task_input(object, assay, layer)
   ref <- .reference_input(reference, labels, reference.assay, layer)
   kwargs <- list(labels_key = labels, method = method, layer = NULL, min_gene_overlap = min.gene.overlap,
@@ -173,8 +174,7 @@ MapCells <- function(object, reference, labels = NULL, method = c("tangram", "gi
                      assay.name = method, model.dir = NULL, seed.use = 0, verbose = TRUE) {
   method <- match.arg(method)
   spatial <- .task_input(object, assay, layer)
-  .check_task_object(reference, "reference")
-  ref <- .task_input(reference, reference.assay, layer, columns = labels)$adata
+  ref <- .reference_input(reference, labels, reference.assay, layer)
   kwargs <- list(method = method, labels_key = labels, impute_genes = genes, training_genes = training.genes,
                  layer = NULL, min_gene_overlap = min.gene.overlap, max_epochs = .as_int_or_null(max_epochs),
                  learning_rate = learning_rate, n_neighbors = as.integer(n_neighbors),

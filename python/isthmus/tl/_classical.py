@@ -7,14 +7,19 @@ import numpy as np
 from scipy import sparse
 
 
-def log_normalise(counts, target_sum: float = 1e4):
-    """log1p(counts / library size * 1e4), Seurat's LogNormalize and scanpy's default; CSR float32."""
-    counts = sparse.csr_matrix(counts, dtype=np.float32)
+def normalise_total(counts, target_sum: float = 1e4, dtype=np.float32) -> sparse.csr_matrix:
+    """Each row scaled to sum to ``target_sum`` (rows with no counts stay zero); CSR of ``dtype``."""
+    counts = sparse.csr_matrix(counts, dtype=dtype)
     library = np.asarray(counts.sum(axis=1)).ravel()
     scale = np.divide(target_sum, library, out=np.zeros_like(library, dtype=np.float64), where=library > 0)
-    out = sparse.diags(scale.astype(np.float32)) @ counts
+    return (sparse.diags(scale.astype(dtype)) @ counts).tocsr()
+
+
+def log_normalise(counts, target_sum: float = 1e4):
+    """log1p(counts / library size * 1e4), Seurat's LogNormalize and scanpy's default; CSR float32."""
+    out = normalise_total(counts, target_sum)
     out.data = np.log1p(out.data)
-    return out.tocsr()
+    return out
 
 
 def variable_genes(lognorm, n_top_genes: int, batch=None) -> np.ndarray:
@@ -50,6 +55,18 @@ def _variable_genes(lognorm, n_top_genes: int, batch=None) -> np.ndarray:
     return work.var["highly_variable"].to_numpy()
 
 
+def gene_moments(dense: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each gene's mean and standard deviation (a constant gene's taken as 1, so it scales to 0)."""
+    sd = dense.std(axis=0, ddof=1)
+    sd[sd == 0] = 1.0
+    return dense.mean(axis=0), sd
+
+
+def scale_genes(dense: np.ndarray, mean: np.ndarray, sd: np.ndarray) -> np.ndarray:
+    """z-scores per gene, clipped at 10 as Seurat's ScaleData and scanpy's scale do."""
+    return np.clip((dense - mean) / sd, -10, 10)
+
+
 class ScaledPCA:
     """Scale genes to unit variance (clipped at 10, as Seurat and scanpy do) and project on the top
     principal components; fitted on one dataset, it projects another into the same space (the shared
@@ -62,9 +79,7 @@ class ScaledPCA:
         from sklearn.decomposition import PCA
 
         dense = np.asarray(lognorm.todense() if sparse.issparse(lognorm) else lognorm, dtype=np.float64)
-        self.mean = dense.mean(axis=0)
-        self.sd = dense.std(axis=0, ddof=1)
-        self.sd[self.sd == 0] = 1.0
+        self.mean, self.sd = gene_moments(dense)
         n_comps = int(min(self.n_comps, min(dense.shape) - 1))
         self.pca = PCA(n_components=n_comps, svd_solver="arpack", random_state=self.random_state)
         return self.pca.fit_transform(self._scale(dense)).astype(np.float32)
@@ -74,7 +89,7 @@ class ScaledPCA:
         return self.pca.transform(self._scale(dense)).astype(np.float32)
 
     def _scale(self, dense):
-        return np.clip((dense - self.mean) / self.sd, -10, 10)
+        return scale_genes(dense, self.mean, self.sd)
 
 
 def pca_of_counts(counts, *, n_comps: int = 30, n_top_genes: int = 2000, batch=None, random_state: int = 0):

@@ -48,14 +48,6 @@ def _columns(adata, layer, genes: pd.Index):
     return sparse.csr_matrix(matrix, dtype=np.float32)
 
 
-def _library_normalised(counts) -> sparse.csr_matrix:
-    """Each row divided by its total (rows with no counts stay zero)."""
-    counts = sparse.csr_matrix(counts, dtype=np.float64)
-    totals = np.asarray(counts.sum(axis=1)).ravel()
-    scale = np.divide(1.0, totals, out=np.zeros_like(totals), where=totals > 0)
-    return sparse.diags(scale) @ counts
-
-
 def _nnls(reference_counts, types: pd.Series, spot_counts, order: list[str]) -> np.ndarray:
     """Each type's share of every spot's counts by non-negative least squares.
 
@@ -66,11 +58,11 @@ def _nnls(reference_counts, types: pd.Series, spot_counts, order: list[str]) -> 
     """
     from scipy.optimize import nnls
 
-    normalised = _library_normalised(reference_counts)
+    normalised = _classical.normalise_total(reference_counts, 1.0, np.float64)
     signatures = np.vstack([np.asarray(normalised[np.flatnonzero(types.to_numpy() == name)].mean(axis=0)).ravel()
                             for name in order])
     design = signatures.T  # genes x types
-    spots = _library_normalised(spot_counts).toarray()
+    spots = _classical.normalise_total(spot_counts, 1.0, np.float64).toarray()
     weights = np.vstack([nnls(design, spot)[0] for spot in spots])
     totals = weights.sum(axis=1, keepdims=True)
     # a spot no signature explains at all (all weights 0) gets no preference: even shares
@@ -217,10 +209,9 @@ def deconvolve(
         _common.check_counts(reference, layer)
     shared = _spatial.shared_genes(reference, spatial, min_overlap=min_gene_overlap, verbose=verbose)
     labels = _spatial.reference_labels(reference, labels_key, min_cells=int(min_cells_per_type))
-    sizes = labels.value_counts()
-    kept_types = sorted(sizes.index[sizes >= int(min_cells_per_type)])
-    left_out = sorted(set(sizes.index) - set(kept_types))
-    cells = labels.isin(kept_types).to_numpy()
+    cells = labels.notna().to_numpy()
+    kept_types = sorted(labels[cells].unique())
+    left_out = sorted(set(reference.obs[labels_key].astype(str)) - set(kept_types))
 
     reference_counts = _columns(reference, layer, shared)[cells]
     types = labels[cells]

@@ -59,9 +59,7 @@ def _neighbor_pca(lognorm, xy, *, n_comps, n_neighbors, lambda_, seed):
     from sklearn.neighbors import NearestNeighbors
 
     dense = np.asarray(lognorm.todense(), dtype=np.float64)
-    sd = dense.std(axis=0, ddof=1)
-    sd[sd == 0] = 1.0
-    scaled = np.clip((dense - dense.mean(axis=0)) / sd, -10, 10)
+    scaled = _classical.scale_genes(dense, *_classical.gene_moments(dense))
     k = min(n_neighbors, xy.shape[0] - 1)
     distance, index = NearestNeighbors(n_neighbors=k + 1).fit(xy).kneighbors(xy)
     distance, index = distance[:, 1:], index[:, 1:]

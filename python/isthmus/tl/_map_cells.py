@@ -57,15 +57,6 @@ class CellMapping:
 # ---- inputs ---------------------------------------------------------------------------------
 
 
-def _check_cells_have_counts(counts, names, what: str) -> None:
-    totals = np.asarray(counts.sum(axis=1)).ravel()
-    empty = totals <= 0
-    if empty.any():
-        example = ", ".join(map(str, np.asarray(names)[empty][:5]))
-        raise ValueError(f"isthmus: {int(empty.sum())} cells/spots of the {what} have no counts on the training "
-                         f"genes (e.g. {example}); subset them away or train on more genes.")
-
-
 def _genes_in(genes: Sequence[str] | None, allowed: pd.Index, what: str, where: str) -> list[str] | None:
     if genes is None:
         return None
@@ -77,14 +68,6 @@ def _genes_in(genes: Sequence[str] | None, allowed: pd.Index, what: str, where: 
         raise ValueError(f"isthmus: {len(missing)} of the {what} are not in {where}, e.g. "
                          f"{', '.join(missing[:5])}; pick genes from {where}.")
     return genes
-
-
-def _normalised(counts) -> sparse.csr_matrix:
-    """Counts per 1e4 counts of the cell's (spot's) genes, linear scale, CSR float32."""
-    counts = sparse.csr_matrix(counts, dtype=np.float32)
-    library = np.asarray(counts.sum(axis=1)).ravel()
-    scale = np.divide(TARGET_SUM, library, out=np.zeros_like(library, dtype=np.float64), where=library > 0)
-    return (sparse.diags(scale.astype(np.float32)) @ counts).tocsr()
 
 
 def _dense(matrix) -> np.ndarray:
@@ -132,7 +115,8 @@ def _compact_mapping(mapping: np.ndarray):
 def _tangram(ref_counts, sp_counts, train_idx, impute_idx, *, max_epochs, learning_rate, random_state, verbose):
     from ..models._cell_mapping import fit_cell_mapping
 
-    ref_norm, sp_norm = _normalised(ref_counts), _normalised(sp_counts[:, train_idx["spatial"]])
+    ref_norm = _classical.normalise_total(ref_counts, TARGET_SUM)
+    sp_norm = _classical.normalise_total(sp_counts[:, train_idx["spatial"]], TARGET_SUM)
     # counts per 1e4 on both sides, linear as in Tangram: predicted spots are sums of cells only on the
     # linear scale (log1p scaling did worse on held-out genes of both bundled pairs)
     cells = _dense(ref_norm[:, train_idx["reference"]])
@@ -276,8 +260,10 @@ def map_cells(
                          f"least {MIN_TRAINING_GENES} are needed. Check the gene identifiers and training_genes.")
     train_idx = {"reference": reference.var_names.get_indexer(train_genes),
                  "spatial": spatial.var_names.get_indexer(train_genes)}
-    _check_cells_have_counts(sp_counts[:, train_idx["spatial"]], spatial.obs_names, "spatial data")
-    _check_cells_have_counts(ref_counts[:, train_idx["reference"]], reference.obs_names, "reference")
+    for what, counts, names, idx in (("spatial data", sp_counts, spatial.obs_names, train_idx["spatial"]),
+                                     ("reference", ref_counts, reference.obs_names, train_idx["reference"])):
+        _spatial.check_rows_have_counts(counts[:, idx], names, f"cells/spots of the {what}",
+                                        "subset them away or train on more genes.", on=" on the training genes")
 
     impute = _genes_in(impute_genes, reference.var_names, "genes to impute", "the reference")
     if impute is None:
@@ -286,10 +272,7 @@ def map_cells(
 
     types = None
     if labels_key is not None:
-        labels = _spatial.reference_labels(reference, labels_key, min_cells=int(min_cells_per_type))
-        counts = labels.value_counts()
-        types = labels.where(labels.isin(counts.index[counts >= int(min_cells_per_type)]))
-        types.index = reference.obs_names
+        types = _spatial.reference_labels(reference, labels_key, min_cells=int(min_cells_per_type))
 
     if verbose:
         print(f"isthmus: mapping {reference.n_obs} cells onto {spatial.n_obs} spots ({method}) on "

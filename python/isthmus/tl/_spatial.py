@@ -63,14 +63,18 @@ def neighbour_graph(xy: np.ndarray, n_neighbors: int = 6) -> sparse.csr_matrix:
     return graph
 
 
-def check_spots_have_counts(adata, layer: str | None, what: str = "spatial data") -> None:
-    """Spots with no counts cannot be normalised or modelled: name them instead of failing later."""
-    totals = np.asarray(_common.matrix_of(adata, layer).sum(axis=1)).ravel()
-    empty = totals <= 0
+def check_rows_have_counts(counts, names, rows: str, advice: str, on: str = "") -> None:
+    """Rows (spots, cells) with no counts cannot be normalised or modelled: name them instead of
+    failing later. ``on`` says which genes were counted, when not all."""
+    empty = np.asarray(counts.sum(axis=1)).ravel() <= 0
     if empty.any():
-        names = ", ".join(map(str, adata.obs_names[empty][:5]))
-        raise ValueError(f"isthmus: {int(empty.sum())} spots of the {what} have no counts (e.g. {names}); "
-                         "subset them away (in R: subset(object, nCount_Spatial > 0)).")
+        example = ", ".join(map(str, np.asarray(names)[empty][:5]))
+        raise ValueError(f"isthmus: {int(empty.sum())} {rows} have no counts{on} (e.g. {example}); {advice}")
+
+
+def check_spots_have_counts(adata, layer: str | None, what: str = "spatial data") -> None:
+    check_rows_have_counts(_common.matrix_of(adata, layer), adata.obs_names, f"spots of the {what}",
+                           "subset them away (in R: subset(object, nCount_Spatial > 0)).")
 
 
 def shared_genes(reference, spatial, *, min_overlap: float, verbose: bool = True) -> pd.Index:
@@ -85,8 +89,9 @@ def shared_genes(reference, spatial, *, min_overlap: float, verbose: bool = True
 
 
 def reference_labels(reference, labels_key: str, *, min_cells: int) -> pd.Series:
-    """The reference's cell-type labels as strings. A type with fewer than ``min_cells`` cells has no
-    usable signature: it is left out with a warning naming it; NA labels are refused."""
+    """The reference's cell-type labels as strings, indexed by cell. A type with fewer than
+    ``min_cells`` cells has no usable signature: it is left out (its cells' labels are NaN here) with a
+    warning naming it; NA labels are refused."""
     _common.check_column(reference, labels_key, "cell type")
     labels = reference.obs[labels_key].astype(str)
     counts = labels.value_counts()
@@ -96,4 +101,4 @@ def reference_labels(reference, labels_key: str, *, min_cells: int) -> pd.Series
                       f"{', '.join(rare)}", UserWarning, stacklevel=3)
     if len(counts) - len(rare) < 2:
         raise ValueError(f"isthmus: the reference needs at least two cell types with {min_cells} or more cells.")
-    return labels
+    return labels.where(~labels.isin(rare))
