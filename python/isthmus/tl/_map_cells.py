@@ -202,8 +202,8 @@ def map_cells(
     The mapping is fitted on ``training_genes`` (default: every gene in both with counts in both);
     ``impute_genes`` (default: the reference's genes the spatial data does not measure) are predicted.
     Refused: spots or cells without counts on the training genes, fewer than ``min_gene_overlap`` of
-    the spatial data's genes in the reference (0.3, lower than the other tasks' 0.5: spatial panels
-    and references chosen apart often share less than half; the bundled hippocampus pair shares 45%),
+    the spatial data's genes in the reference (0.3, as in deconvolve: spatial panels and references
+    chosen apart often share less than half; the bundled hippocampus pair shares 45%),
     fewer than 10 training genes, genes to impute that the reference lacks, NA cell types.
 
     Returns a :class:`CellMapping`: ``imputed`` (spots x genes, log1p of expression per 1e4 counts
