@@ -1,10 +1,10 @@
 # The two commands of the README:  make demo  (the main job on bundled real data)
-#                                  make test  (pytest, testthat, vignettes)
+#                                  make test  (pytest, testthat under Seurat v4 and v5, vignettes)
 # Both run `make setup` first, which installs only what is missing.
 SHELL := /bin/bash
 VENV_PYTHON = $(shell Rscript -e 'cat(file.path(isthmus::isthmus_venv_dir(), "bin", "python"))' 2>/dev/null)
 
-.PHONY: setup demo test test-python test-r vignettes docs bench
+.PHONY: setup demo test test-python test-r test-seurat5 vignettes docs bench
 
 setup:
 	@tools/setup.sh
@@ -12,13 +12,18 @@ setup:
 demo: setup
 	Rscript inst/scripts/demo.R
 
-test: setup test-python test-r vignettes
+test: setup test-python test-r test-seurat5 vignettes
 
 test-python:
 	$(VENV_PYTHON) -m pytest tests/python -q
 
 test-r:
 	cd tests && Rscript testthat.R
+
+# The same testthat suite under R 4.5 / Seurat 5 / SpatialExperiment, in a cached Debian trixie
+# root beside this machine (tools/seurat5-root.sh; the first run builds it, about 70 s)
+test-seurat5:
+	tools/seurat5-root.sh test
 
 vignettes:
 	@mkdir -p build/vignettes

@@ -4,8 +4,57 @@
 #   uns["spatial"][library]["images"]      {"lowres": H x W x 3 image}
 #   uns["spatial"][library]["scalefactors"] tissue_lowres_scalef, tissue_hires_scalef,
 #                                          spot_diameter_fullres, fiducial_diameter_fullres
-# SlideSeq has coordinates only (obsm["spatial"] = x, y). What scanpy has no place for (array
-# row/col, in_tissue, the image's key and class) is kept in uns["isthmus"]["images"].
+# Classes: VisiumV1 (Seurat v4 and v5), VisiumV2 (Seurat >= 5.1: an FOV of spot centroids plus
+# the image), FOV (Xenium, CosMx, MERFISH: cell centroids) and SlideSeq (coordinates only).
+# What scanpy has no place for (array row/col, in_tissue, the image's key and class, the
+# centroid radius) is kept in uns["isthmus"]["images"]. Cell segmentations and transcript
+# molecules of an FOV are not carried (the report says so).
+
+# One image's positions as scanpy orients them, a cells x (x, y) matrix: x runs along the
+# image's columns, y down its rows. VisiumV2 stores its centroids as (x = imagerow,
+# y = imagecol) (Seurat's Read10X_Image), so those swap; FOV and SlideSeq keep their x, y.
+.image_xy <- function(img, name) {
+  if (inherits(img, "VisiumV1")) {
+    xy <- img@coordinates[, c("imagecol", "imagerow")]
+  } else if (inherits(img, "FOV")) {
+    found <- SeuratObject::GetTissueCoordinates(.fov_centroids(img, name))
+    xy <- found[, c("x", "y")]
+    rownames(xy) <- found$cell
+    if (inherits(img, "VisiumV2")) xy <- xy[, c("y", "x")]
+  } else if (methods::.hasSlot(img, "coordinates") && all(c("x", "y") %in% names(img@coordinates))) {
+    xy <- img@coordinates[, c("x", "y")]
+  } else {
+    stop("isthmus: image '", name, "' (", class(img)[1], ") has no x/y coordinates.", call. = FALSE)
+  }
+  xy <- as.matrix(xy)
+  dimnames(xy) <- list(rownames(xy), c("x", "y"))
+  storage.mode(xy) <- "double"
+  xy
+}
+
+# An FOV's cell centroids: its "centroids" boundary, else its default one if that holds centroids.
+.fov_centroids <- function(img, name) {
+  boundaries <- names(img@boundaries)
+  pick <- if ("centroids" %in% boundaries) "centroids" else SeuratObject::DefaultBoundary(img)
+  if (!length(pick) || !inherits(img@boundaries[[pick]], "Centroids")) {
+    stop("isthmus: image '", name, "' has no cell centroids (boundaries: ", paste(boundaries, collapse = ", "),
+         "); spatial positions need them.", call. = FALSE)
+  }
+  img@boundaries[[pick]]
+}
+
+.centroid_radius <- function(img, name) {
+  r <- methods::slot(.fov_centroids(img, name), "radius")
+  if (length(r)) r else NULL
+}
+
+.image_uns <- function(img, source) {
+  sf <- img@scale.factors
+  list(images = list(lowres = img@image),
+       scalefactors = list(tissue_lowres_scalef = sf$lowres, tissue_hires_scalef = sf$hires,
+                           spot_diameter_fullres = sf$spot, fiducial_diameter_fullres = sf$fiducial),
+       metadata = list(source = source))
+}
 
 .images_to_parts <- function(obj, report) {
   images <- SeuratObject::Images(obj)
@@ -16,33 +65,40 @@
   record <- list()
   for (name in images) {
     img <- obj@images[[name]]
-    img_cells <- rownames(img@coordinates)
-    at <- match(img_cells, cells)
+    if (!inherits(img, c("VisiumV1", "FOV", "SlideSeq")) &&
+        !(methods::.hasSlot(img, "coordinates") && all(c("x", "y") %in% names(img@coordinates)))) {
+      .report_dropped(report, paste0("image ", name), paste0("images of class ", class(img)[1], " are not carried"))
+      next
+    }
+    xy <- .image_xy(img, name)
+    at <- match(rownames(xy), cells)
     if (anyNA(at)) stop("isthmus: image '", name, "' has coordinates for cells not in the object.", call. = FALSE)
-    rec <- list(class = class(img)[1], key = img@key, assay = img@assay, cells = img_cells)
+    # other FOV subclasses come back as plain FOVs of their centroids
+    class <- if (inherits(img, "FOV") && !inherits(img, "VisiumV2")) "FOV" else class(img)[1]
+    rec <- list(class = class, key = img@key, assay = img@assay, cells = rownames(xy))
     if (inherits(img, "VisiumV1")) {
-      xy <- img@coordinates[, c("imagecol", "imagerow")]
-      sf <- img@scale.factors
-      uns[[name]] <- list(
-        images = list(lowres = img@image),
-        scalefactors = list(tissue_lowres_scalef = sf$lowres, tissue_hires_scalef = sf$hires,
-                            spot_diameter_fullres = sf$spot, fiducial_diameter_fullres = sf$fiducial),
-        metadata = list(source = "Seurat VisiumV1")
-      )
+      uns[[name]] <- .image_uns(img, "Seurat VisiumV1")
       rec$spot_radius <- img@spot.radius
       rec$grid <- .uns_to_py(img@coordinates[, c("tissue", "row", "col"), drop = FALSE],
                              paste0("image ", name, " coordinates"), report)
-    } else if (inherits(img, "SlideSeq") || all(c("x", "y") %in% names(img@coordinates))) {
-      xy <- img@coordinates[, c("x", "y")]
+    } else if (inherits(img, "FOV")) {
+      if (inherits(img, "VisiumV2")) uns[[name]] <- .image_uns(img, "Seurat VisiumV2")
+      rec$radius <- .centroid_radius(img, name)
+      others <- setdiff(names(img@boundaries), "centroids")
+      if (length(others)) {
+        .report_dropped(report, paste0("image ", name, " boundaries ", paste(others, collapse = ", ")),
+                        "cell segmentations are not carried; the centroids are")
+      }
+      if (length(img@molecules)) {
+        .report_dropped(report, paste0("image ", name, " molecules"), "transcript positions are not carried")
+      }
+    } else {
       extra <- setdiff(names(img@coordinates), c("x", "y"))
       if (length(extra)) {
         rec$extra <- .uns_to_py(img@coordinates[, extra, drop = FALSE], paste0("image ", name), report)
       }
-    } else {
-      .report_dropped(report, paste0("image ", name), paste0("images of class ", class(img)[1], " are not carried"))
-      next
     }
-    coords[at, ] <- as.matrix(xy)
+    coords[at, ] <- xy
     record[[name]] <- rec
   }
   if (!length(record)) return(NULL)
@@ -63,7 +119,9 @@
       if (length(libraries) > 1) {
         .report_dropped(report, "uns$spatial", "several libraries without a library column: only the first is carried")
       }
-      record[[.seurat_image_name(names(libraries)[1])]] <- list(class = "VisiumV1", library = names(libraries)[1], cells = cells)
+      # the class Seurat itself now makes for Visium data (VisiumV2 since Seurat 5.1)
+      visium <- if (.has_seurat_spatial("VisiumV2")) "VisiumV2" else "VisiumV1"
+      record[[.seurat_image_name(names(libraries)[1])]] <- list(class = visium, library = names(libraries)[1], cells = cells)
     } else {
       record$slice1 <- list(class = "SlideSeq", cells = cells)
     }
@@ -73,7 +131,7 @@
     img_cells <- intersect(.as_chr(rec$cells), cells)  # the AnnData may have been subset
     xy <- coords[img_cells, , drop = FALSE]
     key <- rec$key %||% .safe_key(name)
-    if (identical(rec$class, "VisiumV1")) {
+    if (rec$class %in% c("VisiumV1", "VisiumV2")) {
       lib <- libraries[[rec$library %||% name]]
       if (is.null(lib)) {
         .report_dropped(report, paste0("image ", name), "uns$spatial has no entry for it")
@@ -82,18 +140,28 @@
       img <- lib$images$lowres %||% lib$images$hires
       if (is.null(lib$images$lowres)) .report_changed(report, paste0("image ", name), "the hires image was used as Seurat keeps one")
       sf <- lib$scalefactors
-      grid <- if (!is.null(rec$grid)) rec$grid[img_cells, , drop = FALSE] else
-        data.frame(tissue = rep(1L, length(img_cells)), row = 0L, col = 0L, row.names = img_cells)
-      coordinates <- data.frame(grid, imagerow = xy[, 2], imagecol = xy[, 1])
-      rownames(coordinates) <- img_cells
       lowres <- sf$tissue_lowres_scalef %||% 1
-      radius <- rec$spot_radius %||% (sf$fiducial_diameter_fullres * lowres / max(dim(img)))
-      image <- methods::new(
-        .seurat_spatial("VisiumV1"), image = img,
-        scale.factors = .seurat_spatial("scalefactors")(spot = sf$spot_diameter_fullres, fiducial = sf$fiducial_diameter_fullres,
-                                                   hires = sf$tissue_hires_scalef, lowres = lowres),
-        coordinates = coordinates, spot.radius = radius, assay = rec$assay %||% assay, key = key
-      )
+      scale_factors <- .seurat_spatial("scalefactors")(spot = sf$spot_diameter_fullres, fiducial = sf$fiducial_diameter_fullres,
+                                                       hires = sf$tissue_hires_scalef, lowres = lowres)
+      if (identical(rec$class, "VisiumV2")) {
+        # Seurat's own construction (Read10X_Image): centroids as (imagerow, imagecol)
+        fov <- SeuratObject::CreateFOV(data.frame(imagerow = xy[, 2], imagecol = xy[, 1], row.names = img_cells),
+                                       type = "centroids", radius = rec$radius %||% sf$spot_diameter_fullres,
+                                       assay = rec$assay %||% assay, key = key)
+        image <- methods::new(.seurat_spatial("VisiumV2"), boundaries = fov@boundaries, molecules = fov@molecules,
+                              assay = fov@assay, key = fov@key, image = img, scale.factors = scale_factors)
+      } else {
+        grid <- if (!is.null(rec$grid)) rec$grid[img_cells, , drop = FALSE] else
+          data.frame(tissue = rep(1L, length(img_cells)), row = 0L, col = 0L, row.names = img_cells)
+        coordinates <- data.frame(grid, imagerow = xy[, 2], imagecol = xy[, 1])
+        rownames(coordinates) <- img_cells
+        radius <- rec$spot_radius %||% (sf$fiducial_diameter_fullres * lowres / max(dim(img)))
+        image <- methods::new(.seurat_spatial("VisiumV1"), image = img, scale.factors = scale_factors,
+                              coordinates = coordinates, spot.radius = radius, assay = rec$assay %||% assay, key = key)
+      }
+    } else if (identical(rec$class, "FOV")) {
+      image <- SeuratObject::CreateFOV(data.frame(x = xy[, 1], y = xy[, 2], row.names = img_cells), type = "centroids",
+                                       radius = rec$radius, assay = rec$assay %||% assay, key = key)
     } else {
       coordinates <- data.frame(x = xy[, 1], y = xy[, 2], row.names = img_cells)
       if (!is.null(rec$extra)) coordinates <- cbind(coordinates, rec$extra[img_cells, , drop = FALSE])
@@ -110,7 +178,14 @@
   x
 }
 
-# Seurat v4 defines its spatial classes in Seurat, SeuratObject 5 in SeuratObject: look in both.
+# Seurat v4 defines its spatial classes in Seurat, SeuratObject 5 in SeuratObject (VisiumV2 is
+# in Seurat 5.1+): look in both.
+.has_seurat_spatial <- function(name) {
+  any(vapply(c("SeuratObject", "Seurat"), function(pkg) {
+    requireNamespace(pkg, quietly = TRUE) && methods::isClass(name, where = asNamespace(pkg))
+  }, logical(1)))
+}
+
 .seurat_spatial <- function(name) {
   for (pkg in c("SeuratObject", "Seurat")) {
     if (!requireNamespace(pkg, quietly = TRUE)) next

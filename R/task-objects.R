@@ -75,8 +75,8 @@
   list(adata = .py_core()$anndata_from_r(parts, FALSE), assay = counts$assay, features = features)
 }
 
-# Spots' (x, y): Seurat from its images (Visium: full-resolution pixels; SlideSeq and others:
-# GetTissueCoordinates' x, y), a SpatialExperiment from spatialCoords(), another SCE from a
+# Spots' (x, y) as scanpy orients them: Seurat from its images (.image_xy(): Visium in
+# full-resolution pixels, FOV centroids, SlideSeq), a SpatialExperiment from spatialCoords(), another SCE from a
 # reducedDim "spatial". Every cell needs a position: a merged object with cells in no image is
 # refused (subset it, or name the `image`).
 .spatial_coordinates <- function(object, image = NULL) {
@@ -92,15 +92,9 @@
                               paste(SeuratObject::Images(object), collapse = ", "), call. = FALSE)
     xy <- matrix(NA_real_, length(cells), 2, dimnames = list(cells, c("x", "y")))
     for (name in images) {
-      img <- object@images[[name]]
-      coords <- if (inherits(img, "VisiumV1")) img@coordinates[, c("imagecol", "imagerow")] else {
-        found <- SeuratObject::GetTissueCoordinates(img)
-        if (!is.null(found$cell)) rownames(found) <- found$cell
-        found[, intersect(c("x", "y"), names(found)), drop = FALSE]
-      }
-      if (ncol(coords) != 2) stop("isthmus: image '", name, "' has no x/y coordinates.", call. = FALSE)
+      coords <- .image_xy(object@images[[name]], name)
       at <- match(rownames(coords), cells)
-      xy[at[!is.na(at)], ] <- as.matrix(coords[!is.na(at), ])
+      xy[at[!is.na(at)], ] <- coords[!is.na(at), ]
     }
   } else {
     xy <- if (methods::is(object, "SpatialExperiment")) SpatialExperiment::spatialCoords(object) else {

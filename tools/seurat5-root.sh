@@ -1,56 +1,101 @@
 #!/usr/bin/env bash
-# Seurat v5 / R 4.5 beside this Debian 12 machine: a Debian trixie root (recipe in the shared
-# ENVIRONMENT.md; never add trixie to this machine's own apt sources).
-#   tools/seurat5-root.sh build        debootstrap + R 4.5, Seurat 5, reticulate 1.41, SCE, SpatialExperiment
-#   tools/seurat5-root.sh test [FILE]  install this checkout in the root and run the testthat suite (or FILE)
-# The root lives in $ISTHMUS_TRIXIE_ROOT (default /opt/isthmus-trixie). The host's Python and
-# isthmus's virtualenv are bind-mounted at their own paths; every mount is released on exit.
-# Groundwork for the Seurat v5 CI job (its own issue); run as root.
+# The Seurat v5 test job: R 4.5, Seurat 5, reticulate 1.41, SingleCellExperiment and
+# SpatialExperiment in a Debian trixie root beside this Debian 12 machine (recipe in the shared
+# ENVIRONMENT.md; never add trixie to the machine's own apt sources: a partial upgrade replaces libc).
+#   tools/seurat5-root.sh build         make the root, or reuse it when its package list is current
+#   tools/seurat5-root.sh test [FILE]   build if needed, install this checkout in the root, run the
+#                                       testthat suite (or one FILE) there; `make test` runs this
+#   tools/seurat5-root.sh R 'expr'      Rscript -e in the root, with this checkout installed (debugging)
+# The root lives in $ISTHMUS_TRIXIE_ROOT (default /opt/isthmus-trixie) and is kept between runs
+# (the cache: about 70 s to build, 2 GB). The host's Python and isthmus's virtualenv are
+# bind-mounted at their own paths, so reticulate in the root uses the environment `make setup`
+# built; every mount is released on exit, whether the tests pass or fail. Needs root (chroot).
 set -euo pipefail
 ROOT=${ISTHMUS_TRIXIE_ROOT:-/opt/isthmus-trixie}
 REPO=$(cd "$(dirname "$0")/.." && pwd)
-VENV=$(Rscript -e 'cat(isthmus::isthmus_venv_dir())')
-PYHOME=$(dirname "$(dirname "$("$VENV/bin/python" -c 'import sys; print(sys.base_prefix + "/bin/python")')")")
-MIRROR=$(grep -h -oE 'https?://deb.debian.org/debian' /etc/apt/sources.list.d/*.sources /etc/apt/sources.list 2>/dev/null | head -1 || true)
-MIRROR=${MIRROR:-http://deb.debian.org/debian}
-MOUNTS=(/proc /dev "$PYHOME" "$VENV" "$REPO")
+PACKAGES=(r-base-core r-base-dev r-cran-seurat r-cran-seuratobject r-cran-reticulate r-bioc-singlecellexperiment
+  r-bioc-spatialexperiment r-cran-testthat r-cran-withr libssl3t64 libffi8 zlib1g libbz2-1.0 liblzma5
+  libsqlite3-0 libreadline8t64 libncursesw6)
+STAMP="$ROOT/etc/isthmus-root-packages"
+MOUNTS=()
+
+if [ "$(id -u)" != 0 ]; then
+  echo "seurat5-root.sh: the Seurat v5 job needs root (debootstrap, chroot, bind mounts)." >&2
+  exit 1
+fi
 
 release() {
+  local k
   for ((k=${#MOUNTS[@]}-1; k>=0; k--)); do
-    mountpoint -q "$ROOT${MOUNTS[k]}" && umount "$ROOT${MOUNTS[k]}" || true
+    mountpoint -q "$ROOT${MOUNTS[k]}" && umount "$ROOT${MOUNTS[k]}" || umount -l "$ROOT${MOUNTS[k]}" 2>/dev/null || true
   done
+  MOUNTS=()
+}
+trap release EXIT
+trap 'exit 130' INT TERM
+
+mount_in() {  # mount_in SOURCE: bind SOURCE at the same path inside the root ("proc": procfs)
+  if [ "$1" = proc ]; then
+    mountpoint -q "$ROOT/proc" || mount -t proc proc "$ROOT/proc"
+    MOUNTS+=(/proc)
+  else
+    mkdir -p "$ROOT$1"
+    mountpoint -q "$ROOT$1" || mount --bind "$1" "$ROOT$1"
+    MOUNTS+=("$1")
+  fi
 }
 
 build() {
+  if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "${PACKAGES[*]}" ]; then
+    echo "seurat5-root.sh: reusing the trixie root in $ROOT"
+    return
+  fi
+  local mirror
+  mirror=$(grep -h -oE 'https?://deb.debian.org/debian' /etc/apt/sources.list.d/*.sources /etc/apt/sources.list 2>/dev/null | head -1 || true)
+  mirror=${mirror:-http://deb.debian.org/debian}
+  echo "seurat5-root.sh: building the trixie root in $ROOT (about 70 s)"
   command -v debootstrap >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null
-  [ -x "$ROOT/usr/bin/apt-get" ] || debootstrap --variant=minbase trixie "$ROOT" "$MIRROR"
-  trap release EXIT
-  mount -t proc proc "$ROOT/proc"
+  [ -x "$ROOT/usr/bin/apt-get" ] || debootstrap --variant=minbase trixie "$ROOT" "$mirror" >/dev/null
+  mount_in proc
   cp /etc/resolv.conf "$ROOT/etc/resolv.conf"
   chroot "$ROOT" apt-get update -qq
-  chroot "$ROOT" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-    r-base-core r-base-dev r-cran-seurat r-cran-seuratobject r-cran-reticulate r-bioc-singlecellexperiment \
-    r-bioc-spatialexperiment r-cran-testthat r-cran-withr libssl3t64 libffi8 zlib1g libbz2-1.0 liblzma5 \
-    libsqlite3-0 libreadline8t64 libncursesw6 >/dev/null
+  chroot "$ROOT" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${PACKAGES[@]}" >/dev/null
+  echo "${PACKAGES[*]}" > "$STAMP"
+  release
 }
 
-run_tests() {
-  trap release EXIT
-  mount -t proc proc "$ROOT/proc"
-  mount --bind /dev "$ROOT/dev"
-  for m in "$PYHOME" "$VENV" "$REPO"; do mkdir -p "$ROOT$m"; mount --bind "$m" "$ROOT$m"; done
-  # a clean copy of the tracked files: build outputs of the host's R 4.2 must not leak in
+# Mount what the tests need and install a clean copy of the tracked files (build outputs of
+# the host's R 4.2 must not leak into R 4.5's library).
+enter() {
+  VENV=$(Rscript -e 'cat(isthmus::isthmus_venv_dir())')
+  PYHOME=$(dirname "$(dirname "$("$VENV/bin/python" -c 'import sys; print(sys.base_prefix + "/bin/python")')")")
+  mount_in proc
+  mount_in /dev
+  mount_in "$PYHOME"
+  mount_in "$VENV"
+  mount_in "$REPO"  # the editable isthmus install in the venv points here
   rm -rf "$ROOT/tmp/isthmus" && mkdir -p "$ROOT/tmp/isthmus"
   (cd "$REPO" && git ls-files -z | xargs -0 cp --parents -t "$ROOT/tmp/isthmus")
   chroot "$ROOT" bash -c "cd /tmp/isthmus && R CMD INSTALL --preclean . >/tmp/isthmus-install.log 2>&1 || { tail -30 /tmp/isthmus-install.log; exit 1; }"
+}
+
+in_root() {  # in_root COMMAND: run in the root with the project's Python
+  chroot "$ROOT" env ISTHMUS_PYTHON="$VENV/bin/python" LD_LIBRARY_PATH= HOME=/root bash -c "$1"
+}
+
+run_tests() {
+  local start=$SECONDS
+  build
+  enter
   local what='test_dir("testthat", package = "isthmus", load_package = "installed", stop_on_failure = TRUE)'
   [ $# -gt 0 ] && what="test_file(\"testthat/$1\", package = \"isthmus\", load_package = \"installed\", stop_on_failure = TRUE)"
-  chroot "$ROOT" env ISTHMUS_PYTHON="$VENV/bin/python" LD_LIBRARY_PATH= HOME=/root \
-    bash -c "cd /tmp/isthmus/tests && Rscript -e 'library(testthat); library(isthmus); cat(R.version.string, \"SeuratObject\", format(packageVersion(\"SeuratObject\")), \"\n\"); $what'"
+  in_root "cd /tmp/isthmus/tests && Rscript -e 'library(testthat); library(isthmus); cat(R.version.string, \"| Seurat\", format(packageVersion(\"Seurat\")), \"| SeuratObject\", format(packageVersion(\"SeuratObject\")), \"| reticulate\", format(packageVersion(\"reticulate\")), \"\n\"); $what'"
+  echo "seurat5-root.sh: the Seurat v5 job took $((SECONDS - start)) s"
 }
 
 case "${1:-}" in
   build) build ;;
   test) shift; run_tests "$@" ;;
-  *) echo "usage: $0 build | test [FILE]" >&2; exit 2 ;;
+  R) build; enter; in_root "cd /tmp/isthmus && Rscript -e $(printf '%q' "$2")" ;;
+  *) echo "usage: $0 build | test [FILE] | R 'expression'" >&2; exit 2 ;;
 esac
