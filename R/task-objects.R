@@ -54,6 +54,17 @@
   .check_task_object(object)
   counts <- .task_counts(object, assay, layer)
   meta <- .cell_meta(object)
+  .check_columns(meta, columns, allow_na)
+  obsm <- list()
+  if (!is.null(embedding)) {
+    obsm$X_input <- .matrix_to_py(.embedding_of(object, embedding), paste0("reduction ", embedding), orientation = "same")
+  }
+  if (spatial) obsm$spatial <- .matrix_to_py(.spatial_coordinates(object, image), "spatial coordinates", orientation = "same")
+  adata <- .lean_anndata(counts$matrix, counts$what, meta[unique(columns)], obsm)
+  list(adata = adata, assay = counts$assay, features = rownames(counts$matrix))
+}
+
+.check_columns <- function(meta, columns, allow_na = NULL) {
   for (col in columns) {
     if (!col %in% names(meta)) stop("isthmus: column '", col, "' is not in the cell metadata.", call. = FALSE)
     if (!col %in% allow_na && anyNA(meta[[col]])) {
@@ -61,18 +72,16 @@
            call. = FALSE)
     }
   }
-  cells <- colnames(object)
-  features <- rownames(counts$matrix)
-  obs <- if (length(columns)) .frame_to_py(meta[unique(columns)], cells, "meta.data", .new_report()) else .empty_frame(cells)
-  obsm <- list()
-  if (!is.null(embedding)) {
-    obsm$X_input <- .matrix_to_py(.embedding_of(object, embedding), paste0("reduction ", embedding), orientation = "same")
-  }
-  if (spatial) obsm$spatial <- .matrix_to_py(.spatial_coordinates(object, image), "spatial coordinates", orientation = "same")
-  parts <- list(obs_names = cells, var_names = features,
-                X = .matrix_to_py(counts$matrix, counts$what), layers = list(),
+}
+
+# A features x cells matrix (shared with Python, not copied) and a few cell columns as an AnnData.
+.lean_anndata <- function(counts, what, columns, obsm = list()) {
+  cells <- colnames(counts)
+  features <- rownames(counts)
+  obs <- if (length(columns)) .frame_to_py(columns, cells, "meta.data", .new_report()) else .empty_frame(cells)
+  parts <- list(obs_names = cells, var_names = features, X = .matrix_to_py(counts, what), layers = list(),
                 obs = obs, var = .empty_frame(features), obsm = obsm, varm = list(), obsp = list(), uns = list())
-  list(adata = .py_core()$anndata_from_r(parts, FALSE), assay = counts$assay, features = features)
+  .py_core()$anndata_from_r(parts, FALSE)
 }
 
 # Spots' (x, y) as scanpy orients them: Seurat from its images (.image_xy(): Visium in

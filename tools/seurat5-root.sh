@@ -87,8 +87,8 @@ run_tests() {
   local start=$SECONDS
   build
   enter
-  local what='test_dir("testthat", package = "isthmus", load_package = "installed", stop_on_failure = TRUE)'
-  [ $# -gt 0 ] && what="test_file(\"testthat/$1\", package = \"isthmus\", load_package = \"installed\", stop_on_failure = TRUE)"
+  local what='test_dir("testthat", package = "isthmus", load_package = "installed", reporter = "check", stop_on_failure = TRUE)'
+  [ $# -gt 0 ] && what="test_file(\"testthat/$1\", package = \"isthmus\", load_package = \"installed\", reporter = \"check\", stop_on_failure = TRUE)"
   in_root "cd /tmp/isthmus/tests && Rscript -e 'library(testthat); library(isthmus); cat(R.version.string, \"| Seurat\", format(packageVersion(\"Seurat\")), \"| SeuratObject\", format(packageVersion(\"SeuratObject\")), \"| reticulate\", format(packageVersion(\"reticulate\")), \"\n\"); $what'"
   echo "seurat5-root.sh: the Seurat v5 job took $((SECONDS - start)) s"
 }
