@@ -214,7 +214,7 @@ conversion_report <- function(x) {
   if (is.list(x) && is.null(attr(x, "class"))) {
     out <- list()
     nms <- names(x)
-    if (is.null(nms) && length(x)) {
+    if (is.null(nms)) {  # an unnamed list, empty ones included, is a Python list
       return(lapply(seq_along(x), function(k) .uns_to_py(x[[k]], paste0(where, "[[", k, "]]"), report)))
     }
     for (k in seq_along(x)) {
