@@ -81,13 +81,17 @@
     .report_dropped(report, paste0(where, " rowRanges"), "genomic ranges are not carried")
   }
   parts$uns$isthmus <- record
+  if (methods::is(sce, "SpatialExperiment")) parts <- .spe_to_parts(sce, parts, report)
   parts
 }
 
-.sce_from_parts <- function(parts, report, x_assay = NULL) {
+# `spatial`: TRUE builds a SpatialExperiment from obsm["spatial"] (and uns["spatial"]), FALSE a
+# SingleCellExperiment; NULL does what the record says (a SpatialExperiment comes back as one).
+.sce_from_parts <- function(parts, report, x_assay = NULL, spatial = NULL) {
   uns <- .named_list(parts$uns)
   record <- uns$isthmus %||% list()
-  if (!identical(record$from, "SingleCellExperiment")) record <- list()  # e.g. an AnnData from Seurat
+  if (!isTRUE(record$from %in% c("SingleCellExperiment", "SpatialExperiment"))) record <- list()  # e.g. from Seurat
+  spatial <- .want_spe(spatial %||% identical(record$from, "SpatialExperiment"), parts, report)
   uns$isthmus <- NULL
   cells <- .as_chr(parts$obs_names)
   features <- .as_chr(parts$var_names)
@@ -108,7 +112,7 @@
   rownames(SummarizedExperiment::rowData(sce)) <- NULL  # rowData takes its names from the object
   rownames(sce) <- features
   reduced <- record$reduced_dims %||% list()
-  for (obsm_name in names(.named_list(parts$obsm))) {
+  for (obsm_name in setdiff(names(.named_list(parts$obsm)), if (spatial) "spatial")) {
     rec_name <- Filter(function(r) identical(reduced[[r]]$obsm, obsm_name), names(reduced))
     name <- if (length(rec_name)) rec_name[[1]] else toupper(sub("^X_", "", obsm_name))
     m <- .matrix_from_py(parts$obsm[[obsm_name]])
@@ -127,5 +131,18 @@
   }
   if (nzchar(record$main_exp_name %||% "")) SingleCellExperiment::mainExpName(sce) <- record$main_exp_name
   if (length(uns)) S4Vectors::metadata(sce) <- lapply(uns, .uns_from_py)
+  if (spatial) sce <- .spe_from_sce(sce, parts, record, report)
   sce
+}
+
+.want_spe <- function(spatial, parts, report) {
+  if (!spatial) return(FALSE)
+  if (is.null(.named_list(parts$obsm)$spatial)) {
+    stop("isthmus: a SpatialExperiment needs coordinates, and the AnnData has no obsm['spatial'].", call. = FALSE)
+  }
+  if (!requireNamespace("SpatialExperiment", quietly = TRUE)) {
+    .report_changed(report, "SpatialExperiment", "not installed: a SingleCellExperiment with reducedDim SPATIAL is returned")
+    return(FALSE)
+  }
+  TRUE
 }

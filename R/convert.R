@@ -15,7 +15,8 @@
 #' (`"PCs"` for pca); graphs -> `obsp`; misc -> `uns`; Visium / SlideSeq images ->
 #' `obsm[["spatial"]]` and `uns[["spatial"]]`. For SingleCellExperiment, `x_layer` names the
 #' assay for `X` (default: "logcounts" if present, else the first) and the others become
-#' layers; reducedDims -> `obsm`, colPairs -> `obsp`, metadata -> `uns`.
+#' layers; reducedDims -> `obsm`, colPairs -> `obsp`, metadata -> `uns`; a SpatialExperiment's
+#' spatialCoords -> `obsm[["spatial"]]` and imgData (images, scale factors) -> `uns[["spatial"]]`.
 #' What cannot be carried is listed in a warning and in [conversion_report()].
 #'
 #' @param object A Seurat or SingleCellExperiment object.
@@ -236,16 +237,20 @@ as_seurat <- function(data, assay = "RNA") {
 #'
 #' @param data A Python AnnData or MuData object.
 #' @param x_assay The assay name for `X` (default: the recorded one, else "X").
-#' @return A SingleCellExperiment.
+#' @param spatial `TRUE`: return a SpatialExperiment built from `obsm["spatial"]` (spatialCoords)
+#'   and `uns["spatial"]` (imgData with each image's scale factor), as scanpy and squidpy lay out
+#'   Visium data; `FALSE`: a SingleCellExperiment; `NULL` (default): a SpatialExperiment when the
+#'   AnnData came from one.
+#' @return A SingleCellExperiment (or SpatialExperiment).
 #' @export
-as_sce <- function(data, x_assay = NULL) {
+as_sce <- function(data, x_assay = NULL, spatial = NULL) {
   core <- .py_core()
   on.exit(core$release_all(), add = TRUE)
   if (.py_is(data, "mudata")) return(.sce_from_mudata_parts(core$mudata_to_r(data), x_assay, "MuData -> SingleCellExperiment"))
   if (!.py_is(data, "anndata")) stop("isthmus: as_sce() takes a Python AnnData or MuData object.", call. = FALSE)
   out <- core$anndata_to_r(data)
   report <- .report_merge_py(.new_report(), out$report)
-  .finish_report(.sce_from_parts(out$parts, report, x_assay), report, "AnnData -> SingleCellExperiment")
+  .finish_report(.sce_from_parts(out$parts, report, x_assay, spatial), report, "AnnData -> SingleCellExperiment")
 }
 
 .sce_from_mudata_parts <- function(out, x_assay, direction) {
@@ -292,7 +297,8 @@ as_sce <- function(data, x_assay = NULL) {
 #' @param object A Seurat or SingleCellExperiment object.
 #' @param file The file path.
 #' @param compression `NULL` (default, fastest) or "gzip" / "lzf".
-#' @param to What to return: "Seurat" or "SingleCellExperiment".
+#' @param to What to return: "Seurat", "SingleCellExperiment" (a SpatialExperiment if the file
+#'   came from one) or "SpatialExperiment" (see [as_sce()]).
 #' @param ... Passed to [as_anndata()] / [as_mudata()].
 #' @return `write_*`: the file path, invisibly. `read_*`: the R object.
 #' @export
@@ -314,7 +320,7 @@ write_h5mu <- function(object, file, compression = NULL, ...) {
 
 #' @rdname write_h5ad
 #' @export
-read_h5ad <- function(file, to = c("Seurat", "SingleCellExperiment"), ...) {
+read_h5ad <- function(file, to = c("Seurat", "SingleCellExperiment", "SpatialExperiment"), ...) {
   to <- match.arg(to)
   if (!file.exists(file)) stop("isthmus: file not found: ", file, call. = FALSE)
   core <- .py_core()
@@ -322,7 +328,8 @@ read_h5ad <- function(file, to = c("Seurat", "SingleCellExperiment"), ...) {
   out <- core$read_h5ad(normalizePath(file))
   if (to == "Seurat") return(.seurat_from_anndata_parts(out, "RNA", "h5ad -> Seurat"))
   report <- .report_merge_py(.new_report(), out$report)
-  .finish_report(.sce_from_parts(out$parts, report), report, "h5ad -> SingleCellExperiment")
+  spatial <- if (to == "SpatialExperiment") TRUE
+  .finish_report(.sce_from_parts(out$parts, report, spatial = spatial), report, paste("h5ad ->", to))
 }
 
 #' @rdname write_h5ad

@@ -1,0 +1,97 @@
+# SpatialExperiment <-> the layout scanpy and squidpy read (the SingleCellExperiment parts go
+# as in convert-sce.R):
+#
+#  SpatialExperiment                      AnnData
+#  spatialCoords()                        obsm["spatial"] (its columns in order: x, y for Visium's
+#                                         pxl_col_in_fullres, pxl_row_in_fullres)
+#  imgData(): a row per sample and image  uns["spatial"][sample_id]["images"][image_id]
+#    the image                              H x W x 3 RGB in [0, 1]
+#    scaleFactor                            uns["spatial"][sample_id]["scalefactors"]
+#                                           ["tissue_<image_id>_scalef"] (lowres / hires as 10x)
+#  colData sample_id                      obs["sample_id"]
+# The coordinate column names and the image order are kept in the record. SpatialExperiment is
+# a Suggests: without it a recorded SpatialExperiment comes back as a SingleCellExperiment with
+# reducedDim "spatial" (the report says so).
+
+.spe_to_parts <- function(spe, parts, report) {
+  coords <- SpatialExperiment::spatialCoords(spe)
+  record <- parts$uns$isthmus
+  record$from <- "SpatialExperiment"
+  record$spatial_coords_names <- colnames(coords) %||% character()
+  if (ncol(coords)) {
+    storage.mode(coords) <- "double"
+    parts$obsm$spatial <- .matrix_to_py(unname(coords), "spatialCoords", orientation = "same")
+  }
+  images <- SpatialExperiment::imgData(spe)
+  libraries <- list()
+  order <- list()
+  for (k in seq_len(nrow(images))) {
+    sample <- images$sample_id[[k]]
+    id <- images$image_id[[k]]
+    img <- images$data[[k]]
+    if (!methods::is(img, "LoadedSpatialImage")) {
+      .report_changed(report, paste0("image ", sample, "/", id), paste0("a ", class(img)[1], " was read into memory"))
+    }
+    raster <- as.matrix(SpatialExperiment::imgRaster(img))
+    rgb <- array(t(grDevices::col2rgb(raster)) / 255, dim = c(nrow(raster), ncol(raster), 3))
+    libraries[[sample]]$images[[id]] <- rgb
+    libraries[[sample]]$scalefactors[[paste0("tissue_", id, "_scalef")]] <- images$scaleFactor[[k]]
+    order[[k]] <- c(sample, id)
+  }
+  if (length(libraries)) {
+    if (!is.null(parts$uns$spatial)) .report_changed(report, "metadata$spatial", "replaced by the images of imgData()")
+    parts$uns$spatial <- libraries
+  }
+  record$images <- order
+  parts$uns$isthmus <- record
+  parts
+}
+
+# An SCE built from the parts (its obsm "spatial" left out of reducedDims) into a
+# SpatialExperiment: coordinates from obsm["spatial"], images from uns["spatial"].
+.spe_from_sce <- function(sce, parts, record, report) {
+  coords <- .matrix_from_py(.named_list(parts$obsm)$spatial)
+  names <- .as_chr(record$spatial_coords_names)
+  colnames(coords) <- if (length(names) == ncol(coords)) names else c("x", "y", "z")[seq_len(ncol(coords))]
+  libraries <- .named_list(.named_list(parts$uns)$spatial)
+  cells <- colnames(sce)
+  meta <- S4Vectors::metadata(sce)
+  meta$spatial <- NULL
+  S4Vectors::metadata(sce) <- meta
+  if (is.null(sce$sample_id)) {
+    # scanpy keeps the slice of each cell in obs["library_id"] (squidpy) or has one library
+    sce$sample_id <- if (!is.null(sce$library_id)) as.character(sce$library_id) else
+      (names(libraries)[1] %||% "sample01")
+  }
+  spe <- methods::as(sce, "SpatialExperiment")
+  SpatialExperiment::spatialCoords(spe) <- coords
+  rows <- list()
+  recorded <- lapply(record$images %||% list(), .as_chr)
+  wanted <- if (length(recorded)) recorded else
+    unlist(lapply(names(libraries), function(s) lapply(names(.named_list(libraries[[s]]$images)), function(i) c(s, i))),
+           recursive = FALSE)
+  for (pair in wanted) {
+    lib <- libraries[[pair[1]]]
+    pixels <- lib$images[[pair[2]]]
+    if (is.null(pixels)) next
+    if (max(pixels, na.rm = TRUE) > 1) pixels <- pixels / 255  # uint8 images from scanpy's readers
+    scale <- lib$scalefactors[[paste0("tissue_", pair[2], "_scalef")]]
+    if (is.null(scale)) {
+      .report_changed(report, paste0("image ", pair[1], "/", pair[2]), "no scale factor: 1 was used")
+      scale <- 1
+    }
+    image <- SpatialExperiment::SpatialImage(grDevices::as.raster(pixels[, , 1:3, drop = FALSE]))
+    rows[[length(rows) + 1]] <- S4Vectors::DataFrame(sample_id = pair[1], image_id = pair[2],
+                                                     data = I(list(image)), scaleFactor = as.numeric(scale))
+  }
+  if (length(rows)) SpatialExperiment::imgData(spe) <- do.call(rbind, rows)
+  for (sample in names(libraries)) {
+    other <- setdiff(names(.named_list(libraries[[sample]]$scalefactors)),
+                     paste0("tissue_", names(.named_list(libraries[[sample]]$images)), "_scalef"))
+    if (length(other)) {
+      .report_dropped(report, paste0("uns$spatial$", sample, "$scalefactors ", paste(other, collapse = ", ")),
+                      "SpatialExperiment keeps one scale factor per image")
+    }
+  }
+  spe
+}
