@@ -18,13 +18,13 @@
   record <- parts$uns$isthmus
   record$from <- "SpatialExperiment"
   record$spatial_coords_names <- colnames(coords) %||% character()
+  record$spatial_coords_rownames <- !is.null(rownames(coords))
   if (ncol(coords)) {
     storage.mode(coords) <- "double"
     parts$obsm$spatial <- .matrix_to_py(unname(coords), "spatialCoords", orientation = "same")
   }
   images <- SpatialExperiment::imgData(spe)
   libraries <- list()
-  order <- list()
   for (k in seq_len(nrow(images))) {
     sample <- images$sample_id[[k]]
     id <- images$image_id[[k]]
@@ -32,17 +32,15 @@
     if (!methods::is(img, "LoadedSpatialImage")) {
       .report_changed(report, paste0("image ", sample, "/", id), paste0("a ", class(img)[1], " was read into memory"))
     }
-    raster <- as.matrix(SpatialExperiment::imgRaster(img))
-    rgb <- array(t(grDevices::col2rgb(raster)) / 255, dim = c(nrow(raster), ncol(raster), 3))
-    libraries[[sample]]$images[[id]] <- rgb
+    libraries[[sample]]$images[[id]] <- .raster_to_array(SpatialExperiment::imgRaster(img))
     libraries[[sample]]$scalefactors[[paste0("tissue_", id, "_scalef")]] <- images$scaleFactor[[k]]
-    order[[k]] <- c(sample, id)
   }
   if (length(libraries)) {
     if (!is.null(parts$uns$spatial)) .report_changed(report, "metadata$spatial", "replaced by the images of imgData()")
     parts$uns$spatial <- libraries
   }
-  record$images <- order
+  record$image_samples <- as.character(images$sample_id)
+  record$image_ids <- as.character(images$image_id)
   parts$uns$isthmus <- record
   parts
 }
@@ -53,6 +51,7 @@
   coords <- .matrix_from_py(.named_list(parts$obsm)$spatial)
   names <- .as_chr(record$spatial_coords_names)
   colnames(coords) <- if (length(names) == ncol(coords)) names else c("x", "y", "z")[seq_len(ncol(coords))]
+  if (!isFALSE(record$spatial_coords_rownames)) rownames(coords) <- colnames(sce)
   libraries <- .named_list(.named_list(parts$uns)$spatial)
   cells <- colnames(sce)
   meta <- S4Vectors::metadata(sce)
@@ -66,7 +65,7 @@
   spe <- methods::as(sce, "SpatialExperiment")
   SpatialExperiment::spatialCoords(spe) <- coords
   rows <- list()
-  recorded <- lapply(record$images %||% list(), .as_chr)
+  recorded <- Map(c, .as_chr(record$image_samples), .as_chr(record$image_ids))
   wanted <- if (length(recorded)) recorded else
     unlist(lapply(names(libraries), function(s) lapply(names(.named_list(libraries[[s]]$images)), function(i) c(s, i))),
            recursive = FALSE)
@@ -74,13 +73,12 @@
     lib <- libraries[[pair[1]]]
     pixels <- lib$images[[pair[2]]]
     if (is.null(pixels)) next
-    if (max(pixels, na.rm = TRUE) > 1) pixels <- pixels / 255  # uint8 images from scanpy's readers
     scale <- lib$scalefactors[[paste0("tissue_", pair[2], "_scalef")]]
     if (is.null(scale)) {
       .report_changed(report, paste0("image ", pair[1], "/", pair[2]), "no scale factor: 1 was used")
       scale <- 1
     }
-    image <- SpatialExperiment::SpatialImage(grDevices::as.raster(pixels[, , 1:3, drop = FALSE]))
+    image <- SpatialExperiment::SpatialImage(.array_to_raster(pixels))
     rows[[length(rows) + 1]] <- S4Vectors::DataFrame(sample_id = pair[1], image_id = pair[2],
                                                      data = I(list(image)), scaleFactor = as.numeric(scale))
   }
@@ -94,4 +92,18 @@
     }
   }
   spe
+}
+
+# A raster (a matrix of colours) as the H x W x 3 array scanpy plots: RGB in [0, 1], plus an
+# alpha channel only where some pixel is not opaque.
+.raster_to_array <- function(raster) {
+  raster <- as.matrix(raster)
+  channels <- t(grDevices::col2rgb(raster, alpha = TRUE)) / 255
+  if (all(channels[, 4] == 1)) channels <- channels[, 1:3, drop = FALSE]
+  array(channels, dim = c(nrow(raster), ncol(raster), ncol(channels)))
+}
+
+.array_to_raster <- function(pixels) {
+  if (max(pixels, na.rm = TRUE) > 1) pixels <- pixels / 255  # uint8 images from scanpy's readers
+  grDevices::as.raster(pixels)
 }
