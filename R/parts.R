@@ -32,6 +32,7 @@
 
 # Attach the report to the result and warn once, listing every part.
 .finish_report <- function(result, report, direction) {
+  force(result)  # callers pass the conversion itself, which adds to the report as it runs
   rows <- report$rows
   if (nrow(rows)) {
     lines <- sprintf("- %s: %s (%s)", rows$part, rows$status, rows$detail)
