@@ -51,10 +51,15 @@ isthmus_venv_dir <- function() {
   if (!is.null(.isthmus$core)) return(.isthmus$core)
   if (!reticulate::py_available(initialize = FALSE)) {
     candidate <- .discover_python()
-    if (is.null(candidate)) {
+    if (!is.null(candidate)) {
+      Sys.setenv(RETICULATE_PYTHON = candidate$path)
+    } else if (.can_py_require()) {
+      .declare_py_requirements()
+      message("isthmus: no isthmus environment was found, so reticulate builds one from the declared ",
+              "requirements (py_require(); minutes the first time, cached afterwards).")
+    } else {
       stop("isthmus: no Python environment for isthmus was found. ", .fix_text, call. = FALSE)
     }
-    Sys.setenv(RETICULATE_PYTHON = candidate$path)
     Sys.setenv(PYTHONUNBUFFERED = "1")  # training progress appears as it happens
   }
   core <- tryCatch(
@@ -66,6 +71,35 @@ isthmus_venv_dir <- function() {
   )
   .isthmus$core <- core
   core
+}
+
+# reticulate >= 1.41 can build an environment from declared requirements (py_require(), with
+# uv). isthmus uses that route only when it finds no environment of its own; options(
+# isthmus.py_require = FALSE) turns it off.
+.can_py_require <- function() {
+  isTRUE(getOption("isthmus.py_require", TRUE)) && utils::packageVersion("reticulate") >= "1.41" &&
+    !nzchar(Sys.getenv("RETICULATE_PYTHON", ""))
+}
+
+# The tested requirements (inst/python/requirements.txt) minus the test-only packages. NumPy 2 is
+# allowed: the pin exists for reticulate < 1.41, which cannot load NumPy 2. The isthmus Python
+# package comes from ISTHMUS_PYTHON_SOURCE (a checkout) or PyPI, as for install_isthmus().
+.py_requirements <- function() {
+  lines <- trimws(readLines(.requirements_file()))
+  lines <- lines[nzchar(lines) & !startsWith(lines, "#")]
+  name <- sub("[=<>!~ ].*$", "", lines)
+  keep <- !name %in% c("rpy2", "anndata2ri", "pytest")
+  lines <- lines[keep]
+  name <- name[keep]
+  lines[name == "numpy"] <- "numpy>=1.26"
+  lines[name == "zarr"] <- "zarr>=2.18"
+  source <- Sys.getenv("ISTHMUS_PYTHON_SOURCE", "")
+  isthmus <- if (nzchar(source)) normalizePath(source) else paste0("isthmus==", utils::packageVersion("isthmus"))
+  c("torch==2.13.0", lines, isthmus)
+}
+
+.declare_py_requirements <- function() {
+  reticulate::py_require(packages = .py_requirements(), python_version = ">=3.10,<3.13")
 }
 
 .python_in_use <- function() {

@@ -80,7 +80,8 @@ enter() {
 }
 
 in_root() {  # in_root COMMAND: run in the root with the project's Python
-  chroot "$ROOT" env ISTHMUS_PYTHON="$VENV/bin/python" LD_LIBRARY_PATH= HOME=/root bash -c "$1"
+  # no /sys in the root: joblib cannot count physical cores there, so it is told
+  chroot "$ROOT" env ISTHMUS_PYTHON="$VENV/bin/python" LD_LIBRARY_PATH= HOME=/root LOKY_MAX_CPU_COUNT="$(nproc)" bash -c "$1"
 }
 
 run_tests() {
