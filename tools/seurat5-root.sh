@@ -91,6 +91,10 @@ run_tests() {
   local what='test_dir("testthat", package = "isthmus", load_package = "installed", reporter = "check", stop_on_failure = TRUE)'
   [ $# -gt 0 ] && what="test_file(\"testthat/$1\", package = \"isthmus\", load_package = \"installed\", reporter = \"check\", stop_on_failure = TRUE)"
   in_root "cd /tmp/isthmus/tests && Rscript -e 'library(testthat); library(isthmus); cat(R.version.string, \"| Seurat\", format(packageVersion(\"Seurat\")), \"| SeuratObject\", format(packageVersion(\"SeuratObject\")), \"| reticulate\", format(packageVersion(\"reticulate\")), \"\n\"); $what'"
+  if [ $# -eq 0 ]; then
+    # the Python side of the bridge against this R: .rds files both ways and the anndata2ri peer check
+    in_root "cd /tmp/isthmus && $VENV/bin/python -m pytest -q -p no:cacheprovider tests/python/test_r_bridge.py"
+  fi
   echo "seurat5-root.sh: the Seurat v5 job took $((SECONDS - start)) s"
 }
 
