@@ -31,8 +31,13 @@ release() {
   done
   MOUNTS=()
 }
+CHILD=
+stop_child() {  # on INT/TERM: stop what runs in the root (its whole process group), then release
+  [ -n "$CHILD" ] && kill -TERM -- "-$CHILD" 2>/dev/null && wait "$CHILD" 2>/dev/null
+  exit 130
+}
 trap release EXIT
-trap 'exit 130' INT TERM
+trap stop_child INT TERM
 
 mount_in() {  # mount_in SOURCE: bind SOURCE at the same path inside the root ("proc": procfs)
   if [ "$1" = proc ]; then
@@ -81,7 +86,15 @@ enter() {
 
 in_root() {  # in_root COMMAND: run in the root with the project's Python
   # no /sys in the root: joblib cannot count physical cores there, so it is told
-  chroot "$ROOT" env ISTHMUS_PYTHON="$VENV/bin/python" LD_LIBRARY_PATH= HOME=/root LOKY_MAX_CPU_COUNT="$(nproc)" bash -c "$1"
+  # In the background of its own process group, so that a signal reaches the script at once
+  # (bash defers traps while a foreground child runs) and stop_child can end all of it.
+  setsid chroot "$ROOT" env ISTHMUS_PYTHON="$VENV/bin/python" LD_LIBRARY_PATH= HOME=/root LOKY_MAX_CPU_COUNT="$(nproc)" \
+    bash -c "$1" &
+  CHILD=$!
+  local status=0
+  wait "$CHILD" || status=$?
+  CHILD=
+  return "$status"
 }
 
 run_tests() {
