@@ -64,7 +64,8 @@ build() {
   mount_in proc
   cp /etc/resolv.conf "$ROOT/etc/resolv.conf"
   chroot "$ROOT" apt-get update -qq
-  chroot "$ROOT" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${PACKAGES[@]}" >/dev/null
+  chroot "$ROOT" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${PACKAGES[@]}" \
+    >"$ROOT/var/log/isthmus-apt.log" 2>&1 || { tail -30 "$ROOT/var/log/isthmus-apt.log"; exit 1; }
   echo "${PACKAGES[*]}" > "$STAMP"
   release
 }
