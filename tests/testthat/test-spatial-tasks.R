@@ -172,6 +172,14 @@ test_that("a SpatialExperiment's spatialCoords() feed the spatial verbs", {
                                                     colData = S4Vectors::DataFrame(pair$reference@meta.data))
   out <- DeconvolveSpots(out, ref, labels = "cell_type", method = "nnls", verbose = FALSE)
   expect_true("nnls_top" %in% names(SummarizedExperiment::colData(out)))
+  # the other spatial verbs take it too
+  out <- MapCells(out, ref, labels = "cell_type", method = "knn", verbose = FALSE)
+  expect_true("knn" %in% c(SummarizedExperiment::assayNames(out), SingleCellExperiment::altExpNames(out)))
+  scores <- CompareDomains(out, truth = "nnls_top")
+  expect_identical(scores$domains, "neighbor_pca_domain")
+  pairs <- SpatialInteractions(out, labels = "neighbor_pca_domain", n_perms = 50, verbose = FALSE)
+  expect_true(nrow(pairs) > 0)
+  expect_s4_class(out, "SpatialExperiment")
 })
 
 test_that("CompareMethods(task = 'deconvolution') scores the methods on pseudo-spots of the user's reference", {
