@@ -24,15 +24,13 @@ cat(sprintf("%d cells, %d genes, batches: %s\n", ncol(obj), nrow(obj), paste(uni
 methods <- list(
   cca = list(method = CCAIntegration),
   rpca = list(method = RPCAIntegration),
-  scvi = list(method = IsthmusSCVIIntegration, meta.data = obj[[]], seed.use = seed, verbose = FALSE),
-  scanvi = list(method = IsthmusSCANVIIntegration, meta.data = obj[[]], labels = "cell_type", seed.use = seed,
-                verbose = FALSE)
+  scvi = list(method = IsthmusSCVIIntegration, meta.data = obj[[]], seed.use = seed),
+  scanvi = list(method = IsthmusSCANVIIntegration, meta.data = obj[[]], labels = "cell_type", seed.use = seed)
 )
 if (requireNamespace("harmony", quietly = TRUE)) methods$harmony <- list(method = HarmonyIntegration)
 seconds <- c()
 for (name in names(methods)) {
   args <- c(list(object = obj, new.reduction = paste0("integrated.", name), verbose = FALSE), methods[[name]])
-  args$verbose <- FALSE
   started <- Sys.time()
   obj <- suppressWarnings(do.call(IntegrateLayers, args))
   seconds[name] <- as.numeric(difftime(Sys.time(), started, units = "secs"))
