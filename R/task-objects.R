@@ -85,9 +85,9 @@
 }
 
 # Spots' (x, y) as scanpy orients them: Seurat from its images (.image_xy(): Visium in
-# full-resolution pixels, FOV centroids, SlideSeq), a SpatialExperiment from spatialCoords(), another SCE from a
-# reducedDim "spatial". Every cell needs a position: a merged object with cells in no image is
-# refused (subset it, or name the `image`).
+# full-resolution pixels, FOV centroids, SlideSeq), a SpatialExperiment from spatialCoords(),
+# another SCE from a reducedDim "spatial". Every cell needs a position: a merged object with
+# cells in no image is refused (subset it, or name the `image`).
 .spatial_coordinates <- function(object, image = NULL) {
   cells <- colnames(object)
   if (.is_seurat(object)) {
