@@ -77,6 +77,7 @@ enter() {
   PYHOME=$(dirname "$(dirname "$("$VENV/bin/python" -c 'import sys; print(sys.base_prefix + "/bin/python")')")")
   mount_in proc
   mount_in /dev
+  mount_in /sys  # joblib counts physical cores through lscpu, which reads /sys
   mount_in "$PYHOME"
   mount_in "$VENV"
   mount_in "$REPO"  # the editable isthmus install in the venv points here
@@ -86,11 +87,9 @@ enter() {
 }
 
 in_root() {  # in_root COMMAND: run in the root with the project's Python
-  # no /sys in the root: joblib cannot count physical cores there, so it is told
   # In the background of its own process group, so that a signal reaches the script at once
   # (bash defers traps while a foreground child runs) and stop_child can end all of it.
-  setsid chroot "$ROOT" env ISTHMUS_PYTHON="$VENV/bin/python" LD_LIBRARY_PATH= HOME=/root LOKY_MAX_CPU_COUNT="$(nproc)" \
-    bash -c "$1" &
+  setsid chroot "$ROOT" env ISTHMUS_PYTHON="$VENV/bin/python" LD_LIBRARY_PATH= HOME=/root bash -c "$1" &
   CHILD=$!
   local status=0
   wait "$CHILD" || status=$?
