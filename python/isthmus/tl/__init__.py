@@ -13,6 +13,7 @@ from ._generate import GENERATE_METHODS, check_generated, generate
 from ._common import load_model, save_model
 from ._interactions import INTERACTION_METHODS, interactions, plot_interactions
 from ._map_cells import MAPPING_METHODS, holdout_gene_scores, map_cells
+from ._rna_protein import RNA_PROTEIN_METHODS, rna_protein
 from ._transfer import TRANSFER_METHODS, transfer_labels
 
 METHODS = {
@@ -25,9 +26,10 @@ METHODS = {
     "deconvolve": DECONVOLVE_METHODS,
     "map_cells": MAPPING_METHODS,
     "interactions": INTERACTION_METHODS,
+    "rna_protein": RNA_PROTEIN_METHODS,
 }
 
 __all__ = ["embed", "integrate", "cluster", "transfer_labels", "denoise", "generate", "check_generated",
            "compare", "scib_scores", "label_transfer_scores", "plot_comparison", "save_model", "load_model",
            "spatial_domains", "domain_scores", "deconvolve", "pseudo_spots", "deconvolution_scores", "map_cells",
-           "holdout_gene_scores", "interactions", "plot_interactions", "METHODS"]
+           "holdout_gene_scores", "interactions", "plot_interactions", "rna_protein", "METHODS"]

@@ -1,0 +1,176 @@
+"""RNA + protein (CITE-seq, ECCITE-seq): totalVI's joint latent space, denoised protein and the
+probability that each protein count is background, beside the classical per-modality PCA (RNA:
+log-normalised HVGs; protein: CLR, as Seurat normalises ADTs). Seurat's weighted nearest
+neighbours, the other classical baseline, runs from R (FindMultiModalNeighbors)."""
+
+from __future__ import annotations
+
+import time
+import warnings
+from typing import Any
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+from scipy import sparse
+
+from . import _classical, _common
+
+RNA_PROTEIN_METHODS = ("totalvi", "pca")
+
+
+def aligned_modalities(rna, protein, *, rna_name: str = "rna", protein_name: str = "protein"):
+    """``protein`` in ``rna``'s cell order. Different cells are an error that names them; the same
+    cells in another order are reordered (MuData allows both)."""
+    if rna.n_obs == protein.n_obs and np.array_equal(rna.obs_names, protein.obs_names):
+        return protein
+    only_rna = rna.obs_names.difference(protein.obs_names)
+    only_protein = protein.obs_names.difference(rna.obs_names)
+    if len(only_rna) or len(only_protein):
+        example = (only_rna if len(only_rna) else only_protein)[0]
+        raise ValueError(
+            f"isthmus: the {rna_name} and {protein_name} modalities hold different cells: {len(only_rna)} only in "
+            f"{rna_name}, {len(only_protein)} only in {protein_name} (e.g. {example!r}). Subset both to the "
+            "cells they share.")
+    if protein.obs_names.has_duplicates:
+        raise ValueError(f"isthmus: the {protein_name} modality has duplicated cell names.")
+    return protein[rna.obs_names]
+
+
+def _protein_counts(protein, layer: str | None) -> pd.DataFrame:
+    """Dense cells x proteins counts (a few hundred proteins at most); antibodies with no count in
+    any cell are left out with a warning: totalVI's protein background prior is fitted per protein
+    and has nothing to fit on them."""
+    _common.check_counts(protein, layer)
+    values = _common.matrix_of(protein, layer)
+    values = values.toarray() if sparse.issparse(values) else np.asarray(values)
+    counts = pd.DataFrame(values.astype(np.float32), index=protein.obs_names, columns=protein.var_names.astype(str))
+    empty = counts.columns[(counts.to_numpy() == 0).all(axis=0)]
+    if len(empty):
+        warnings.warn(f"isthmus: {len(empty)} antibodies have no counts in any cell and are left out: "
+                      f"{', '.join(map(str, empty[:10]))}{' ...' if len(empty) > 10 else ''}", UserWarning,
+                      stacklevel=3)
+        counts = counts.drop(columns=empty)
+    if counts.shape[1] < 2:
+        raise ValueError("isthmus: fewer than 2 antibodies with counts; RNA + protein methods need a protein panel.")
+    return counts
+
+
+def clr(counts: np.ndarray) -> np.ndarray:
+    """Centred log-ratio per cell (Seurat's NormalizeData(method = "CLR", margin = 2))."""
+    logged = np.log1p(counts)
+    return logged - logged.mean(axis=1, keepdims=True)
+
+
+def rna_protein(
+    mdata,
+    *,
+    method: str = "totalvi",
+    rna: str = "rna",
+    protein: str = "prot",
+    rna_layer: str | None = None,
+    protein_layer: str | None = None,
+    batch_key: str | None = None,
+    n_latent: int = 20,
+    n_comps: int = 20,
+    max_epochs: int | None = None,
+    model_dir: str | None = None,
+    key_added: str | None = None,
+    random_state: int = 0,
+    verbose: bool = True,
+    **model_kwargs: Any,
+) -> dict[str, Any]:
+    """A joint embedding of RNA and protein counts of the same cells.
+
+    ``mdata``: a MuData with modalities ``rna`` and ``protein`` (raw counts in X or the named
+    layers); ``batch_key`` is a column of the MuData's or the RNA modality's obs.
+    method "totalvi": totalVI (scvi-tools). Writes ``obsm[key_added]`` (default "X_totalvi"), and in
+    the protein modality ``layers["totalvi_denoised"]`` (expected protein without background, per
+    cell) and ``layers["totalvi_background"]`` (probability that the count is background).
+    method "pca": the classical per-modality embeddings, ``obsm["X_rna_pca"]`` and ``obsm["X_protein_pca"]``
+    (CLR), side by side in ``obsm["X_pca"]`` so both can be clustered together.
+    Returns the arrays written and the record (also in ``uns[key without X_]``).
+    """
+    if method not in RNA_PROTEIN_METHODS:
+        raise ValueError(f"isthmus: unknown method {method!r}; available: {', '.join(RNA_PROTEIN_METHODS)}")
+    for name in (rna, protein):
+        if name not in mdata.mod:
+            raise ValueError(f"isthmus: no modality {name!r}; the data has {list(mdata.mod)}")
+    rna_data = mdata.mod[rna]
+    protein_data = aligned_modalities(rna_data, mdata.mod[protein], rna_name=rna, protein_name=protein)
+    counts = _protein_counts(protein_data, protein_layer)
+    _common.check_counts(rna_data, rna_layer)
+    obs = pd.DataFrame(index=rna_data.obs_names)
+    if batch_key is not None:
+        source = mdata.obs if batch_key in mdata.obs else rna_data.obs
+        if batch_key not in source:
+            raise ValueError(f"isthmus: batch column {batch_key!r} is neither in the MuData's obs nor in {rna}'s obs.")
+        obs[batch_key] = source.loc[rna_data.obs_names, batch_key].to_numpy()
+    # a lean AnnData over the user's RNA matrix (shared, not copied): setup_anndata writes its
+    # registry into this one, never into the user's object
+    work = ad.AnnData(X=_common.matrix_of(rna_data, rna_layer), obs=obs, var=pd.DataFrame(index=rna_data.var_names),
+                      obsm={"protein_expression": counts})
+    _common.check_column(work, batch_key, "batch")
+    key = key_added or f"X_{method}"
+    params: dict[str, Any] = {"rna": rna, "protein": protein, "batch_key": batch_key,
+                              "proteins": list(counts.columns), "random_state": int(random_state)}
+    started = time.perf_counter()
+    saved = None
+    out: dict[str, Any] = {}
+    if method == "totalvi":
+        model = _fit_totalvi(work, batch_key=batch_key, n_latent=n_latent, max_epochs=max_epochs,
+                             random_state=random_state, verbose=verbose, **model_kwargs)
+        out["latent"] = np.asarray(model.get_latent_representation(), dtype=np.float32)
+        _, denoised = model.get_normalized_expression(n_samples=25, return_mean=True, gene_list=[],
+                                                      include_protein_background=False)
+        foreground = model.get_protein_foreground_probability(n_samples=25, return_mean=True)
+        out["denoised"] = np.asarray(denoised, dtype=np.float32)
+        out["background"] = 1.0 - np.asarray(foreground, dtype=np.float32)
+        out["proteins"] = list(counts.columns)
+        saved = _common.save_model(model, _common.model_directory(model_dir, "totalvi"))
+        params.update(n_latent=int(n_latent), max_epochs=-1 if max_epochs is None else int(max_epochs))
+        _write_protein_layers(mdata.mod[protein], protein_data.obs_names, counts.columns, out)
+    else:
+        batch = work.obs[batch_key].to_numpy() if batch_key is not None else None
+        rna_pcs = _classical.pca_of_counts(work.X, n_comps=n_comps, batch=batch, random_state=random_state)
+        # Seurat's ADT route: CLR, scale, PCA (a panel has fewer proteins than RNA has genes)
+        protein_pcs = _classical.ScaledPCA(min(n_comps, counts.shape[1] - 1), random_state).fit_transform(
+            clr(counts.to_numpy()))
+        mdata.obsm["X_rna_pca"] = rna_pcs
+        mdata.obsm["X_protein_pca"] = protein_pcs
+        out["latent"] = np.hstack([rna_pcs, protein_pcs]).astype(np.float32)
+        out["rna_pca"], out["protein_pca"] = rna_pcs, protein_pcs
+        params.update(n_comps=int(n_comps))
+    mdata.obsm[key] = out["latent"]
+    out["record"] = _common.record(method, params, seconds=time.perf_counter() - started, model_dir=saved)
+    mdata.uns[key.removeprefix("X_")] = out["record"]
+    return out
+
+
+def _fit_totalvi(work, *, batch_key, n_latent, max_epochs, random_state, verbose, **model_kwargs):
+    import scvi
+
+    _common.seed_everything(random_state)
+    with warnings.catch_warnings():
+        # the AnnData route (protein counts in obsm) is totalVI's original interface; scvi-tools says
+        # its MuData route "does not influence model performance"
+        warnings.filterwarnings("ignore", message=".*recommend using setup_mudata.*", category=DeprecationWarning)
+        scvi.model.TOTALVI.setup_anndata(work, protein_expression_obsm_key="protein_expression", batch_key=batch_key)
+    model = scvi.model.TOTALVI(work, n_latent=int(n_latent), **model_kwargs)
+    with warnings.catch_warnings():
+        # totalVI's own training plan steps its scheduler itself; Lightning's note about it is noise
+        warnings.filterwarnings("ignore", message=".*lr scheduler dict contains the key.*")
+        _common.train(model, label="totalVI", max_epochs=max_epochs, verbose=verbose)
+    return model
+
+
+def _write_protein_layers(protein_mod, cells, proteins, out) -> None:
+    """totalVI's per-protein outputs as layers of the user's protein modality (its own cell order;
+    antibodies left out of the model get NaN)."""
+    at_cell = pd.Index(cells).get_indexer(protein_mod.obs_names)
+    at_protein = pd.Index(proteins).get_indexer(protein_mod.var_names.astype(str))
+    for name, values in (("totalvi_denoised", out["denoised"]), ("totalvi_background", out["background"])):
+        layer = np.full(protein_mod.shape, np.nan, dtype=np.float32)
+        kept = at_protein >= 0
+        layer[:, kept] = values[at_cell][:, at_protein[kept]]
+        protein_mod.layers[name] = layer
