@@ -194,6 +194,21 @@ def transfer_labels(reference, query, kwargs: Mapping[str, Any]) -> dict[str, An
             "record": dict(query.uns["transfer"])}
 
 
+def rna_protein(rna, protein, kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """tl.rna_protein for R: two lean AnnDatas of the same cells (RNA counts with the batch column;
+    protein counts) as one MuData; the per-cell and per-protein results back as arrays."""
+    _prepare()
+    import mudata as md
+
+    from . import tl
+
+    with md.set_options(pull_on_update=False):
+        mdata = md.MuData({"rna": rna, "prot": protein})
+        out = tl.rna_protein(mdata, rna="rna", protein="prot", key_added="X_joint", **kwargs)
+    keys = ("latent", "denoised", "background", "proteins", "rna_pca", "protein_pca")
+    return {**{k: out[k] for k in keys if k in out}, "record": dict(out["record"])}
+
+
 def denoise(adata, kwargs: Mapping[str, Any]) -> dict[str, Any]:
     _prepare()
     from . import tl
