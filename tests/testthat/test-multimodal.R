@@ -50,7 +50,9 @@ test_that("bad input: a missing assay, NA batches, normalised protein values; th
   expect_error(RunTotalVI(obj, batch = "half", verbose = FALSE), "column 'half' has 250 NA")
   adt <- layer_data(obj[["ADT"]], "counts")
   bad <- obj
-  bad[["ADT"]] <- SeuratObject::CreateAssayObject(counts = adt / 2)
+  # the same assay class the object has (SeuratObject 5 warns when a v5 assay is replaced by a v3 one)
+  make_assay <- if (inherits(obj[["ADT"]], "Assay5")) SeuratObject::CreateAssay5Object else SeuratObject::CreateAssayObject
+  bad[["ADT"]] <- make_assay(counts = adt / 2)
   before <- bad
   expect_error(RunTotalVI(bad, max_epochs = 1, verbose = FALSE), "non-integer")
   expect_identical(bad, before)
