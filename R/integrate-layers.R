@@ -106,13 +106,8 @@ IsthmusSCANVIIntegration <- function(object, assay = NULL, orig = NULL, layers =
     obs[[batch]] <- factor(counts$batch, levels = unique(counts$batch))
   }
   adata <- .lean_anndata(counts$matrix, paste0("assay counts layers ", paste(counts$layers, collapse = ", ")), obs)
-  kwargs <- list(method = method, batch_key = batch, labels_key = labels, layer = NULL,
-                 categorical_covariate_keys = categorical.covariates, continuous_covariate_keys = continuous.covariates,
-                 n_latent = as.integer(n_latent), max_epochs = .as_int_or_null(max_epochs),
-                 scanvi_epochs = as.integer(scanvi_epochs), allow_non_integer = allow.non.integer,
-                 model_dir = model.dir %||% .session_model_dir(method), random_state = as.integer(seed.use),
-                 verbose = verbose, ...)
-  out <- .py_core()$integrate(adata, kwargs)
+  out <- .integrate_in_python(adata, method, batch, labels, categorical.covariates, continuous.covariates, n_latent,
+                              max_epochs, scanvi_epochs, allow.non.integer, model.dir, seed.use, verbose, ...)
   key <- reduction.key %||% SeuratObject::Key(gsub("[^A-Za-z0-9]", "", new.reduction), quiet = TRUE)
   latent <- as.matrix(out$latent)
   dimnames(latent) <- list(cells, paste0(key, seq_len(ncol(latent))))

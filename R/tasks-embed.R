@@ -51,18 +51,28 @@ IntegrateCells <- function(object, method = c("scvi", "scanvi", "harmony"), batc
   has_pca <- method == "harmony" && reduction %in% .reduction_names(object)
   input <- .task_input(object, assay, layer, columns = c(batch, labels, categorical.covariates, continuous.covariates),
                        allow_na = labels, embedding = if (has_pca) reduction)
-  kwargs <- list(method = method, batch_key = batch, labels_key = labels, layer = NULL,
-                 categorical_covariate_keys = categorical.covariates, continuous_covariate_keys = continuous.covariates,
-                 n_latent = as.integer(n_latent), max_epochs = .as_int_or_null(max_epochs),
-                 scanvi_epochs = as.integer(scanvi_epochs), use_rep = if (has_pca) "X_input",
-                 allow_non_integer = allow.non.integer, model_dir = model.dir %||% .session_model_dir(method),
-                 random_state = as.integer(seed.use), verbose = verbose, ...)
-  out <- .py_core()$integrate(input$adata, kwargs)
+  out <- .integrate_in_python(input$adata, method, batch, labels, categorical.covariates, continuous.covariates,
+                              n_latent, max_epochs, scanvi_epochs, allow.non.integer, model.dir, seed.use, verbose,
+                              use_rep = if (has_pca) "X_input", ...)
   name <- reduction.name %||% .default_reduction_name(object, method)
   key <- reduction.key %||% paste0(toupper(method), "_")
   record <- out$record
   object <- .put_embedding(object, name, key, out$latent, input$assay, record)
   .put_record(object, name, record)
+}
+
+# tl.integrate (python/isthmus/tl/_embed.py) with the R arguments as its keywords; shared by
+# IntegrateCells() and the IntegrateLayers() methods (integrate-layers.R).
+.integrate_in_python <- function(adata, method, batch, labels, categorical.covariates, continuous.covariates,
+                                 n_latent, max_epochs, scanvi_epochs, allow.non.integer, model.dir, seed.use, verbose,
+                                 use_rep = NULL, ...) {
+  kwargs <- list(method = method, batch_key = batch, labels_key = labels, layer = NULL,
+                 categorical_covariate_keys = categorical.covariates, continuous_covariate_keys = continuous.covariates,
+                 n_latent = as.integer(n_latent), max_epochs = .as_int_or_null(max_epochs),
+                 scanvi_epochs = as.integer(scanvi_epochs), use_rep = use_rep, allow_non_integer = allow.non.integer,
+                 model_dir = model.dir %||% .session_model_dir(method), random_state = as.integer(seed.use),
+                 verbose = verbose, ...)
+  .py_core()$integrate(adata, kwargs)
 }
 
 #' @rdname IntegrateCells
