@@ -21,7 +21,7 @@
     xy <- found[, c("x", "y")]
     rownames(xy) <- found$cell
     if (inherits(img, "VisiumV2")) xy <- xy[, c("y", "x")]
-  } else if (methods::.hasSlot(img, "coordinates") && all(c("x", "y") %in% names(img@coordinates))) {
+  } else if (.has_xy_coordinates(img)) {
     xy <- img@coordinates[, c("x", "y")]
   } else {
     stop("isthmus: image '", name, "' (", class(img)[1], ") has no x/y coordinates.", call. = FALSE)
@@ -30,6 +30,11 @@
   dimnames(xy) <- list(rownames(xy), c("x", "y"))
   storage.mode(xy) <- "double"
   xy
+}
+
+# SlideSeq and other classes that keep x, y in a coordinates table
+.has_xy_coordinates <- function(img) {
+  methods::.hasSlot(img, "coordinates") && all(c("x", "y") %in% names(img@coordinates))
 }
 
 # An FOV's cell centroids: its "centroids" boundary, else its default one if that holds centroids.
@@ -65,8 +70,7 @@
   record <- list()
   for (name in images) {
     img <- obj@images[[name]]
-    if (!inherits(img, c("VisiumV1", "FOV", "SlideSeq")) &&
-        !(methods::.hasSlot(img, "coordinates") && all(c("x", "y") %in% names(img@coordinates)))) {
+    if (!inherits(img, c("VisiumV1", "FOV")) && !.has_xy_coordinates(img)) {
       .report_dropped(report, paste0("image ", name), paste0("images of class ", class(img)[1], " are not carried"))
       next
     }
@@ -180,13 +184,7 @@
 
 # Seurat v4 defines its spatial classes in Seurat, SeuratObject 5 in SeuratObject (VisiumV2 is
 # in Seurat 5.1+): look in both.
-.has_seurat_spatial <- function(name) {
-  any(vapply(c("SeuratObject", "Seurat"), function(pkg) {
-    requireNamespace(pkg, quietly = TRUE) && methods::isClass(name, where = asNamespace(pkg))
-  }, logical(1)))
-}
-
-.seurat_spatial <- function(name) {
+.find_seurat_spatial <- function(name) {
   for (pkg in c("SeuratObject", "Seurat")) {
     if (!requireNamespace(pkg, quietly = TRUE)) next
     ns <- asNamespace(pkg)
@@ -196,5 +194,12 @@
       return(methods::getClass(name, where = ns))
     }
   }
-  stop("isthmus: Seurat's spatial class '", name, "' is not available; install Seurat.", call. = FALSE)
+  NULL
+}
+
+.has_seurat_spatial <- function(name) !is.null(.find_seurat_spatial(name))
+
+.seurat_spatial <- function(name) {
+  .find_seurat_spatial(name) %||%
+    stop("isthmus: Seurat's spatial class '", name, "' is not available; install Seurat.", call. = FALSE)
 }
