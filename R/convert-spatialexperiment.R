@@ -49,11 +49,10 @@
 # SpatialExperiment: coordinates from obsm["spatial"], images from uns["spatial"].
 .spe_from_sce <- function(sce, parts, record, report) {
   coords <- .matrix_from_py(.named_list(parts$obsm)$spatial)
-  names <- .as_chr(record$spatial_coords_names)
-  colnames(coords) <- if (length(names) == ncol(coords)) names else c("x", "y", "z")[seq_len(ncol(coords))]
+  coord_names <- .as_chr(record$spatial_coords_names)
+  colnames(coords) <- if (length(coord_names) == ncol(coords)) coord_names else c("x", "y", "z")[seq_len(ncol(coords))]
   if (!isFALSE(record$spatial_coords_rownames)) rownames(coords) <- colnames(sce)
   libraries <- .named_list(.named_list(parts$uns)$spatial)
-  cells <- colnames(sce)
   meta <- S4Vectors::metadata(sce)
   meta$spatial <- NULL
   S4Vectors::metadata(sce) <- meta
