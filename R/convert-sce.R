@@ -91,7 +91,7 @@
   uns <- .named_list(parts$uns)
   record <- uns$isthmus %||% list()
   if (!isTRUE(record$from %in% c("SingleCellExperiment", "SpatialExperiment"))) record <- list()  # e.g. from Seurat
-  spatial <- .want_spe(spatial %||% identical(record$from, "SpatialExperiment"), parts, report)
+  spatial <- .want_spe(spatial, identical(record$from, "SpatialExperiment"), parts, report)
   uns$isthmus <- NULL
   cells <- .as_chr(parts$obs_names)
   features <- .as_chr(parts$var_names)
@@ -135,9 +135,11 @@
   sce
 }
 
-.want_spe <- function(spatial, parts, report) {
-  if (!spatial) return(FALSE)
-  if (is.null(.named_list(parts$obsm)$spatial)) {
+# `requested`: the user's `spatial` (NULL: as recorded). Only a request needs coordinates; a
+# recorded SpatialExperiment may have had none (spatialCoords with no columns).
+.want_spe <- function(requested, recorded, parts, report) {
+  if (!(requested %||% recorded)) return(FALSE)
+  if (isTRUE(requested) && is.null(.named_list(parts$obsm)$spatial)) {
     stop("isthmus: a SpatialExperiment needs coordinates, and the AnnData has no obsm['spatial'].", call. = FALSE)
   }
   if (!requireNamespace("SpatialExperiment", quietly = TRUE)) {

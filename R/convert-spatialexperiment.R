@@ -48,7 +48,8 @@
 # An SCE built from the parts (its obsm "spatial" left out of reducedDims) into a
 # SpatialExperiment: coordinates from obsm["spatial"], images from uns["spatial"].
 .spe_from_sce <- function(sce, parts, record, report) {
-  coords <- .matrix_from_py(.named_list(parts$obsm)$spatial)
+  spatial <- .named_list(parts$obsm)$spatial
+  coords <- if (is.null(spatial)) matrix(numeric(), ncol(sce), 0) else .matrix_from_py(spatial)
   coord_names <- .as_chr(record$spatial_coords_names)
   colnames(coords) <- if (length(coord_names) == ncol(coords)) coord_names else c("x", "y", "z")[seq_len(ncol(coords))]
   if (!isFALSE(record$spatial_coords_rownames)) rownames(coords) <- colnames(sce)

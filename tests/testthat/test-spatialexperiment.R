@@ -80,3 +80,13 @@ test_that("scanpy's Visium layout (no isthmus record) becomes a SpatialExperimen
   expect_error(as_sce(py_value(plain, "copy()")$`__class__`(X = py_value(plain, "X")), spatial = TRUE),
                "no obsm\\['spatial'\\]")
 })
+
+test_that("a SpatialExperiment without coordinates or images comes back as one", {
+  skip_if_not_installed("SpatialExperiment")
+  x <- read_counts("dlpfc_151673_visium_top1000.h5ad")
+  spe <- SpatialExperiment::SpatialExperiment(assays = list(counts = x$counts[, 1:50]))
+  back <- as_sce(quietly(as_anndata(spe)))
+  expect_s4_class(back, "SpatialExperiment")
+  expect_identical(dim(SpatialExperiment::spatialCoords(back)), dim(SpatialExperiment::spatialCoords(spe)))
+  expect_identical(back$sample_id, spe$sample_id)
+})
