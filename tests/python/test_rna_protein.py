@@ -34,6 +34,7 @@ def test_per_modality_pca_baseline(eccite):
     assert eccite.obsm["X_rna_pca"].shape == (500, 10)
     assert eccite.obsm["X_protein_pca"].shape == (500, 10)
     assert out["latent"].shape == (500, 20)
+    assert np.array_equal(eccite.obsm["X_rna_protein_pca"], out["latent"])
 
 
 def test_modalities_with_different_cells_are_refused_and_reordered_cells_aligned(eccite):

@@ -88,7 +88,8 @@ def rna_protein(
     the protein modality ``layers["totalvi_denoised"]`` (expected protein without background, per
     cell) and ``layers["totalvi_background"]`` (probability that the count is background).
     method "pca": the classical per-modality embeddings, ``obsm["X_rna_pca"]`` and ``obsm["X_protein_pca"]``
-    (CLR), side by side in ``obsm["X_pca"]`` so both can be clustered together.
+    (CLR), side by side in ``obsm[key_added]`` (default "X_rna_protein_pca", so that a user's own
+    "X_pca" is left alone) so both can be clustered together.
     Returns the arrays written and the record (also in ``uns[key without X_]``).
     """
     if method not in RNA_PROTEIN_METHODS:
@@ -111,7 +112,7 @@ def rna_protein(
     work = ad.AnnData(X=_common.matrix_of(rna_data, rna_layer), obs=obs, var=pd.DataFrame(index=rna_data.var_names),
                       obsm={"protein_expression": counts})
     _common.check_column(work, batch_key, "batch")
-    key = key_added or f"X_{method}"
+    key = key_added or ("X_totalvi" if method == "totalvi" else "X_rna_protein_pca")
     params: dict[str, Any] = {"rna": rna, "protein": protein, "batch_key": batch_key,
                               "proteins": list(counts.columns), "random_state": int(random_state)}
     started = time.perf_counter()
