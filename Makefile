@@ -21,7 +21,7 @@ test-r:
 	cd tests && Rscript testthat.R
 
 # The same testthat suite under R 4.5 / Seurat 5 / SpatialExperiment, in a cached Debian trixie
-# root beside this machine (tools/seurat5-root.sh; the first run builds it, about 70 s)
+# root beside this machine (tools/seurat5-root.sh; the first run builds it, about 100 s)
 test-seurat5:
 	tools/seurat5-root.sh test
 

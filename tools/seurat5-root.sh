@@ -7,7 +7,7 @@
 #                                       testthat suite (or one FILE) there; `make test` runs this
 #   tools/seurat5-root.sh R 'expr'      Rscript -e in the root, with this checkout installed (debugging)
 # The root lives in $ISTHMUS_TRIXIE_ROOT (default /opt/isthmus-trixie) and is kept between runs
-# (the cache: about 70 s to build, 2 GB). The host's Python and isthmus's virtualenv are
+# (the cache: about 100 s to build, 2 GB). The host's Python and isthmus's virtualenv are
 # bind-mounted at their own paths, so reticulate in the root uses the environment `make setup`
 # built; every mount is released on exit, whether the tests pass or fail. Needs root (chroot).
 set -euo pipefail
@@ -58,7 +58,7 @@ build() {
   local mirror
   mirror=$(grep -h -oE 'https?://deb.debian.org/debian' /etc/apt/sources.list.d/*.sources /etc/apt/sources.list 2>/dev/null | head -1 || true)
   mirror=${mirror:-http://deb.debian.org/debian}
-  echo "seurat5-root.sh: building the trixie root in $ROOT (about 70 s)"
+  echo "seurat5-root.sh: building the trixie root in $ROOT (about 100 s)"
   command -v debootstrap >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null
   [ -x "$ROOT/usr/bin/apt-get" ] || debootstrap --variant=minbase trixie "$ROOT" "$mirror" >/dev/null
   mount_in proc
