@@ -1,48 +1,69 @@
-# Multimodal verbs: RNA + protein (totalVI beside per-modality PCA) from a Seurat object with RNA
-# and ADT assays or a SingleCellExperiment with the protein counts in an altExp
-# (python/isthmus/tl/_rna_protein.py). Seurat's weighted nearest neighbours
-# (FindMultiModalNeighbors) is the other classical baseline, run on the same object.
+# Multimodal verbs: RNA + protein (totalVI beside per-modality PCA) and RNA + ATAC (MultiVI beside
+# per-modality PCA / LSI) from a Seurat object with the assays side by side, or a
+# SingleCellExperiment with the second modality in an altExp (python/isthmus/tl/_rna_protein.py,
+# _rna_atac.py). Seurat's weighted nearest neighbours (FindMultiModalNeighbors) is the other
+# classical baseline, run on the per-modality reductions these verbs add.
 
-#' Joint RNA + protein embedding: totalVI, or the per-modality PCA baseline
+#' Joint RNA + protein or RNA + ATAC embedding: totalVI, MultiVI, or the per-modality baseline
 #'
 #' `method = "totalvi"` trains totalVI on the raw RNA and protein (ADT) counts of the same cells
 #' and adds: the joint latent space as reduction "totalvi" (SCE: reducedDim "TOTALVI"); the
 #' denoised protein (expected counts without background, per cell) as assay "totalvi_protein"; and the
 #' probability that each protein count is background as assay "totalvi_background" (SCE: altExps
 #' of those names). Antibodies with no count in any cell are left out, with a warning.
+#'
+#' `method = "multivi"` trains MultiVI on the raw RNA and ATAC peak counts and adds the joint
+#' latent space as reduction "multivi" (SCE: "MULTIVI"). Partly paired data are welcome: a cell
+#' whose ATAC counts are all zero (as [read_h5mu()] stores the cells a MuData's ATAC lacks, flagged
+#' in meta.data `has_ATAC`) is read as "ATAC not measured", and likewise for RNA.
+#'
 #' `method = "pca"` is the classical route: PCA of the log-normalised variable genes (reduction
-#' "rna_pca") and of the CLR-normalised proteins ("protein_pca"), as Seurat's WNN workflow uses
-#' them (`FindMultiModalNeighbors(object, reduction.list = list("rna_pca", "protein_pca"), ...)`).
+#' "rna_pca") and of the CLR-normalised proteins ("protein_pca") or LSI of the peaks (TF-IDF, SVD,
+#' first component dropped: "atac_lsi"), as Seurat's WNN workflow uses them:
+#' `FindMultiModalNeighbors(object, reduction.list = list("rna_pca", "atac_lsi"), ...)`.
+#'
 #' The record (parameters, seconds, versions, the model's directory) goes to
 #' `Tool(object, "isthmus")` (SCE: `metadata(object)$isthmus`).
 #'
-#' @param object A Seurat object with both assays, or a SingleCellExperiment whose protein
-#'   counts are the altExp `protein.assay` (its RNA counts: the assay "counts").
-#' @param method "totalvi" or "pca".
-#' @param rna.assay,protein.assay The Seurat assays (protein: SCE altExp) with the raw counts.
+#' @param object A Seurat object with both assays, or a SingleCellExperiment whose protein or
+#'   ATAC counts are the altExp `protein.assay` / `atac.assay` (its RNA counts: the assay "counts").
+#' @param method "totalvi", "multivi" or "pca".
+#' @param rna.assay The Seurat assay with the raw RNA counts.
+#' @param protein.assay,atac.assay The Seurat assay (SCE: altExp) with the raw protein or peak
+#'   counts. totalVI uses `protein.assay` (default "ADT"), MultiVI `atac.assay` (default "ATAC", or
+#'   "peaks"); "pca" uses the one given, or whichever of ADT / ATAC the object has.
 #' @param batch A meta.data / colData column with each cell's batch, or `NULL`.
-#' @param n_latent totalVI: dimensions of the latent space.
+#' @param n_latent totalVI / MultiVI: dimensions of the latent space (`NULL`: totalVI 20,
+#'   MultiVI scvi-tools' default, which grows with the number of features).
 #' @param n_comps pca: components per modality.
-#' @param max_epochs totalVI: training epochs (`NULL`: scvi-tools' default for the data size).
+#' @param max_epochs Training epochs (`NULL`: scvi-tools' default; MultiVI's is up to 500 with
+#'   early stopping).
 #' @param model.dir Where to save the trained model (default: a temporary directory; see
 #'   [SaveModel()]).
 #' @param seed.use Random seed: the same seed gives the same result on the same machine.
 #' @param verbose Print a progress line about every tenth of training.
-#' @param ... Passed to `scvi.model.TOTALVI()` (e.g. `n_layers_encoder`).
+#' @param ... Passed to `scvi.model.TOTALVI()` / `scvi.model.MULTIVI()` (e.g. `n_layers_encoder`).
 #' @return The object with the reductions, assays and record added.
 #' @export
-IntegrateModalities <- function(object, method = c("totalvi", "pca"), rna.assay = "RNA", protein.assay = "ADT",
-                                batch = NULL, n_latent = 20, n_comps = 20, max_epochs = NULL, model.dir = NULL,
-                                seed.use = 42, verbose = TRUE, ...) {
+IntegrateModalities <- function(object, method = c("totalvi", "multivi", "pca"), rna.assay = "RNA",
+                                protein.assay = NULL, atac.assay = NULL, batch = NULL, n_latent = NULL, n_comps = 20,
+                                max_epochs = NULL, model.dir = NULL, seed.use = 42, verbose = TRUE, ...) {
   method <- match.arg(method)
   .check_task_object(object)
+  second <- .second_modality(object, method, protein.assay, atac.assay)
   rna <- .task_input(object, if (.is_seurat(object)) rna.assay, "counts", columns = batch)
-  protein <- .modality_counts(object, protein.assay)
-  protein_adata <- .lean_anndata(protein, paste0("protein assay ", protein.assay), NULL)
-  kwargs <- list(method = method, batch_key = batch, n_latent = as.integer(n_latent), n_comps = as.integer(n_comps),
-                 max_epochs = .as_int_or_null(max_epochs), model_dir = model.dir %||% .session_model_dir(method),
-                 random_state = as.integer(seed.use), verbose = verbose, ...)
-  out <- .py_core()$rna_protein(rna$adata, protein_adata, kwargs)
+  counts <- .modality_counts(object, second$assay)
+  other <- .lean_anndata(counts, paste0(second$kind, " assay ", second$assay), NULL)
+  if (method == "totalvi") n_latent <- n_latent %||% 20
+  kwargs <- list(method = method, batch_key = batch, n_latent = .as_int_or_null(n_latent),
+                 n_comps = as.integer(n_comps), max_epochs = .as_int_or_null(max_epochs),
+                 model_dir = model.dir %||% .session_model_dir(method), random_state = as.integer(seed.use),
+                 verbose = verbose, ...)
+  if (second$kind == "protein") {
+    out <- .py_core()$rna_protein(rna$adata, other, kwargs)
+  } else {
+    out <- .py_core()$rna_atac(rna$adata, other, kwargs)
+  }
   record <- out$record
   if (method == "totalvi") {
     object <- .put_embedding(object, .default_reduction_name(object, "totalvi"), "TOTALVI_", out$latent,
@@ -55,17 +76,56 @@ IntegrateModalities <- function(object, method = c("totalvi", "pca"), rna.assay 
       name <- if (part == "denoised") "totalvi_protein" else "totalvi_background"
       object <- .put_expression(object, name, methods::as(values, "CsparseMatrix"), record)
     }
+  } else if (method == "multivi") {
+    object <- .put_embedding(object, .default_reduction_name(object, "multivi"), "MULTIVI_", out$latent,
+                             rna.assay, record)
   } else {
     object <- .put_embedding(object, .default_reduction_name(object, "rna_pca"), "RNAPC_", out$rna_pca, rna.assay, record)
-    object <- .put_embedding(object, .default_reduction_name(object, "protein_pca"), "PROTEINPC_", out$protein_pca,
-                             protein.assay, record)
+    if (second$kind == "protein") {
+      object <- .put_embedding(object, .default_reduction_name(object, "protein_pca"), "PROTEINPC_", out$protein_pca,
+                               second$assay, record)
+    } else {
+      object <- .put_embedding(object, .default_reduction_name(object, "atac_lsi"), "ATACLSI_", out$atac_lsi,
+                               second$assay, record)
+    }
   }
-  .put_record(object, if (method == "pca") "rna_protein_pca" else method, record)
+  name <- if (method != "pca") method else if (second$kind == "protein") "rna_protein_pca" else "rna_atac_pca"
+  .put_record(object, name, record)
+}
+
+# Which second modality a method reads: protein for totalVI, ATAC for MultiVI; the baseline takes
+# the assay named, or the one the object has.
+.second_modality <- function(object, method, protein.assay, atac.assay) {
+  if (!is.null(protein.assay) && !is.null(atac.assay)) {
+    stop("isthmus: name either protein.assay or atac.assay, not both.", call. = FALSE)
+  }
+  present <- if (.is_seurat(object)) SeuratObject::Assays(object) else SingleCellExperiment::altExpNames(object)
+  atac_default <- c(intersect(c("ATAC", "peaks"), present), "ATAC")[1]
+  if (method == "totalvi") {
+    if (!is.null(atac.assay)) stop("isthmus: totalVI models protein: give protein.assay, not atac.assay.", call. = FALSE)
+    return(list(kind = "protein", assay = protein.assay %||% "ADT"))
+  }
+  if (method == "multivi") {
+    if (!is.null(protein.assay)) stop("isthmus: MultiVI here models ATAC: give atac.assay, not protein.assay.", call. = FALSE)
+    return(list(kind = "atac", assay = atac.assay %||% atac_default))
+  }
+  if (!is.null(protein.assay)) return(list(kind = "protein", assay = protein.assay))
+  if (!is.null(atac.assay)) return(list(kind = "atac", assay = atac.assay))
+  has <- c(protein = "ADT" %in% present, atac = any(c("ATAC", "peaks") %in% present))
+  if (sum(has) != 1) {
+    stop("isthmus: say which second modality the per-modality baseline should use: protein.assay = \"...\" ",
+         "or atac.assay = \"...\".", call. = FALSE)
+  }
+  if (has[["protein"]]) list(kind = "protein", assay = "ADT") else list(kind = "atac", assay = atac_default)
 }
 
 #' @rdname IntegrateModalities
 #' @export
 RunTotalVI <- function(object, ...) IntegrateModalities(object, method = "totalvi", ...)
+
+#' @rdname IntegrateModalities
+#' @export
+RunMultiVI <- function(object, ...) IntegrateModalities(object, method = "multivi", ...)
 
 # Raw counts (features x cells) of a second modality: a Seurat assay, or an SCE altExp.
 .modality_counts <- function(object, assay) {
@@ -77,7 +137,7 @@ RunTotalVI <- function(object, ...) IntegrateModalities(object, method = "totalv
     return(.task_counts(object, assay, "counts")$matrix)
   }
   if (!assay %in% SingleCellExperiment::altExpNames(object)) {
-    stop("isthmus: no altExp '", assay, "' with the protein counts; altExps: ",
+    stop("isthmus: no altExp '", assay, "' with the second modality's counts; altExps: ",
          paste(SingleCellExperiment::altExpNames(object), collapse = ", "), call. = FALSE)
   }
   alt <- SingleCellExperiment::altExp(object, assay)

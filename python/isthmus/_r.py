@@ -209,6 +209,23 @@ def rna_protein(rna, protein, kwargs: Mapping[str, Any]) -> dict[str, Any]:
     return {**{k: out[k] for k in keys if k in out}, "record": dict(out["record"])}
 
 
+def rna_atac(rna, atac, kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """tl.rna_atac for R: two lean AnnDatas over the same cells (RNA counts with the batch column;
+    peak counts, all-zero for cells without ATAC) as one MuData; the embeddings back as arrays."""
+    _prepare()
+    import mudata as md
+
+    from . import tl
+
+    with md.set_options(pull_on_update=False), warnings.catch_warnings():
+        # genes that share a name with a peak are no concern of this throwaway MuData
+        warnings.filterwarnings("ignore", message="var_names are not unique")
+        mdata = md.MuData({"rna": rna, "atac": atac})
+        out = tl.rna_atac(mdata, rna="rna", atac="atac", key_added="X_joint", **kwargs)
+    keys = ("latent", "rna_pca", "atac_lsi")
+    return {**{k: out[k] for k in keys if k in out}, "record": dict(out["record"])}
+
+
 def denoise(adata, kwargs: Mapping[str, Any]) -> dict[str, Any]:
     _prepare()
     from . import tl
@@ -306,3 +323,34 @@ def interactions(adata, kwargs: Mapping[str, Any], png: str | None, title: str |
         tl.plot_interactions(table, png, title=title)
     record = {k: v for k, v in adata.uns["interactions"].items() if k != "table"}
     return {"table": _columns(table), "png": png or "", "record": record}
+
+
+# ---- RNA velocity -----------------------------------------------------------------------------
+
+
+def velocity(spliced, unspliced, kwargs: Mapping[str, Any], png: str | None, title: str | None) -> dict[str, Any]:
+    """tl.velocity for R: two lean AnnDatas of the same cells x genes (spliced counts, with the
+    colour column and the user's embedding as obsm["X_input"]; unspliced counts) joined into one;
+    the per-cell and per-gene results back as arrays (velocity: cells x fitted genes)."""
+    _prepare()
+    from . import tl
+    from .tl import _velocity
+
+    kwargs = dict(kwargs)
+    color = kwargs.pop("color", None)
+    adata = _velocity.spliced_unspliced(spliced, unspliced)
+    out = tl.velocity(adata, key_added="velocity", **kwargs)
+    if png:
+        tl.plot_velocity(adata, png, basis=kwargs.get("basis", "umap"), color=color, title=title)
+    keys = ("velocity", "genes", "latent_time", "uncertainty", "confidence", "embedding", "velocity_embedding",
+            "embedding_computed")
+    return {**{k: out[k] for k in keys}, "png": png or "", "record": dict(out["record"])}
+
+
+def velocity_scores(adata, kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """tl.velocity_scores for R, one method at a time: X holds its velocity (cells x its fitted
+    genes), obsm["X_emb"] the embedding and obsm["velocity_emb"] the velocity on it."""
+    from . import tl
+
+    adata.layers["velocity"] = adata.X
+    return _columns(tl.velocity_scores(adata, basis="emb", vkey="velocity", **kwargs))

@@ -57,3 +57,74 @@ test_that("bad input: a missing assay, NA batches, normalised protein values; th
   expect_error(RunTotalVI(bad, max_epochs = 1, verbose = FALSE), "non-integer")
   expect_identical(bad, before)
 })
+
+# ---- RNA + ATAC: MultiVI and the per-modality PCA / LSI baseline (MOp SNARE-seq2, 600 nuclei) ----
+
+test_that("RunMultiVI adds the joint space of RNA and ATAC, with the record", {
+  obj <- mop_seurat()
+  out <- RunMultiVI(obj, batch = "batch", n_latent = 5, max_epochs = 2, verbose = FALSE)
+  emb <- SeuratObject::Embeddings(out, "multivi")
+  expect_equal(dim(emb), c(ncol(obj), 5))
+  expect_identical(rownames(emb), colnames(obj))
+  expect_true(all(is.finite(emb)))
+  record <- isthmus_records(out, "multivi")
+  expect_equal(record$params$n_paired, ncol(obj))
+  expect_identical(record$params$batch_key, "batch")
+  expect_true(dir.exists(record$model_dir))
+  expect_identical(layer_data(out[["ATAC"]], "counts"), layer_data(obj[["ATAC"]], "counts"))
+})
+
+test_that("partly paired: nuclei without ATAC keep their place in MultiVI; the baselines refuse them", {
+  obj <- mop_seurat()
+  atac <- layer_data(obj[["ATAC"]], "counts")
+  lost <- seq_len(ncol(obj)) %% 10 < 3 # the ATAC of 30% of nuclei, as read_h5mu stores cells a modality lacks
+  atac[, lost] <- 0
+  atac <- Matrix::drop0(atac)
+  make_assay <- if (inherits(obj[["ATAC"]], "Assay5")) SeuratObject::CreateAssay5Object else SeuratObject::CreateAssayObject
+  obj[["ATAC"]] <- make_assay(counts = atac)
+  out <- RunMultiVI(obj, max_epochs = 2, verbose = FALSE)
+  expect_equal(nrow(SeuratObject::Embeddings(out, "multivi")), ncol(obj))
+  params <- isthmus_records(out, "multivi")$params
+  expect_equal(c(params$n_paired, params$n_rna_only), c(sum(!lost), sum(lost)))
+  before <- obj
+  expect_error(IntegrateModalities(obj, method = "pca"), "180 of 600 cells lack one modality")
+  expect_identical(obj, before)
+})
+
+test_that("the classical route: PCA of RNA, LSI of ATAC, then Seurat's weighted nearest neighbours", {
+  obj <- mop_seurat()
+  out <- IntegrateModalities(obj, method = "pca", atac.assay = "ATAC", batch = "batch", n_comps = 15)
+  expect_equal(dim(SeuratObject::Embeddings(out, "rna_pca")), c(ncol(obj), 15))
+  expect_equal(dim(SeuratObject::Embeddings(out, "atac_lsi")), c(ncol(obj), 15))
+  expect_true("rna_atac_pca" %in% names(isthmus_records(out)))
+  wnn <- quietly(Seurat::FindMultiModalNeighbors(out, reduction.list = list("rna_pca", "atac_lsi"),
+                                                 dims.list = list(1:15, 1:15), verbose = FALSE))
+  wnn <- quietly(Seurat::FindClusters(wnn, graph.name = "wsnn", resolution = 0.8, verbose = FALSE))
+  # the joint clusters follow the cell types (a real check: shuffled cells score about 0)
+  agreement <- mclust_free_ari(wnn$seurat_clusters, obj$cell_type)
+  expect_gt(agreement, 0.2)
+  expect_lt(mclust_free_ari(withr::with_seed(1, sample(wnn$seurat_clusters)), obj$cell_type), 0.05)
+})
+
+test_that("a SingleCellExperiment with the peaks in an altExp runs MultiVI", {
+  obj <- mop_seurat()
+  atac <- SingleCellExperiment::SingleCellExperiment(assays = list(counts = layer_data(obj[["ATAC"]], "counts")))
+  sce <- SingleCellExperiment::SingleCellExperiment(assays = list(counts = layer_data(obj[["RNA"]], "counts")),
+                                                    altExps = list(ATAC = atac))
+  out <- RunMultiVI(sce, n_latent = 4, max_epochs = 1, verbose = FALSE)
+  expect_equal(dim(SingleCellExperiment::reducedDim(out, "MULTIVI")), c(ncol(sce), 4))
+})
+
+test_that("bad input: genes as ATAC, an ambiguous baseline, a protein assay for MultiVI; nothing changes", {
+  obj <- mop_seurat()
+  genes <- layer_data(obj[["RNA"]], "counts")
+  make_assay <- if (inherits(obj[["RNA"]], "Assay5")) SeuratObject::CreateAssay5Object else SeuratObject::CreateAssayObject
+  obj[["GA"]] <- make_assay(counts = genes)
+  before <- obj
+  expect_error(RunMultiVI(obj, atac.assay = "GA", max_epochs = 1, verbose = FALSE), "not peak regions")
+  expect_error(RunMultiVI(obj, protein.assay = "GA", verbose = FALSE), "give atac.assay")
+  obj[["ADT"]] <- make_assay(counts = genes[1:20, ])
+  expect_error(IntegrateModalities(obj, method = "pca"), "say which second modality")
+  expect_error(RunMultiVI(before, atac.assay = "peaks", verbose = FALSE), "no assay 'peaks'")
+  expect_identical(before[["GA"]], obj[["GA"]])
+})

@@ -144,8 +144,9 @@ def train(model, *, label: str, max_epochs: int | None, verbose: bool, **train_k
         warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
         # scArches surgery freezes the reference's layers on purpose
         warnings.filterwarnings("ignore", message=".*module\\(s\\) in eval mode.*")
+        if max_epochs is not None:  # None: the model's own default (MultiVI 500, SCVI by data size)
+            train_kwargs["max_epochs"] = int(max_epochs)
         model.train(
-            max_epochs=None if max_epochs is None else int(max_epochs),
             accelerator="cpu",
             enable_progress_bar=False,
             enable_model_summary=False,
