@@ -269,6 +269,20 @@ def compare(adata, kwargs: Mapping[str, Any], png: str | None, title: str | None
     return {"table": _columns(table), "png": png or ""}
 
 
+def bio_scores(labels, embeddings: Mapping[str, Any], neighbors: Mapping[str, Any]) -> dict[str, Any]:
+    """tl.bio_scores for R: reductions as matrices; Seurat Neighbor objects as (indices from 1,
+    distances)."""
+    _prepare()
+    import numpy as np
+
+    from . import tl
+
+    representations = {name: np.asarray(value) for name, value in embeddings.items()}
+    for name, (indices, distances) in neighbors.items():
+        representations[name] = ("neighbors", np.asarray(indices, dtype=np.int64) - 1, np.asarray(distances))
+    return _columns(tl.bio_scores(list(labels), representations))
+
+
 # ---- spatial ----------------------------------------------------------------------------------
 
 

@@ -108,6 +108,12 @@ def test_bio_scores_tell_a_faithful_embedding_from_noise():
     assert table.loc["faithful", "leiden_ari"] > 0.95
     assert table.loc["noise", "leiden_ari"] < 0.2
     assert table.loc["faithful", "silhouette_label"] > table.loc["noise", "silhouette_label"]
+    # a graph given as neighbour indices and distances (Seurat's Neighbor objects) scores the same way
+    from sklearn.neighbors import NearestNeighbors
+
+    distances, indices = NearestNeighbors(n_neighbors=15).fit(faithful).kneighbors(faithful)
+    graph = bio_scores(labels, {"knn": ("neighbors", indices, distances)}).set_index("metric")["value"]
+    assert graph["leiden_ari"] > 0.95 and np.isnan(graph["silhouette_label"])
 
 
 def test_joint_multivi_clusters_follow_cell_types_as_well_as_rna(mop):

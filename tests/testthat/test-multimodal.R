@@ -104,6 +104,14 @@ test_that("the classical route: PCA of RNA, LSI of ATAC, then Seurat's weighted 
   agreement <- mclust_free_ari(wnn$seurat_clusters, obj$cell_type)
   expect_gt(agreement, 0.2)
   expect_lt(mclust_free_ari(withr::with_seed(1, sample(wnn$seurat_clusters)), obj$cell_type), 0.05)
+  # the same scores for reductions and for WNN's neighbour graph, which has no embedding
+  scores <- CompareEmbeddings(wnn, labels = "cell_type", reductions = c("rna_pca", "atac_lsi"), neighbors = "weighted.nn")
+  expect_setequal(scores$method, c("rna_pca", "atac_lsi", "weighted.nn"))
+  value <- function(method, metric) scores$value[scores$method == method & scores$metric == metric]
+  expect_gt(value("weighted.nn", "leiden_ari"), 0.2)
+  expect_true(is.na(value("weighted.nn", "silhouette_label")))
+  expect_gt(value("rna_pca", "silhouette_label"), 0)
+  expect_error(CompareEmbeddings(wnn, labels = "cell_type", reductions = "umap"), "no reduction 'umap'")
 })
 
 test_that("a SingleCellExperiment with the peaks in an altExp runs MultiVI", {

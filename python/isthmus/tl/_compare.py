@@ -232,17 +232,23 @@ def bio_scores(labels, representations: dict, *, n_neighbors: int = 15, seed: in
     """Bio-conservation of joint representations against cell-type ``labels``: Leiden NMI / ARI
     (resolution searched over 0.2..2 as scib does), cLISI on the kNN graph and, for embeddings,
     silhouette of the labels and isolated-label F1. ``representations``: name -> an embedding
-    (cells x dims) or ("graph", sparse kNN distances) for graph-only methods such as WNN, whose
-    embedding metrics are NaN. Long format: method, metric, value."""
+    (cells x dims), ("graph", sparse kNN distances) or ("neighbors", indices, distances), each
+    cells x k with the cell itself first (Seurat's Neighbor objects), for graph-only methods such
+    as WNN, whose embedding metrics are NaN. Long format: method, metric, value."""
     from scib_metrics import clisi_knn, isolated_labels, nmi_ari_cluster_labels_leiden, silhouette_label
     from scib_metrics.nearest_neighbors import pynndescent
 
     labels = np.asarray(pd.Series(labels).astype(str))
     rows = []
     for name, rep in representations.items():
-        is_graph = isinstance(rep, tuple) and rep[0] == "graph"
-        if is_graph:
+        is_graph = isinstance(rep, tuple)
+        if is_graph and rep[0] == "graph":
             neighbours = neighbours_of_graph(rep[1], n_neighbors)
+        elif is_graph:
+            from scib_metrics.nearest_neighbors import NeighborsResults
+
+            neighbours = NeighborsResults(indices=np.asarray(rep[1], dtype=np.int64)[:, :n_neighbors],
+                                          distances=np.asarray(rep[2], dtype=np.float32)[:, :n_neighbors])
         else:
             embedding = np.asarray(rep, dtype=np.float32)
             neighbours = pynndescent(embedding, n_neighbors=n_neighbors, random_state=seed)
