@@ -43,3 +43,4 @@ bench: setup
 	OMP_NUM_THREADS=1 $(VENV_PYTHON) bench/bench_spatial_deconvolution.py
 	OMP_NUM_THREADS=1 $(VENV_PYTHON) bench/bench_spatial_mapping.py
 	OMP_NUM_THREADS=1 $(VENV_PYTHON) bench/bench_spatial_interactions.py
+	OMP_NUM_THREADS=1 $(VENV_PYTHON) bench/bench_velocity.py

@@ -65,6 +65,13 @@ mop_seurat <- function() {
   obj
 }
 
+# Mouse pancreas with spliced / unspliced counts (739 cells x 2000 genes) as read from scVelo's
+# .h5ad: assays RNA (= spliced), spliced and unspliced, meta.data `clusters`, reduction "pca".
+pancreas_seurat <- function() {
+  if (is.null(.cache$pancreas)) .cache$pancreas <- quietly(read_h5ad(extdata("pancreas_velocity_739_top2000.h5ad")))
+  .cache$pancreas
+}
+
 # Every part the bridge promises, compared one by one so a failure names the part.
 expect_same_seurat <- function(got, want, assays = SeuratObject::Assays(want)) {
   expect_identical(colnames(got), colnames(want))
