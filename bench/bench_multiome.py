@@ -79,7 +79,7 @@ def main():
         reps_all, reps_paired = {}, {}
         for seed in range(args.seeds):
             started = time.perf_counter()
-            tl.rna_atac(data, batch_key="batch", max_epochs=args.epochs, random_state=seed, verbose=False)
+            tl.rna_atac(data, batch_key="batch", max_epochs=args.epochs, random_state=seed, verbose=True)
             seconds[f"MultiVI seed {seed}"] = time.perf_counter() - started
             reps_all[f"MultiVI seed {seed}"] = data.obsm["X_multivi"].copy()
             print(f"  {scenario}: MultiVI seed {seed} {seconds[f'MultiVI seed {seed}']:.0f} s "

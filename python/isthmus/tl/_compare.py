@@ -247,10 +247,12 @@ def bio_scores(labels, representations: dict, *, n_neighbors: int = 15, seed: in
         elif is_graph:
             from scib_metrics.nearest_neighbors import NeighborsResults
 
-            neighbours = NeighborsResults(indices=np.asarray(rep[1], dtype=np.int64)[:, :n_neighbors],
-                                          distances=np.asarray(rep[2], dtype=np.float32)[:, :n_neighbors])
+            neighbours = NeighborsResults(
+                indices=np.ascontiguousarray(np.asarray(rep[1])[:, :n_neighbors], dtype=np.int64),
+                distances=np.ascontiguousarray(np.asarray(rep[2])[:, :n_neighbors], dtype=np.float32))
         else:
-            embedding = np.asarray(rep, dtype=np.float32)
+            # C order: matrices from R arrive column-major, which pynndescent's numba code cannot type
+            embedding = np.ascontiguousarray(rep, dtype=np.float32)
             neighbours = pynndescent(embedding, n_neighbors=n_neighbors, random_state=seed)
         clusters = nmi_ari_cluster_labels_leiden(neighbours, labels, optimize_resolution=True, seed=seed)
         scores = {"leiden_nmi": clusters["nmi"], "leiden_ari": clusters["ari"],
