@@ -530,11 +530,15 @@ def _cbdir(name, pairs, labels, position, moving, neighbours) -> list[dict]:
                 per_cell.append(np.nanmean(cosines))
         rows.append({"vkey": name, "metric": "CBDir", "group": f"{source} -> {target}",
                      "value": float(np.mean(per_cell)) if per_cell else float("nan"), "n_cells": len(per_cell)})
+    return _with_mean(rows, name, "CBDir")
+
+
+def _with_mean(rows: list[dict], name: str, metric: str) -> list[dict]:
+    """The per-group rows and their mean over the groups that had cells to score."""
     scored = [r["value"] for r in rows if r["n_cells"]]
-    rows.append({"vkey": name, "metric": "CBDir", "group": "mean",
-                 "value": float(np.mean(scored)) if scored else float("nan"),
-                 "n_cells": sum(r["n_cells"] for r in rows)})
-    return rows
+    return rows + [{"vkey": name, "metric": metric, "group": "mean",
+                    "value": float(np.mean(scored)) if scored else float("nan"),
+                    "n_cells": sum(r["n_cells"] for r in rows)}]
 
 
 def _iccoh(name, labels, values, neighbours) -> list[dict]:
@@ -551,11 +555,7 @@ def _iccoh(name, labels, values, neighbours) -> list[dict]:
                 per_cell.append(np.nanmean(cosines))
         rows.append({"vkey": name, "metric": "ICCoh", "group": cluster,
                      "value": float(np.mean(per_cell)) if per_cell else float("nan"), "n_cells": len(per_cell)})
-    scored = [r["value"] for r in rows if r["n_cells"]]
-    rows.append({"vkey": name, "metric": "ICCoh", "group": "mean",
-                 "value": float(np.mean(scored)) if scored else float("nan"),
-                 "n_cells": sum(r["n_cells"] for r in rows)})
-    return rows
+    return _with_mean(rows, name, "ICCoh")
 
 
 # ---- plot -------------------------------------------------------------------------------------
