@@ -44,3 +44,5 @@ bench: setup
 	OMP_NUM_THREADS=1 $(VENV_PYTHON) bench/bench_spatial_mapping.py
 	OMP_NUM_THREADS=1 $(VENV_PYTHON) bench/bench_spatial_interactions.py
 	OMP_NUM_THREADS=1 $(VENV_PYTHON) bench/bench_velocity.py
+	$(VENV_PYTHON) bench/bench_multiome.py --epochs 200
+	Rscript bench/bench_citeseq.R 3

@@ -34,7 +34,7 @@ as_anndata <- function(object, ...) UseMethod("as_anndata")
 as_anndata.Seurat <- function(object, assay = NULL, x_layer = NULL, copy = FALSE, ...) {
   report <- .new_report()
   parts <- .seurat_to_anndata_parts(object, assay, x_layer, report)
-  adata <- .py_core()$anndata_from_r(parts, copy)
+  adata <- .py_task("anndata_from_r", parts, copy)
   .finish_report(adata, report, "Seurat -> AnnData")
 }
 
@@ -46,7 +46,7 @@ as_anndata.SingleCellExperiment <- function(object, x_layer = NULL, copy = FALSE
     .report_dropped(report, paste0("altExp ", alt), "AnnData holds one modality; use as_mudata() for all")
   }
   parts <- .sce_to_parts(object, x_layer, report)
-  adata <- .py_core()$anndata_from_r(parts, copy)
+  adata <- .py_task("anndata_from_r", parts, copy)
   .finish_report(adata, report, "SingleCellExperiment -> AnnData")
 }
 
@@ -105,7 +105,7 @@ as_mudata.Seurat <- function(object, assays = NULL, x_layer = NULL, copy = FALSE
   uns$isthmus <- record
   parts <- list(mod = mods, obs_names = global$obs_names, obs = global$obs, obsm = global$obsm,
                 obsp = global$obsp, uns = uns)
-  mdata <- .py_core()$mudata_from_r(parts, copy)
+  mdata <- .py_task("mudata_from_r", parts, copy)
   .finish_report(mdata, report, "Seurat -> MuData")
 }
 
@@ -147,7 +147,7 @@ as_mudata.SingleCellExperiment <- function(object, x_layer = NULL, copy = FALSE,
   }
   uns$isthmus <- record
   parts <- c(list(mod = mods), global, list(uns = uns))
-  mdata <- .py_core()$mudata_from_r(parts, copy)
+  mdata <- .py_task("mudata_from_r", parts, copy)
   .finish_report(mdata, report, "SingleCellExperiment -> MuData")
 }
 

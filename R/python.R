@@ -1,5 +1,5 @@
-# The only file that calls reticulate. Everything else talks to Python through .py_core() and
-# hands over plain data (see python/isthmus/_r.py, the one module called from here).
+# The only file that calls reticulate. Everything else talks to Python through .py_task() (or
+# .py_core()) and hands over plain data (see python/isthmus/_r.py, the one module called from here).
 
 .isthmus <- new.env(parent = emptyenv())
 
@@ -71,6 +71,15 @@ isthmus_venv_dir <- function() {
   )
   .isthmus$core <- core
   core
+}
+
+# Calls the bridge function `name` of isthmus._r. The isthmus warnings it raised come back as
+# text and are raised here as R warnings, so that suppressWarnings(), tryCatch() and testthat see
+# them (reticulate only prints Python's warnings).
+.py_task <- function(name, ...) {
+  out <- .py_core()$call(name, ...)
+  for (text in out$warnings) warning(text, call. = FALSE)
+  out$value
 }
 
 # reticulate >= 1.41 can build an environment from declared requirements (py_require(), with

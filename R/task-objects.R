@@ -81,7 +81,7 @@
   obs <- if (length(columns)) .frame_to_py(columns, cells, "meta.data", .new_report()) else .empty_frame(cells)
   parts <- list(obs_names = cells, var_names = features, X = .matrix_to_py(counts, what), layers = list(),
                 obs = obs, var = .empty_frame(features), obsm = obsm, varm = list(), obsp = list(), uns = list())
-  .py_core()$anndata_from_r(parts, FALSE)
+  .py_task("anndata_from_r", parts, FALSE)
 }
 
 # Spots' (x, y) as scanpy orients them: Seurat from its images (.image_xy(): Visium in

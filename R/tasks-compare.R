@@ -40,7 +40,7 @@ CompareMethods <- function(object, task = c("integration", "label_transfer", "de
                  holdout_labels = as.list(as.character(holdout.labels)), layer = NULL,
                  max_epochs = .as_int_or_null(max_epochs), random_state = as.integer(seed.use), verbose = verbose, ...)
   title <- paste0("isthmus: ", task, " methods on ", ncol(object), " cells")
-  out <- .py_core()$compare(input$adata, kwargs, if (!is.null(png)) normalizePath(png, mustWork = FALSE), title)
+  out <- .py_task("compare", input$adata, kwargs, if (!is.null(png)) normalizePath(png, mustWork = FALSE), title)
   table <- as.data.frame(out$table, stringsAsFactors = FALSE)
   rownames(table) <- NULL
   attr(table, "png") <- if (nzchar(out$png)) out$png
@@ -89,7 +89,7 @@ CompareEmbeddings <- function(object, labels, reductions = NULL, neighbors = NUL
     if (!all(known)) stop("isthmus: neighbour graphs are scored on every cell: give every cell a label.", call. = FALSE)
     list(SeuratObject::Indices(nn), SeuratObject::Distances(nn))
   })
-  table <- as.data.frame(.py_core()$bio_scores(as.character(meta[[labels]][known]), embeddings, graphs),
+  table <- as.data.frame(.py_task("bio_scores", as.character(meta[[labels]][known]), embeddings, graphs),
                          stringsAsFactors = FALSE)
   rownames(table) <- NULL
   table

@@ -39,7 +39,7 @@ DenoiseExpression <- function(object, method = c("scvi", "knn"), model = "scvi",
   kwargs <- list(method = method, model = model_dir, layer = NULL, genes = features, transform_batch = transform.batch,
                  n_neighbors = as.integer(k), use_rep = if (!is.null(reduction)) "X_input",
                  random_state = as.integer(seed.use))
-  out <- .py_core()$denoise(input$adata, kwargs)
+  out <- .py_task("denoise", input$adata, kwargs)
   values <- t(out$values)
   dimnames(values) <- list(features %||% input$features, colnames(object))
   name <- new.assay %||% paste0(method, "_denoised")
@@ -49,7 +49,7 @@ DenoiseExpression <- function(object, method = c("scvi", "knn"), model = "scvi",
 
 # The cell columns a saved model was set up with (batch, labels, covariates).
 .model_columns <- function(model_dir) {
-  setup <- .py_core()$model_setup(model_dir)
+  setup <- .py_task("model_setup", model_dir)
   unique(unlist(setup[c("batch_key", "labels_key", "categorical_covariate_keys", "continuous_covariate_keys")]))
 }
 
@@ -80,7 +80,7 @@ GenerateCells <- function(object, n, method = c("scvi", "nb"), model = "scvi", g
   kwargs <- list(n_cells = as.integer(n), method = method, model = model_dir, layer = NULL, groupby = groupby,
                  groups = if (!is.null(groups)) as.list(as.character(groups)), transform_batch = transform.batch,
                  random_state = as.integer(seed.use))
-  generated <- .py_core()$generate(input$adata, kwargs)
+  generated <- .py_task("generate", input$adata, kwargs)
   out <- if (.is_seurat(object)) as_seurat(generated$adata, assay = input$assay) else as_sce(generated$adata, x_assay = "counts")
   .put_record(out, "generate", generated$record)
 }
@@ -99,7 +99,7 @@ GenerateCells <- function(object, n, method = c("scvi", "nb"), model = "scvi", g
 CheckGeneratedCells <- function(real, synthetic, groupby = NULL, assay = NULL, layer = "counts", seed.use = 42) {
   real_in <- .task_input(real, assay, layer, columns = groupby, allow_na = groupby)
   synthetic_in <- .task_input(synthetic, assay, layer, columns = groupby, allow_na = groupby)
-  out <- .py_core()$check_generated(real_in$adata, synthetic_in$adata,
+  out <- .py_task("check_generated", real_in$adata, synthetic_in$adata,
                                     list(layer = NULL, groupby = groupby, random_state = as.integer(seed.use)))
   as.data.frame(out, stringsAsFactors = FALSE)
 }

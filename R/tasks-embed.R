@@ -72,7 +72,7 @@ IntegrateCells <- function(object, method = c("scvi", "scanvi", "harmony"), batc
                  scanvi_epochs = as.integer(scanvi_epochs), use_rep = use_rep, allow_non_integer = allow.non.integer,
                  model_dir = model.dir %||% .session_model_dir(method), random_state = as.integer(seed.use),
                  verbose = verbose, ...)
-  .py_core()$integrate(adata, kwargs)
+  .py_task("integrate", adata, kwargs)
 }
 
 #' @rdname IntegrateCells
@@ -105,7 +105,7 @@ ClusterCells <- function(object, reduction, dims = NULL, resolution = 1, n_neigh
   .check_task_object(object)
   emb <- .embedding_of(object, reduction)
   if (!is.null(dims)) emb <- emb[, dims, drop = FALSE]
-  labels <- .py_core()$cluster(emb, list(resolution = resolution, n_neighbors = as.integer(n_neighbors),
+  labels <- .py_task("cluster", emb, list(resolution = resolution, n_neighbors = as.integer(n_neighbors),
                                          random_state = as.integer(seed.use)))
   name <- cluster.name %||% paste0(reduction, "_clusters")
   df <- data.frame(factor(unlist(labels), levels = as.character(sort(unique(as.integer(unlist(labels)))))))

@@ -60,9 +60,9 @@ IntegrateModalities <- function(object, method = c("totalvi", "multivi", "pca"),
                  model_dir = model.dir %||% .session_model_dir(method), random_state = as.integer(seed.use),
                  verbose = verbose, ...)
   if (second$kind == "protein") {
-    out <- .py_core()$rna_protein(rna$adata, other, kwargs)
+    out <- .py_task("rna_protein", rna$adata, other, kwargs)
   } else {
-    out <- .py_core()$rna_atac(rna$adata, other, kwargs)
+    out <- .py_task("rna_atac", rna$adata, other, kwargs)
   }
   record <- out$record
   if (method == "totalvi") {

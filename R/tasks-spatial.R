@@ -46,7 +46,7 @@ FindSpatialDomains <- function(object, method = c("gat", "neighbor_pca", "pca"),
                  n_top_genes = as.integer(n_top_genes), max_epochs = as.integer(max_epochs),
                  resolution = resolution, refine_labels = refine, random_state = as.integer(seed.use),
                  verbose = verbose)
-  out <- .py_core()$spatial_domains(input$adata, kwargs)
+  out <- .py_task("spatial_domains", input$adata, kwargs)
   domains <- factor(out$domains, levels = as.character(seq_along(unique(out$domains))))
   columns <- stats::setNames(data.frame(domains, out$agreement), paste0(method, c("_domain", "_agreement")))
   object <- .put_columns(object, columns)
@@ -74,7 +74,7 @@ CompareDomains <- function(object, truth, columns = NULL) {
   columns <- columns %||% grep("_domain$", names(meta), value = TRUE)
   if (!length(columns)) stop("isthmus: no domain columns: run FindSpatialDomains() first or name `columns`.", call. = FALSE)
   input <- .task_input(object, columns = c(truth, columns), allow_na = truth)
-  as.data.frame(.py_core()$domain_scores(input$adata, list(truth_key = truth, domain_keys = as.list(columns))),
+  as.data.frame(.py_task("domain_scores", input$adata, list(truth_key = truth, domain_keys = as.list(columns))),
                 stringsAsFactors = FALSE)
 }
 
@@ -142,7 +142,7 @@ DeconvolveSpots <- function(object, reference, labels, method = c("destvi", "ste
                  reference_epochs = .as_int_or_null(reference_epochs),
                  model_dir = if (method != "nnls") model.dir %||% .session_model_dir(method),
                  random_state = as.integer(seed.use), verbose = verbose)
-  out <- .py_core()$deconvolve(spatial$adata, ref, kwargs)
+  out <- .py_task("deconvolve", spatial$adata, ref, kwargs)
   object <- .put_proportions(object, out, method, assay.name, out$record)
   .put_record(object, method, out$record)
 }
@@ -180,7 +180,7 @@ MapCells <- function(object, reference, labels = NULL, method = c("tangram", "gi
                  learning_rate = learning_rate, n_neighbors = as.integer(n_neighbors),
                  model_dir = if (method == "gimvi") model.dir %||% .session_model_dir(method),
                  random_state = as.integer(seed.use), verbose = verbose)
-  out <- .py_core()$map_cells(spatial$adata, ref, kwargs)
+  out <- .py_task("map_cells", spatial$adata, ref, kwargs)
   imputed <- t(out$imputed)
   dimnames(imputed) <- list(.as_chr(out$genes), colnames(object))
   # Seurat's feature names cannot hold "_" (it warns and changes them, as for any assay)
@@ -226,7 +226,7 @@ SpatialInteractions <- function(object, labels, method = c("spatial", "nonspatia
   kwargs <- list(labels_key = labels, method = method, resource = resource, layer = NULL,
                  n_neighbors = as.integer(n_neighbors), n_perms = as.integer(n_perms), expr_prop = expr_prop,
                  min_cells = as.integer(min.cells), random_state = as.integer(seed.use), verbose = verbose)
-  out <- .py_core()$interactions(input$adata, kwargs, plot, paste0("isthmus: ", method, " ligand-receptor"))
+  out <- .py_task("interactions", input$adata, kwargs, plot, paste0("isthmus: ", method, " ligand-receptor"))
   table <- as.data.frame(lapply(out$table, function(x) if (is.list(x)) .as_chr(x) else x), stringsAsFactors = FALSE)
   attr(table, "record") <- out$record
   if (nzchar(out$png)) attr(table, "png") <- out$png

@@ -68,7 +68,7 @@ TransferLabels <- function(query, reference, labels = NULL, method = c("scanvi",
                  model_dir = if (method == "scanvi" && is.null(reference_model)) model.dir %||% .session_model_dir("scanvi-reference"),
                  random_state = as.integer(seed.use),
                  verbose = verbose)
-  out <- .py_core()$transfer_labels(ref_adata, input$adata, kwargs)
+  out <- .py_task("transfer_labels", ref_adata, input$adata, kwargs)
   .transfer_into(query, out, method, input$assay)
 }
 

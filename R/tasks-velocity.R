@@ -80,7 +80,7 @@ RunVelocity <- function(object, method = c("velovi", "scvelo"), spliced = "splic
                  model_dir = if (method == "velovi") model.dir %||% .session_model_dir(method), color = group.by,
                  random_state = as.integer(seed.use), verbose = verbose, ...)
   title <- paste0("isthmus: ", method, if (method == "scvelo") paste0(" (", mode, ")"), " velocity")
-  out <- .py_core()$velocity(spliced_adata, unspliced_adata, kwargs,
+  out <- .py_task("velocity", spliced_adata, unspliced_adata, kwargs,
                              if (!is.null(png)) normalizePath(png, mustWork = FALSE), title)
 
   # everything computed: now the object, in one go
@@ -293,7 +293,7 @@ VelocityScores <- function(object, group.by, transitions, methods = NULL, reduct
     obsm <- list(X_emb = .matrix_to_py(position, "embedding", orientation = "same"),
                  velocity_emb = .matrix_to_py(moving, "velocity embedding", orientation = "same"))
     adata <- .lean_anndata(values, paste0(method, " velocity"), meta[group.by], obsm)
-    out <- .py_core()$velocity_scores(adata, list(cluster_key = group.by, transitions = pairs,
+    out <- .py_task("velocity_scores", adata, list(cluster_key = group.by, transitions = pairs,
                                                   n_neighbors = as.integer(n_neighbors), coherence = coherence))
     table <- as.data.frame(out, stringsAsFactors = FALSE)
     data.frame(method = method, table[c("metric", "group", "value", "n_cells")], stringsAsFactors = FALSE)

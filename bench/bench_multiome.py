@@ -86,9 +86,11 @@ def main():
                   f"({data.uns['multivi']['params']['n_latent']} latent dims)", flush=True)
         started = time.perf_counter()
         tl.rna_atac(paired, method="wnn", batch_key="batch")
-        seconds["WNN"] = seconds["ATAC alone (LSI)"] = time.perf_counter() - started
+        seconds["WNN"] = time.perf_counter() - started  # RNA PCA + ATAC LSI + the WNN graph
         reps_paired["WNN"] = ("graph", paired.obsp["wnn_distances"])
-        reps_paired["ATAC alone (LSI)"] = paired.obsm["X_atac_lsi"]
+        started = time.perf_counter()  # the LSI timed on its own (WNN's call computes it inside)
+        reps_paired["ATAC alone (LSI)"] = tl._rna_atac.tfidf_lsi(paired.mod["atac"].X, n_comps=30)
+        seconds["ATAC alone (LSI)"] = time.perf_counter() - started
         started = time.perf_counter()
         rna_only_pcs = tl._classical.pca_of_counts(data.mod["rna"].X, n_comps=30,
                                                    batch=data.obs["batch"].astype(str).to_numpy())

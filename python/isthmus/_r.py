@@ -155,6 +155,34 @@ def _import_torch_with_its_own_blas() -> None:
 # here, and gets plain arrays / frames back to place in the Seurat or SCE object.
 
 
+def call(name: str, *args) -> dict[str, Any]:
+    """Run the bridge function ``name`` for R: {"value": its result, "warnings": isthmus's own
+    warnings as text}. R raises those as R warnings, which suppressWarnings(), tryCatch() and
+    testthat see; reticulate only prints Python's warnings. Other libraries' warnings are shown
+    as before, and everything caught is shown if the call fails."""
+    function = globals().get(name)
+    if name.startswith("_") or not callable(function):
+        raise ValueError(f"isthmus: no bridge function {name!r}")
+    failure = None
+    with warnings.catch_warnings(record=True) as caught:
+        try:
+            value = function(*args)
+        except BaseException as error:  # raised again below, once what it warned is shown
+            failure = error
+    # shown only here: inside the block, showing a warning would record it again
+    if failure is not None:
+        _show(caught)
+        raise failure
+    ours = [str(w.message) for w in caught if str(w.message).startswith("isthmus:")]
+    _show(w for w in caught if not str(w.message).startswith("isthmus:"))
+    return {"value": value, "warnings": ours}
+
+
+def _show(caught) -> None:
+    for w in caught:
+        warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+
+
 def _prepare() -> None:
     _import_torch_with_its_own_blas()
     quiet_warnings()

@@ -60,6 +60,15 @@ def check_column(adata, key: str | None, what: str, *, allow_na: bool = False) -
         raise ValueError(f"isthmus: {what} column {key!r} has {n} NA values; give every cell a {what}.")
 
 
+def mudata_column(mdata, key: str, cells, *, rna: str, what: str = "batch") -> pd.Series:
+    """Column ``key`` of a MuData's obs, else of its RNA modality's obs, for ``cells`` (NA for a
+    cell it does not cover; callers check NAs)."""
+    source = mdata.obs if key in mdata.obs else mdata.mod[rna].obs
+    if key not in source:
+        raise ValueError(f"isthmus: {what} column {key!r} is neither in the MuData's obs nor in {rna}'s obs.")
+    return source[key].reindex(pd.Index(cells))
+
+
 def gene_overlap(first_genes, second_genes, *, min_overlap: float, first: str = "reference",
                  second: str = "query") -> dict[str, Any]:
     """Share of the ``first`` data's genes found in the ``second``; refused when too few are."""

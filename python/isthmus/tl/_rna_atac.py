@@ -176,10 +176,7 @@ def rna_atac(
             "data; or subset to the paired cells.")
     batch = None
     if batch_key is not None:
-        source = mdata.obs if batch_key in mdata.obs else mdata.mod[rna].obs
-        if batch_key not in source:
-            raise ValueError(f"isthmus: batch column {batch_key!r} is neither in the MuData's obs nor in {rna}'s obs.")
-        values = source[batch_key].reindex(data["cells"])
+        values = _common.mudata_column(mdata, batch_key, data["cells"], rna=rna)
         if values.isna().any():
             raise ValueError(f"isthmus: batch column {batch_key!r} has {int(values.isna().sum())} NA values "
                              "(or cells without it); give every cell a batch.")

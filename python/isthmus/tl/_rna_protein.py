@@ -103,10 +103,7 @@ def rna_protein(
     _common.check_counts(rna_data, rna_layer)
     obs = pd.DataFrame(index=rna_data.obs_names)
     if batch_key is not None:
-        source = mdata.obs if batch_key in mdata.obs else rna_data.obs
-        if batch_key not in source:
-            raise ValueError(f"isthmus: batch column {batch_key!r} is neither in the MuData's obs nor in {rna}'s obs.")
-        obs[batch_key] = source.loc[rna_data.obs_names, batch_key].to_numpy()
+        obs[batch_key] = _common.mudata_column(mdata, batch_key, rna_data.obs_names, rna=rna).to_numpy()
     # a lean AnnData over the user's RNA matrix (shared, not copied): setup_anndata writes its
     # registry into this one, never into the user's object
     work = ad.AnnData(X=_common.matrix_of(rna_data, rna_layer), obs=obs, var=pd.DataFrame(index=rna_data.var_names),
