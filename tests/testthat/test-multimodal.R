@@ -56,6 +56,14 @@ test_that("bad input: a missing assay, NA batches, normalised protein values; th
   before <- bad
   expect_error(RunTotalVI(bad, max_epochs = 1, verbose = FALSE), "non-integer")
   expect_identical(bad, before)
+  # an antibody without counts in any cell is left out, with an R warning naming it
+  zero <- adt
+  zero[1, ] <- 0
+  silent <- obj
+  silent[["ADT"]] <- make_assay(counts = zero)
+  expect_warning(out <- IntegrateModalities(silent, method = "pca", n_comps = 5),
+                 paste0("1 antibodies have no counts in any cell and are left out: ", rownames(adt)[1]), fixed = TRUE)
+  expect_true("protein_pca" %in% SeuratObject::Reductions(out))
 })
 
 # ---- RNA + ATAC: MultiVI and the per-modality PCA / LSI baseline (MOp SNARE-seq2, 600 nuclei) ----
