@@ -101,8 +101,8 @@ run_tests() {
   local start=$SECONDS
   build
   enter
-  local what='test_dir("testthat", package = "isthmus", load_package = "installed", reporter = "check", stop_on_failure = TRUE)'
-  [ $# -gt 0 ] && what="test_file(\"testthat/$1\", package = \"isthmus\", load_package = \"installed\", reporter = \"check\", stop_on_failure = TRUE)"
+  local what='test_dir("testthat", package = "isthmus", load_package = "installed", reporter = ProgressReporter$new(show_praise = FALSE), stop_on_failure = TRUE)'
+  [ $# -gt 0 ] && what="test_file(\"testthat/$1\", package = \"isthmus\", load_package = \"installed\", reporter = ProgressReporter\$new(show_praise = FALSE), stop_on_failure = TRUE)"
   in_root "cd /tmp/isthmus/tests && Rscript -e 'library(testthat); library(isthmus); cat(R.version.string, \"| Seurat\", format(packageVersion(\"Seurat\")), \"| SeuratObject\", format(packageVersion(\"SeuratObject\")), \"| reticulate\", format(packageVersion(\"reticulate\")), \"\n\"); $what'"
   if [ $# -eq 0 ]; then
     # the Python side of the bridge against this R: .rds files both ways and the anndata2ri peer check

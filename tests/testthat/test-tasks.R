@@ -94,10 +94,8 @@ test_that("scANVI surgery reuses the reference's model, and a saved model in a n
   expect_warning(ref <- RunSCANVI(s$reference, labels = "cell_type", batch = "batch", max_epochs = 2,
                                   scanvi_epochs = 1, verbose = FALSE),
                  "labels with fewer than 3 cells are treated as unlabelled: HSC", fixed = TRUE)
-  expect_warning(expect_message(q <- TransferLabels(s$query, ref, labels = "cell_type", batch = "batch",
-                                                    query_epochs = 1, verbose = TRUE),
-                                "reusing the reference's scANVI model"),
-                 "treated as unlabelled: HSC", fixed = TRUE)
+  expect_message(q <- TransferLabels(s$query, ref, labels = "cell_type", batch = "batch", query_epochs = 1,
+                                     verbose = TRUE), "reusing the reference's scANVI model")
   expect_true("scanvi" %in% SeuratObject::Reductions(q))
   expect_identical(isthmus_records(q, "transfer")$model_dir, isthmus_records(ref, "scanvi")$model_dir)
   dir <- file.path(tempfile("isthmus-ref-"), "scanvi")
