@@ -90,13 +90,16 @@ test_that("bad input is named and a failed call leaves the object as it was", {
   expect_error(VelocityPlot(obj), "run RunVelocity")
   make_assay <- if (inherits(obj[["unspliced"]], "Assay5")) SeuratObject::CreateAssay5Object else SeuratObject::CreateAssayObject
   unspliced <- layer_data(obj[["unspliced"]], "counts")
+  # SeuratObject 5 warns when an assay is replaced by one of other features: remove it first
   fewer <- obj
+  fewer[["unspliced"]] <- NULL
   fewer[["unspliced"]] <- make_assay(counts = unspliced[-1, ])
   expect_error(RunVelocity(fewer, verbose = FALSE),
                "spliced.*2000 genes x 370 cells.*unspliced.*1999 genes x 370 cells.*differ in shape")
   renamed <- obj
   other <- unspliced
   rownames(other) <- paste0("other-", rownames(other))
+  renamed[["unspliced"]] <- NULL
   renamed[["unspliced"]] <- make_assay(counts = other)
   expect_error(RunVelocity(renamed, verbose = FALSE), "hold different genes: 2000 of the spliced genes")
   halved <- obj
