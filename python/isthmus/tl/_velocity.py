@@ -254,7 +254,7 @@ def velocity(
                                                              verbose=verbose, **model_kwargs)
         else:
             fitted, latent_kind = _fit_scvelo(work, mode=mode, n_jobs=n_jobs, verbose=verbose)
-        out = _downstream(fitted, method=method, mode=mode, embedding=embedding, basis=basis, n_jobs=n_jobs,
+        out = _downstream(fitted, method=method, embedding=embedding, basis=basis, n_jobs=n_jobs,
                           latent_kind=latent_kind)
     out["embedding"] = embedding.astype(np.float32)
     out["embedding_computed"] = user_embedding is None
@@ -370,7 +370,7 @@ def _centred_unit(x: np.ndarray) -> np.ndarray:
     return centred / np.where(norm > 0, norm, 1.0)
 
 
-def _downstream(fitted, *, method, mode, embedding, basis, n_jobs, latent_kind) -> dict[str, Any]:
+def _downstream(fitted, *, method, embedding, basis, n_jobs, latent_kind) -> dict[str, Any]:
     """The velocity graph, confidence, latent time and projection on the embedding (scVelo's tools,
     the same for both methods)."""
     import scvelo as scv
@@ -390,7 +390,7 @@ def _downstream(fitted, *, method, mode, embedding, basis, n_jobs, latent_kind) 
     confidence = fitted.obs["velocity_confidence"].to_numpy(dtype=np.float64)
     uncertainty = (fitted.obs["velocity_uncertainty"].to_numpy(dtype=np.float64) if method == "velovi"
                    else 1.0 - confidence)
-    params = {k: v for k, v in fitted.uns.get("velocity_params", {}).items()}
+    params = dict(fitted.uns.get("velocity_params", {}))
     return {
         "velocity": np.asarray(fitted[:, genes].layers["velocity"], dtype=np.float32),
         "genes": [str(g) for g in genes],
@@ -517,20 +517,43 @@ def velocity_scores(
 
 
 def _cbdir(name, pairs, labels, position, moving, neighbours) -> list[dict]:
-    rows = []
     direction = _unit_rows(moving)
+    rows = []
     for source, target in pairs:
-        per_cell = []
-        for cell in np.flatnonzero(labels == source):
-            into = neighbours[cell][labels[neighbours[cell]] == target]
-            if not len(into):
-                continue
-            cosines = _unit_rows(position[into] - position[cell]) @ direction[cell]
-            if np.isfinite(cosines).any():
-                per_cell.append(np.nanmean(cosines))
-        rows.append({"vkey": name, "metric": "CBDir", "group": f"{source} -> {target}",
-                     "value": float(np.mean(per_cell)) if per_cell else float("nan"), "n_cells": len(per_cell)})
+        # each cell's velocity against its displacement to each of its neighbours in the target
+        per_cell = _mean_cosines(labels, neighbours, source, target,
+                                 lambda cell, into: _unit_rows(position[into] - position[cell]) @ direction[cell])
+        rows.append(_score_row(name, "CBDir", f"{source} -> {target}", per_cell))
     return _with_mean(rows, name, "CBDir")
+
+
+def _iccoh(name, labels, values, neighbours) -> list[dict]:
+    unit = _unit_rows(values)
+    rows = []
+    for cluster in sorted(set(labels)):
+        # each cell's velocity against its same-cluster neighbours' velocities
+        per_cell = _mean_cosines(labels, neighbours, cluster, cluster, lambda cell, same: unit[same] @ unit[cell])
+        rows.append(_score_row(name, "ICCoh", cluster, per_cell))
+    return _with_mean(rows, name, "ICCoh")
+
+
+def _mean_cosines(labels, neighbours, group: str, partner: str, cosines) -> list[float]:
+    """For each cell of ``group`` with neighbours of ``partner``: the mean of ``cosines(cell,
+    those neighbours)`` (NaN cosines, from zero vectors, left out; cells with only NaN skipped)."""
+    per_cell = []
+    for cell in np.flatnonzero(labels == group):
+        others = neighbours[cell][labels[neighbours[cell]] == partner]
+        if not len(others):
+            continue
+        values = cosines(cell, others)
+        if np.isfinite(values).any():
+            per_cell.append(np.nanmean(values))
+    return per_cell
+
+
+def _score_row(name: str, metric: str, group: str, per_cell: list[float]) -> dict:
+    return {"vkey": name, "metric": metric, "group": group,
+            "value": float(np.mean(per_cell)) if per_cell else float("nan"), "n_cells": len(per_cell)}
 
 
 def _with_mean(rows: list[dict], name: str, metric: str) -> list[dict]:
@@ -539,23 +562,6 @@ def _with_mean(rows: list[dict], name: str, metric: str) -> list[dict]:
     return rows + [{"vkey": name, "metric": metric, "group": "mean",
                     "value": float(np.mean(scored)) if scored else float("nan"),
                     "n_cells": sum(r["n_cells"] for r in rows)}]
-
-
-def _iccoh(name, labels, values, neighbours) -> list[dict]:
-    rows = []
-    unit = _unit_rows(values)
-    for cluster in sorted(set(labels)):
-        per_cell = []
-        for cell in np.flatnonzero(labels == cluster):
-            same = neighbours[cell][labels[neighbours[cell]] == cluster]
-            if not len(same):
-                continue
-            cosines = unit[same] @ unit[cell]
-            if np.isfinite(cosines).any():
-                per_cell.append(np.nanmean(cosines))
-        rows.append({"vkey": name, "metric": "ICCoh", "group": cluster,
-                     "value": float(np.mean(per_cell)) if per_cell else float("nan"), "n_cells": len(per_cell)})
-    return _with_mean(rows, name, "ICCoh")
 
 
 # ---- plot -------------------------------------------------------------------------------------
