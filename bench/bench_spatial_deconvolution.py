@@ -37,6 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "python"))
 
 from isthmus.tl import _deconvolve as dc  # noqa: E402
+from isthmus.tl import method_names  # noqa: E402
 
 EXTDATA = ROOT / "inst" / "extdata"
 MOP_FULL = ROOT.parent / "shared" / "data" / "multiome" / "mop_snareseq2_rna_atac_3batches.h5mu"
@@ -84,7 +85,7 @@ def dominant(proportions: pd.DataFrame) -> pd.Series:
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a few epochs and spots: a smoke run")
-    parser.add_argument("--methods", default=",".join(dc.DECONVOLVE_METHODS))
+    parser.add_argument("--methods", default=",".join(method_names("deconvolve")))
     parser.add_argument("--n-spots", type=int, default=150)
     parser.add_argument("--n-top-genes", type=int, default=500)
     parser.add_argument("--condscvi-epochs", type=int, default=100)

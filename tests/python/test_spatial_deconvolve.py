@@ -153,7 +153,7 @@ def test_refusals_name_the_problem_and_change_nothing(hippocampus, cerebellum):
         dc.deconvolve(spatial, reference, labels_key="cell_type", method="nnls", layer=None, min_gene_overlap=0.5,
                       verbose=False)
     assert_unchanged(spatial, before)
-    with pytest.raises(ValueError, match="unknown deconvolution method 'rctd'"):
+    with pytest.raises(ValueError, match="unknown method 'rctd'"):
         dc.deconvolve(spatial, reference, labels_key="cell_type", method="rctd", layer=None)
 
     spatial, reference = cerebellum

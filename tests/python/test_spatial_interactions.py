@@ -320,7 +320,7 @@ def test_bad_spatial_input_is_refused(hippocampus):
     empty.layers["counts"] = counts.tocsr()
     with pytest.raises(ValueError, match="1 spots of the spatial data have no counts"):
         interactions(empty, **kwargs)
-    with pytest.raises(ValueError, match="unknown interaction method 'cellphonedb'"):
+    with pytest.raises(ValueError, match="unknown method 'cellphonedb'"):
         interactions(hippocampus, labels_key="cluster", method="cellphonedb")
 
 

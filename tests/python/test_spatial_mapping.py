@@ -142,7 +142,7 @@ def test_large_mappings_are_kept_sparse(monkeypatch):
 def test_bad_input_is_refused_and_changes_nothing(cerebellum):
     spatial, reference = cerebellum
     before = _snapshot(spatial)
-    with pytest.raises(ValueError, match="unknown mapping method 'magic'"):
+    with pytest.raises(ValueError, match="unknown method 'magic'"):
         map_cells(spatial, reference, method="magic")
     empty = spatial.copy()
     no_counts = np.ones(empty.n_obs)

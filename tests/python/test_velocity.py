@@ -117,7 +117,7 @@ def test_spliced_and_unspliced_from_two_objects(pancreas):
 
 
 def test_bad_input_is_named_and_a_failed_call_changes_nothing(small):
-    with pytest.raises(ValueError, match="unknown velocity method 'velocyto'"):
+    with pytest.raises(ValueError, match="unknown method 'velocyto'"):
         tl.velocity(small, method="velocyto")
     with pytest.raises(ValueError, match="layer 'ambiguous' is not in the data"):
         tl.velocity(small, unspliced_layer="ambiguous")

@@ -15,6 +15,8 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
+from .. import _arguments, _progress
+
 # A value scANVI reads as "no label"; NA labels in the user's column become this category.
 UNLABELLED = "isthmus:unlabelled"
 
@@ -36,11 +38,13 @@ def check_counts(adata, layer: str | None, *, allow_non_integer: bool = False) -
     where = f"layers[{layer!r}]" if layer is not None else "X"
     if sample.size and sample.min() < 0:
         raise ValueError(f"isthmus: {where} holds negative values; count models need raw counts.")
-    if not allow_non_integer and sample.size and not np.all(np.equal(np.mod(sample, 1), 0)):
+    if not sample.size or not sample.any():
+        raise ValueError(f"isthmus: {where} holds no counts (every value is zero); pass the raw counts.")
+    if not allow_non_integer and not np.all(np.equal(np.mod(sample, 1), 0)):
         raise ValueError(
             f"isthmus: scvi-tools models raw counts, but {where} holds non-integer values. Pass the counts "
-            "(in R: the assay's 'counts' layer), or set allow_non_integer=True for non-negative "
-            "non-integer data such as ambient-corrected counts."
+            f"(in R: the assay's 'counts' layer), or set {_arguments.setting('allow_non_integer', True)} for "
+            "non-negative non-integer data such as ambient-corrected counts."
         )
 
 
@@ -58,6 +62,23 @@ def check_column(adata, key: str | None, what: str, *, allow_na: bool = False) -
     if not allow_na and adata.obs[key].isna().any():
         n = int(adata.obs[key].isna().sum())
         raise ValueError(f"isthmus: {what} column {key!r} has {n} NA values; give every cell a {what}.")
+    if what == "batch":
+        check_categorical(adata.obs[key], key, what)
+
+
+def check_categorical(values: pd.Series, key: str, what: str) -> None:
+    """A batch is a category: a column of measurements (fractional numbers, or a distinct whole
+    number for most cells) given as one is refused rather than read as dozens of batches."""
+    if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+        return
+    known = values.dropna().to_numpy(dtype=np.float64)
+    distinct = np.unique(known).size
+    fractional = known.size and not np.all(np.equal(np.mod(known, 1), 0))
+    if fractional or (distinct > 20 and distinct > known.size / 2):
+        raise ValueError(
+            f"isthmus: {what} column {key!r} holds continuous numbers ({distinct} distinct values), not "
+            f"categories. Give a column of {what} names, or pass a measurement such as the percentage of "
+            f"mitochondrial counts as a continuous covariate ({_arguments.name('continuous_covariate_keys')}).")
 
 
 def mudata_column(mdata, key: str, cells, *, rna: str, what: str = "batch") -> pd.Series:
@@ -120,34 +141,10 @@ def seed_everything(seed: int) -> None:
     scvi.settings.seed = int(seed)  # seeds Python, NumPy and torch
 
 
-def _progress_callback(label: str):
-    from lightning.pytorch.callbacks import Callback
-
-    class EpochProgress(Callback):
-        """One line about every tenth of training: readable in the R console, a log or a knitted page,
-        unlike a carriage-return progress bar."""
-
-        def on_train_start(self, trainer, pl_module):
-            self.started = time.perf_counter()
-            self.every = max(1, trainer.max_epochs // 10)
-
-        def on_train_epoch_end(self, trainer, pl_module):
-            epoch = trainer.current_epoch + 1
-            if epoch % self.every and epoch != trainer.max_epochs:
-                return
-            metrics = trainer.callback_metrics
-            loss = metrics.get("elbo_train", metrics.get("train_loss_epoch"))
-            loss_text = f"  ELBO {float(loss):.1f}" if loss is not None else ""
-            print(f"isthmus {label}: epoch {epoch}/{trainer.max_epochs}{loss_text}"
-                  f"  ({time.perf_counter() - self.started:.1f} s)", flush=True)
-
-    return EpochProgress()
-
-
 def train(model, *, label: str, max_epochs: int | None, verbose: bool, **train_kwargs) -> None:
     """Train on the CPU with the concise progress line (the tasks time themselves)."""
     if verbose:
-        train_kwargs["callbacks"] = [_progress_callback(label)]
+        train_kwargs["callbacks"] = [_progress.lightning_callback(label)]
     with warnings.catch_warnings():
         # small data: fewer batches per epoch than Lightning's logging interval; harmless
         warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")

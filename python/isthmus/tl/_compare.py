@@ -11,9 +11,10 @@ import numpy as np
 import pandas as pd
 
 from . import _common
-from ._deconvolve import DECONVOLVE_METHODS, deconvolution_scores, deconvolve, pseudo_spots, split_halves
-from ._embed import INTEGRATE_METHODS, integrate
-from ._transfer import TRANSFER_METHODS, UNKNOWN, transfer_labels
+from ._deconvolve import deconvolution_scores, deconvolve, pseudo_spots, split_halves
+from ._embed import integrate
+from ._registry import method_names
+from ._transfer import UNKNOWN, transfer_labels
 
 TASKS = ("integration", "label_transfer", "deconvolution")
 
@@ -115,8 +116,8 @@ def compare(
     """
     if task not in TASKS:
         raise ValueError(f"isthmus: unknown task {task!r}; available: {', '.join(TASKS)}")
-    available = {"integration": INTEGRATE_METHODS, "label_transfer": TRANSFER_METHODS,
-                 "deconvolution": DECONVOLVE_METHODS}[task]
+    available = {"integration": method_names("integrate"), "label_transfer": method_names("transfer_labels"),
+                 "deconvolution": method_names("deconvolve")}[task]
     methods = list(methods) if methods is not None else list(available)
     unknown = [m for m in methods if m not in available]
     if unknown:

@@ -12,15 +12,14 @@ measure how well each method recovers a known truth.
 from __future__ import annotations
 
 import os
-import time
 
 import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from . import _classical, _common, _spatial
-
-DECONVOLVE_METHODS = ("destvi", "stereoscope", "nnls")
+from . import _classical, _common, _runner, _spatial
+from ._registry import Method, register
+from ._runner import Fit, Task, register_task
 
 # The reference's cell types as the scvi-tools models see them (a column of the lean copy only).
 _TYPES_COLUMN = "_isthmus_cell_type"
@@ -111,6 +110,105 @@ def _scvi_deconvolution(method, reference_lean, spatial_lean, *, max_epochs, ref
 # ---- the task ---------------------------------------------------------------------------------
 
 
+def _prepare(call, entry) -> None:
+    """What every method shares, before any training: the checks, the genes (shared, then the most
+    variable in the reference), the kept cell types and lean copies of both datasets."""
+    spatial, reference, layer = call.spatial, call.reference, call.layer
+    _common.check_column(reference, call.labels_key, "cell type")
+    _common.matrix_of(spatial, layer), _common.matrix_of(reference, layer)  # both hold the layer
+    _spatial.check_spots_have_counts(spatial, layer)
+    _common.check_counts(spatial, layer, allow_non_integer=entry.kind == "baseline")
+    _common.check_counts(reference, layer, allow_non_integer=entry.kind == "baseline")
+    shared = _spatial.shared_genes(reference, spatial, min_overlap=call.min_gene_overlap, verbose=call.verbose)
+    labels = _spatial.reference_labels(reference, call.labels_key, min_cells=int(call.min_cells_per_type))
+    cells = labels.notna().to_numpy()
+    kept_types = sorted(labels[cells].unique())
+    left_out = sorted(set(reference.obs[call.labels_key].astype(str)) - set(kept_types))
+
+    reference_counts = _columns(reference, layer, shared)[cells]
+    types = labels[cells]
+    genes = shared
+    if call.n_top_genes is not None and int(call.n_top_genes) < len(shared):
+        if entry.kind == "dl":
+            import torch  # noqa: F401  (loaded first, so that variable_genes keeps its thread count)
+        variable = _classical.variable_genes(_classical.log_normalise(reference_counts), int(call.n_top_genes))
+        genes = shared[variable]
+        reference_counts = reference_counts[:, variable]
+    spatial_counts = _columns(spatial, layer, genes)
+    spatial_lean = _lean(spatial_counts, spatial.obs_names, genes)
+    _spatial.check_spots_have_counts(spatial_lean, None,
+                                     what=f"spatial data (counting only the {len(genes)} genes used: those shared "
+                                          "with the reference, most variable there)")
+    # reference cells with no counts on these genes carry nothing to learn from
+    has_counts = np.asarray(reference_counts.sum(axis=1)).ravel() > 0
+    reference_counts, types = reference_counts[has_counts], types[has_counts]
+    if call.verbose:
+        print(f"isthmus: deconvolving {spatial.n_obs} spots into {len(kept_types)} cell types with {entry.name} on "
+              f"{len(genes)} genes ({int(has_counts.sum())} reference cells).", flush=True)
+    call.prepared = dict(
+        genes=genes, kept_types=kept_types, reference_counts=reference_counts, types=types,
+        spatial_counts=spatial_counts, spatial_lean=spatial_lean,
+        reference_names=reference.obs_names[cells][has_counts],
+        facts={"spatial_genes": int(spatial.n_vars), "reference_genes": int(reference.n_vars),
+               "shared_genes": int(len(shared)), "share_of_spatial": float(len(shared) / max(spatial.n_vars, 1)),
+               "genes_used": int(len(genes)), "reference_cells_used": int(has_counts.sum()),
+               "cell_types": list(kept_types), "cell_types_left_out": list(left_out)})
+
+
+def _proportions(call, values, columns, directory="") -> Fit:
+    """The methods' shares as a spots x types frame: shares of cells (``cell_fractions``) or of counts."""
+    prepared = call.prepared
+    kept_types = prepared["kept_types"]
+    proportions = pd.DataFrame(values, index=call.spatial.obs_names.copy(), columns=columns).loc[:, kept_types]
+    counts_per_cell = _counts_per_cell(prepared["reference_counts"], prepared["types"], kept_types)
+    if call.cell_fractions:  # shares of counts -> shares of cells
+        proportions = proportions / counts_per_cell
+    proportions = proportions.div(proportions.sum(axis=1), axis=0)
+    proportions.columns.name = None
+    # a list beside cell_types, not a dict: type names such as "L2/3" cannot be .h5ad keys
+    fit = Fit(value=proportions, model_dir=directory,
+              record={**prepared["facts"], "counts_per_cell": [float(v) for v in counts_per_cell]})
+    fit.put(call.spatial, "obsm", call.key_added, proportions)
+    return fit
+
+
+def _fit_nnls(call) -> Fit:
+    prepared = call.prepared
+    values = _nnls(prepared["reference_counts"], prepared["types"], prepared["spatial_counts"], prepared["kept_types"])
+    fit = _proportions(call, values, prepared["kept_types"])
+    fit.record.update(max_epochs="", reference_epochs="")
+    return fit
+
+
+def _fit_scvi_models(call) -> Fit:
+    prepared = call.prepared
+    reference_epochs = int(DEFAULT_EPOCHS[call.method][0] if call.reference_epochs is None else call.reference_epochs)
+    max_epochs = int(DEFAULT_EPOCHS[call.method][1] if call.max_epochs is None else call.max_epochs)
+    reference_lean = _lean(prepared["reference_counts"], prepared["reference_names"], prepared["genes"],
+                           {_TYPES_COLUMN: pd.Categorical(prepared["types"].to_numpy(),
+                                                          categories=prepared["kept_types"])})
+    values, columns, directory = _scvi_deconvolution(
+        call.method, reference_lean, prepared["spatial_lean"], max_epochs=max_epochs,
+        reference_epochs=reference_epochs, model_dir=call.model_dir, random_state=call.random_state,
+        verbose=call.verbose)
+    fit = _proportions(call, values, columns, directory)
+    fit.record.update(max_epochs=max_epochs, reference_epochs=reference_epochs)
+    return fit
+
+
+register(Method("deconvolve", "destvi", _fit_scvi_models, "dl",
+                "CondSCVI on the reference, then DestVI on the spots (scvi-tools)",
+                needs=("counts", "reference", "labels"), saves_model=True, writes=("obsm/{key}",),
+                r_verb="DeconvolveSpots"))
+register(Method("deconvolve", "stereoscope", _fit_scvi_models, "dl",
+                "RNAStereoscope on the reference, then SpatialStereoscope on the spots (scvi-tools)",
+                needs=("counts", "reference", "labels"), saves_model=True, writes=("obsm/{key}",),
+                r_verb="DeconvolveSpots"))
+register(Method("deconvolve", "nnls", _fit_nnls, "baseline",
+                "non-negative least squares on the reference's mean profiles per type",
+                needs=("reference", "labels"), writes=("obsm/{key}",), r_verb="DeconvolveSpots"))
+
+
 def deconvolve(
     spatial,
     reference,
@@ -193,83 +291,12 @@ def deconvolve(
     type, which fewer cells than components cannot inform. RCTD asks 25 by default; ten keeps
     the rarer types of small references.
     """
-    if method not in DECONVOLVE_METHODS:
-        raise ValueError(f"isthmus: unknown deconvolution method {method!r}; available: "
-                         f"{', '.join(DECONVOLVE_METHODS)}")
-    if int(min_cells_per_type) < 1:
-        raise ValueError("isthmus: min_cells_per_type must be at least 1.")
-    if n_top_genes is not None and int(n_top_genes) < 2:
-        raise ValueError("isthmus: n_top_genes must be at least 2 (or None for every shared gene).")
-    started = time.perf_counter()
-    _common.check_column(reference, labels_key, "cell type")
-    _common.matrix_of(spatial, layer), _common.matrix_of(reference, layer)  # both hold the layer
-    _spatial.check_spots_have_counts(spatial, layer)
-    if method != "nnls":
-        _common.check_counts(spatial, layer)
-        _common.check_counts(reference, layer)
-    shared = _spatial.shared_genes(reference, spatial, min_overlap=min_gene_overlap, verbose=verbose)
-    labels = _spatial.reference_labels(reference, labels_key, min_cells=int(min_cells_per_type))
-    cells = labels.notna().to_numpy()
-    kept_types = sorted(labels[cells].unique())
-    left_out = sorted(set(reference.obs[labels_key].astype(str)) - set(kept_types))
+    return _runner.run("deconvolve", locals())
 
-    reference_counts = _columns(reference, layer, shared)[cells]
-    types = labels[cells]
-    genes = shared
-    if n_top_genes is not None and int(n_top_genes) < len(shared):
-        if method != "nnls":
-            import torch  # noqa: F401  (loaded first, so that variable_genes keeps its thread count)
-        variable = _classical.variable_genes(_classical.log_normalise(reference_counts), int(n_top_genes))
-        genes = shared[variable]
-        reference_counts = reference_counts[:, variable]
-    spatial_counts = _columns(spatial, layer, genes)
-    spatial_lean = _lean(spatial_counts, spatial.obs_names, genes)
-    _spatial.check_spots_have_counts(spatial_lean, None,
-                                     what=f"spatial data (counting only the {len(genes)} genes used: those shared "
-                                          "with the reference, most variable there)")
-    # reference cells with no counts on these genes carry nothing to learn from
-    has_counts = np.asarray(reference_counts.sum(axis=1)).ravel() > 0
-    reference_counts, types = reference_counts[has_counts], types[has_counts]
-    if verbose:
-        print(f"isthmus: deconvolving {spatial.n_obs} spots into {len(kept_types)} cell types with {method} on "
-              f"{len(genes)} genes ({int(has_counts.sum())} reference cells).", flush=True)
 
-    directory = ""
-    if method != "nnls":
-        reference_epochs = int(DEFAULT_EPOCHS[method][0] if reference_epochs is None else reference_epochs)
-        max_epochs = int(DEFAULT_EPOCHS[method][1] if max_epochs is None else max_epochs)
-    if method == "nnls":
-        values, columns = _nnls(reference_counts, types, spatial_counts, kept_types), kept_types
-    else:
-        reference_lean = _lean(reference_counts, reference.obs_names[cells][has_counts], genes,
-                               {_TYPES_COLUMN: pd.Categorical(types.to_numpy(), categories=kept_types)})
-        values, columns, directory = _scvi_deconvolution(
-            method, reference_lean, spatial_lean, max_epochs=max_epochs, reference_epochs=reference_epochs,
-            model_dir=model_dir, random_state=random_state, verbose=verbose)
-    proportions = pd.DataFrame(values, index=spatial.obs_names.copy(), columns=columns).loc[:, kept_types]
-    counts_per_cell = _counts_per_cell(reference_counts, types, kept_types)
-    if cell_fractions:  # shares of counts -> shares of cells
-        proportions = proportions / counts_per_cell
-    proportions = proportions.div(proportions.sum(axis=1), axis=0)
-    proportions.columns.name = None
-
-    spatial.obsm[key_added] = proportions
-    spatial.uns[key_added] = _common.record(
-        method, {"labels_key": labels_key, "layer": layer, "min_gene_overlap": float(min_gene_overlap),
-                 "min_cells_per_type": int(min_cells_per_type),
-                 "n_top_genes": "" if n_top_genes is None else int(n_top_genes),
-                 "max_epochs": "" if method == "nnls" else max_epochs,
-                 "reference_epochs": "" if method == "nnls" else reference_epochs,
-                 "random_state": int(random_state),
-                 "spatial_genes": int(spatial.n_vars), "reference_genes": int(reference.n_vars),
-                 "shared_genes": int(len(shared)), "share_of_spatial": float(len(shared) / max(spatial.n_vars, 1)),
-                 "genes_used": int(len(genes)), "reference_cells_used": int(has_counts.sum()),
-                 "cell_fractions": bool(cell_fractions),
-                 # a list beside cell_types, not a dict: type names such as "L2/3" cannot be .h5ad keys
-                 "counts_per_cell": [float(v) for v in counts_per_cell],
-                 "cell_types": list(kept_types), "cell_types_left_out": list(left_out)},
-        seconds=time.perf_counter() - started, model_dir=directory)
-    return proportions
+register_task(Task("deconvolve", deconvolve, key=lambda call, entry: call.key_added,
+                   record_at=lambda call, entry, fit: (call.spatial, call.key_added), prepare=_prepare,
+                   not_recorded=("spatial", "reference")))
 
 
 # ---- pseudo-spots and scores --------------------------------------------------------------------

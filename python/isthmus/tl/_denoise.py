@@ -8,14 +8,63 @@ gene-gene relations), not for differential expression or other tests, which need
 
 from __future__ import annotations
 
-import time
 from typing import Sequence
 
 import numpy as np
 
-from . import _classical, _common
+from . import _classical, _common, _runner
+from ._registry import Method, register
+from ._runner import Fit, Task, register_task
 
-DENOISE_METHODS = ("scvi", "knn")
+
+def _genes(call) -> list[str]:
+    return list(call.adata.var_names) if call.genes is None else list(call.genes)
+
+
+def _denoised(call, values) -> Fit:
+    fit = Fit(value=values, record={"n_genes": len(_genes(call))})
+    if len(_genes(call)) == call.adata.n_vars:  # a layer must cover every gene
+        fit.put(call.adata, "layers", _key(call), values)
+    return fit
+
+
+def _fit_scvi(call) -> Fit:
+    model = _common.trained_model(call.model, call.adata, "scVI denoising")
+    _common.seed_everything(call.random_state)
+    normalised = model.get_normalized_expression(
+        call.adata, library_size=call.library_size, transform_batch=call.transform_batch, gene_list=_genes(call),
+        n_samples=call.n_samples, return_mean=True, return_numpy=True)
+    return _denoised(call, np.log1p(np.asarray(normalised, dtype=np.float32)))
+
+
+def _fit_knn(call) -> Fit:
+    counts = _common.matrix_of(call.adata, call.layer)
+    if call.use_rep is not None:
+        embedding = _common.obsm_of(call.adata, call.use_rep)
+    else:
+        embedding = _classical.pca_of_counts(counts, random_state=call.random_state)
+    lognorm = _classical.log_normalise(counts, target_sum=call.library_size)
+    index = call.adata.var_names.get_indexer(_genes(call))
+    return _denoised(call, _classical.knn_smooth(lognorm[:, index], embedding, call.n_neighbors))
+
+
+def _key(call, entry=None) -> str:
+    return call.key_added or f"{call.method}_denoised"
+
+
+def _prepare(call, entry) -> None:
+    missing = [g for g in _genes(call) if g not in call.adata.var_names]
+    if missing:
+        raise ValueError(f"isthmus: {len(missing)} genes not in the data, e.g. {missing[:5]}")
+    if entry.name == "knn":
+        _common.check_counts(call.adata, call.layer, allow_non_integer=True)
+
+
+register(Method("denoise", "scvi", _fit_scvi, "dl", "scVI's normalised expression, averaged over posterior samples",
+                needs=("model",), writes=("layers/{key}?",), r_verb="DenoiseExpression"))
+register(Method("denoise", "knn", _fit_knn, "baseline",
+                "log-normalised expression averaged over each cell's nearest neighbours", needs=("counts",),
+                writes=("layers/{key}?",), r_verb="DenoiseExpression"))
 
 
 def denoise(
@@ -33,43 +82,22 @@ def denoise(
     key_added: str | None = None,
     random_state: int = 0,
 ):
-    """Write denoised, log1p-scaled expression (same scale as log-normalised data: log1p of
-    expression per ``library_size`` counts) into ``adata.layers[key_added]`` (default
-    "<method>_denoised"); returns the cells x genes array.
+    """Denoised, log1p-scaled expression (same scale as log-normalised data: log1p of expression
+    per ``library_size`` counts); returns the cells x genes array.
 
     method "scvi": ``model`` is a trained SCVI/SCANVI model or the directory of one (set up on
     ``adata``'s genes); ``n_samples`` posterior samples are averaged, ``transform_batch`` names
     the batch every cell is shown in. "knn": each cell's log-normalised expression averaged over
     its ``n_neighbors`` nearest cells in ``obsm[use_rep]`` (default: the standard PCA).
     ``genes`` restricts the output (dense: cells x genes floats).
+
+    Sets the following fields:
+
+    - ``layers[key_added]`` (default "<method>_denoised"): the values, when they cover every gene;
+    - ``uns[key_added]``: the record (the call's arguments, ``n_genes``, seconds, versions).
     """
-    if method not in DENOISE_METHODS:
-        raise ValueError(f"isthmus: unknown denoising method {method!r}; available: {', '.join(DENOISE_METHODS)}")
-    started = time.perf_counter()
-    genes = list(adata.var_names) if genes is None else list(genes)
-    missing = [g for g in genes if g not in adata.var_names]
-    if missing:
-        raise ValueError(f"isthmus: {len(missing)} genes not in the data, e.g. {missing[:5]}")
-    if method == "scvi":
-        model = _common.trained_model(model, adata, "scVI denoising")
-        _common.seed_everything(random_state)
-        normalised = model.get_normalized_expression(
-            adata, library_size=library_size, transform_batch=transform_batch, gene_list=genes,
-            n_samples=n_samples, return_mean=True, return_numpy=True)
-        values = np.log1p(np.asarray(normalised, dtype=np.float32))
-    else:
-        counts = _common.matrix_of(adata, layer)
-        if use_rep is not None:
-            embedding = _common.obsm_of(adata, use_rep)
-        else:
-            embedding = _classical.pca_of_counts(counts, random_state=random_state)
-        lognorm = _classical.log_normalise(counts, target_sum=library_size)
-        values = _classical.knn_smooth(lognorm[:, adata.var_names.get_indexer(genes)], embedding, n_neighbors)
-    key = key_added or f"{method}_denoised"
-    if len(genes) == adata.n_vars:
-        adata.layers[key] = values
-    adata.uns[key] = _common.record(method, {"transform_batch": transform_batch, "library_size": float(library_size),
-                                             "n_neighbors": int(n_neighbors), "n_genes": len(genes),
-                                             "random_state": int(random_state)},
-                                    seconds=time.perf_counter() - started)
-    return values
+    return _runner.run("denoise", locals())
+
+
+register_task(Task("denoise", denoise, key=_key, record_at=lambda call, entry, fit: (call.adata, _key(call)),
+                   prepare=_prepare, not_recorded=("adata",)))

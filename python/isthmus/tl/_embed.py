@@ -3,22 +3,106 @@ PCA and Harmony, written the scanpy way (obsm["X_<method>"], uns["<method>"]).""
 
 from __future__ import annotations
 
-import time
 from typing import Any, Sequence
 
 import numpy as np
 
-from . import _classical, _common, _scvi_models
+from .. import _arguments
+from . import _classical, _common, _runner, _scvi_models
+from ._registry import Method, lookup, method_names, register
+from ._runner import Fit, Task, register_task
 
-EMBED_METHODS = ("scvi", "pca")
-INTEGRATE_METHODS = ("scvi", "scanvi", "harmony", "pca")
+
+# ---- the methods: each one function of the call, registered below --------------------------------
 
 
-def _pca_route(adata, layer, batch_key, n_comps, n_top_genes, random_state):
-    counts = _common.matrix_of(adata, layer)
-    batch = adata.obs[batch_key].to_numpy() if batch_key is not None else None
-    return _classical.pca_of_counts(counts, n_comps=n_comps, n_top_genes=n_top_genes, batch=batch,
-                                    random_state=random_state)
+def _latent(call, latent) -> Fit:
+    fit = Fit(record={"layer": call.layer or "X"})
+    fit.put(call.adata, "obsm", _key(call), np.asarray(latent, dtype=np.float32))
+    return fit
+
+
+def _fit_scvi(call, *, scanvi: bool = False) -> Fit:
+    labels = _common.labels_with_unlabelled(call.adata, call.labels_key) if scanvi else None
+    model = _scvi_models.fit_scvi(
+        call.adata, layer=call.layer, batch_key=call.batch_key, labels=labels,
+        categorical_covariate_keys=call.categorical_covariate_keys,
+        continuous_covariate_keys=call.continuous_covariate_keys, n_latent=call.n_latent, max_epochs=call.max_epochs,
+        allow_non_integer=call.allow_non_integer, random_state=call.random_state, verbose=call.verbose,
+        **call.model_kwargs)
+    if scanvi:
+        model = _scvi_models.fit_scanvi(model, call.adata, max_epochs=call.scanvi_epochs,
+                                        random_state=call.random_state, verbose=call.verbose)
+    fit = _latent(call, model.get_latent_representation())
+    fit.model = fit.value = model  # integrate() returns the trained model
+    fit.record.update(epochs_trained=len(model.history.get("elbo_train", [])))
+    return fit
+
+
+def _fit_scanvi(call) -> Fit:
+    return _fit_scvi(call, scanvi=True)
+
+
+def _standard_pca(call) -> np.ndarray:
+    """``obsm[use_rep]`` when given, else the standard route (log-normalise, variable genes per
+    batch, scale, PCA) on the counts."""
+    if call.use_rep is not None:
+        return _common.obsm_of(call.adata, call.use_rep).astype(np.float32)
+    counts = _common.matrix_of(call.adata, call.layer)
+    batch = call.adata.obs[call.batch_key].to_numpy() if call.batch_key is not None else None
+    return _classical.pca_of_counts(counts, n_comps=call.n_comps, n_top_genes=call.n_top_genes, batch=batch,
+                                    random_state=call.random_state)
+
+
+def _fit_pca(call) -> Fit:
+    pcs = _standard_pca(call)
+    fit = _latent(call, pcs)
+    fit.record.update(n_comps=int(pcs.shape[1]))
+    return fit
+
+
+def _fit_harmony(call) -> Fit:
+    pcs = _standard_pca(call)
+    fit = _latent(call, _classical.harmony(pcs, call.adata.obs[call.batch_key], random_state=call.random_state))
+    fit.record.update(n_comps=int(pcs.shape[1]))
+    return fit
+
+
+# ---- the task ---------------------------------------------------------------------------------------
+
+
+def _key(call, entry=None) -> str:
+    return call.key_added or f"X_{call.method}"
+
+
+def _prepare(call, entry) -> None:
+    adata = call.adata
+    if "labels" in entry.needs and call.labels_key is None:
+        raise ValueError(f"isthmus: {entry.name} needs {_arguments.name('labels_key')} (a cell-type column; NA = "
+                         "unlabelled).")
+    if "batch" in entry.needs and call.batch_key is None:
+        raise ValueError(f"isthmus: {entry.name} needs {_arguments.name('batch_key')} (a batch column).")
+    _common.check_column(adata, call.batch_key, "batch")
+    _common.check_column(adata, call.labels_key, "labels", allow_na=True)
+    if entry.kind == "dl":  # covariates are scVI's; the classical routes ignore them
+        for key in [*(_scvi_models._as_list(call.categorical_covariate_keys) or []),
+                    *(_scvi_models._as_list(call.continuous_covariate_keys) or [])]:
+            _common.check_column(adata, key, "covariate")
+
+
+_WRITES = ("obsm/{key}",)
+for _name, _fit, _kind, _needs, _saves, _verb, _summary in (
+    ("scvi", _fit_scvi, "dl", ("counts",), True, "IntegrateCells",
+     "scVI latent space, the batch (and covariates) as covariates"),
+    ("scanvi", _fit_scanvi, "dl", ("counts", "labels"), True, "IntegrateCells",
+     "scANVI from a trained scVI, guided by labels (NA = unlabelled)"),
+    ("harmony", _fit_harmony, "baseline", ("batch",), False, "IntegrateCells",
+     "Harmony on the standard PCA (or on a given embedding)"),
+    ("pca", _fit_pca, "baseline", (), False, None,
+     "the uncorrected standard PCA: log-normalise, variable genes, scale, PCA"),
+):
+    register(Method("integrate", _name, _fit, _kind, _summary, needs=_needs, writes=_WRITES, saves_model=_saves,
+                    r_verb=_verb))
 
 
 def integrate(
@@ -48,58 +132,33 @@ def integrate(
     method: "scvi" (latent space of scVI with the batch as covariate), "scanvi" (scVI then scANVI
     using ``labels_key``; NA labels mean unlabelled), "harmony" (Harmony on ``obsm[use_rep]`` or on
     the standard PCA) or "pca" (the uncorrected standard PCA: log-normalise, variable genes, scale).
-    Writes ``obsm[key_added]`` (default "X_<method>") and ``uns[key_added without X_]`` (the
-    record: parameters, seconds, versions, the saved model's directory). Returns the trained
-    scvi-tools model, or None for the classical methods.
+    ``tl.methods("integrate")`` lists them.
+
+    Sets the following fields:
+
+    - ``obsm[key_added]`` (default "X_<method>"): the latent space, cells x dimensions, float32;
+    - ``uns[key_added without "X_"]``: the record (the call's arguments, model keyword arguments
+      included; seconds; versions; the saved model's directory).
+
+    Returns the trained scvi-tools model, or None for the classical methods.
     """
-    if method not in INTEGRATE_METHODS:
-        raise ValueError(f"isthmus: unknown method {method!r}; available: {', '.join(INTEGRATE_METHODS)}")
-    if method == "scanvi" and labels_key is None:
-        raise ValueError("isthmus: scANVI needs labels_key (a cell-type column; NA = unlabelled).")
-    if method == "harmony" and batch_key is None:
-        raise ValueError("isthmus: Harmony needs batch_key.")
-    _common.check_column(adata, batch_key, "batch")
-    _common.check_column(adata, labels_key, "labels", allow_na=True)
-    key = key_added or f"X_{method}"
-    params: dict[str, Any] = {"batch_key": batch_key, "labels_key": labels_key, "layer": layer or "X",
-                              "random_state": int(random_state)}
-    model = None
-    started = time.perf_counter()
-    if method in ("scvi", "scanvi"):
-        labels = _common.labels_with_unlabelled(adata, labels_key) if method == "scanvi" else None
-        model = _scvi_models.fit_scvi(
-            adata, layer=layer, batch_key=batch_key, labels=labels,
-            categorical_covariate_keys=categorical_covariate_keys,
-            continuous_covariate_keys=continuous_covariate_keys, n_latent=n_latent, max_epochs=max_epochs,
-            allow_non_integer=allow_non_integer, random_state=random_state, verbose=verbose, **model_kwargs)
-        if method == "scanvi":
-            model = _scvi_models.fit_scanvi(model, adata, max_epochs=scanvi_epochs,
-                                               random_state=random_state, verbose=verbose)
-        latent = model.get_latent_representation()
-        params.update(n_latent=int(n_latent), max_epochs=-1 if max_epochs is None else int(max_epochs),
-                      scanvi_epochs=int(scanvi_epochs or 0) if method == "scanvi" else "",
-                      categorical_covariate_keys=list(_scvi_models._as_list(categorical_covariate_keys) or []),
-                      continuous_covariate_keys=list(_scvi_models._as_list(continuous_covariate_keys) or []))
-    else:
-        if use_rep is not None:
-            pcs = _common.obsm_of(adata, use_rep).astype(np.float32)
-        else:
-            pcs = _pca_route(adata, layer, batch_key, n_comps, n_top_genes, random_state)
-        latent = _classical.harmony(pcs, adata.obs[batch_key], random_state=random_state) if method == "harmony" else pcs
-        params.update(use_rep=use_rep, n_comps=int(pcs.shape[1]), n_top_genes=int(n_top_genes))
-    seconds = time.perf_counter() - started
-    saved = _common.save_model(model, _common.model_directory(model_dir, method)) if model is not None else None
-    adata.obsm[key] = np.asarray(latent, dtype=np.float32)
-    adata.uns[key.removeprefix("X_")] = _common.record(method, params, seconds=seconds, model_dir=saved)
-    return model
+    return _runner.run("integrate", locals())
+
+
+register_task(Task("integrate", integrate, key=_key,
+                   record_at=lambda call, entry, fit: (call.adata, _key(call).removeprefix("X_")),
+                   prepare=_prepare, not_recorded=("adata",)))
 
 
 def embed(adata, *, method: str = "scvi", batch_key: str | None = None, **kwargs):
     """A low-dimensional embedding for neighbours, clusters and UMAP: scVI's latent space (batch
-    and covariates regressed out when given) or the standard PCA. Same options and outputs as
-    :func:`integrate`."""
-    if method not in EMBED_METHODS:
-        raise ValueError(f"isthmus: unknown embedding method {method!r}; available: {', '.join(EMBED_METHODS)}")
+    and covariates regressed out when given) or the standard PCA: the methods of
+    :func:`integrate` that need neither batches nor labels. Same options and outputs."""
+    entry = lookup("integrate", method)
+    if {"batch", "labels"} & set(entry.needs):
+        usable = [m for m in method_names("integrate") if not {"batch", "labels"} & set(lookup("integrate", m).needs)]
+        raise ValueError(f"isthmus: {method!r} is an integration method (it needs batches or labels); embed() "
+                         f"offers {', '.join(usable)}. Use integrate() for it.")
     return integrate(adata, batch_key=batch_key, method=method, **kwargs)
 
 

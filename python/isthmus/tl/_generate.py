@@ -9,23 +9,21 @@ per group (mean and dispersion by moments), scaled by library sizes drawn from t
 
 from __future__ import annotations
 
-import time
 from typing import Sequence
 
 import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from . import _classical, _common
-
-GENERATE_METHODS = ("scvi", "nb")
+from . import _classical, _common, _runner
+from ._registry import Method, register
+from ._runner import Fit, Task, register_task
 
 
 def _choose_cells(adata, groupby, groups, n_cells, rng) -> np.ndarray:
     if groupby is None:
         pool = np.arange(adata.n_obs)
     else:
-        _common.check_column(adata, groupby, "group", allow_na=True)
         values = adata.obs[groupby].astype(str).to_numpy()
         groups = list(groups) if groups is not None else sorted(set(values))
         unknown = [g for g in groups if g not in set(values)]
@@ -33,8 +31,6 @@ def _choose_cells(adata, groupby, groups, n_cells, rng) -> np.ndarray:
             raise ValueError(f"isthmus: no cells with {groupby} = {unknown}.")
         pool = np.flatnonzero(np.isin(values, groups))
     return np.sort(rng.choice(pool, size=int(n_cells), replace=True))
-
-
 def _nb_sample(counts, real_groups: np.ndarray, source: np.ndarray, rng) -> sparse.csr_matrix:
     """Per group and gene a negative binomial fitted by moments on all real cells of the group;
     each synthetic cell takes the library size of its source cell."""
@@ -57,6 +53,64 @@ def _nb_sample(counts, real_groups: np.ndarray, source: np.ndarray, rng) -> spar
     return sparse.csr_matrix(out)
 
 
+
+def _synthetic(call, source, counts, extra_obs: dict) -> Fit:
+    import anndata as ad
+
+    adata = call.adata
+    obs = pd.DataFrame({"synthetic": True, "source_cell": adata.obs_names[source].to_numpy()},
+                       index=[f"synthetic_{i + 1}" for i in range(len(source))])
+    if call.groupby is not None:
+        obs[call.groupby] = adata.obs[call.groupby].astype(str).to_numpy()[source]
+    for name, values in extra_obs.items():
+        obs[name] = values
+    out = ad.AnnData(X=counts, obs=obs, var=pd.DataFrame(index=adata.var_names.copy()))
+    out.layers["counts"] = counts
+    return Fit(value=out)
+
+
+def _fit_scvi(call) -> Fit:
+    adata = call.adata
+    rng = np.random.default_rng(call.random_state)
+    source = _choose_cells(adata, call.groupby, call.groups, call.n_cells, rng)
+    model = _common.trained_model(call.model, adata, "generation with scVI")
+    batch_key = model.adata_manager.registry["setup_args"].get("batch_key")
+    _common.seed_everything(call.random_state)
+    transform = [call.transform_batch] if call.transform_batch else None
+    samples = model.posterior_predictive_sample(adata, indices=source, n_samples=1, transform_batch=transform)
+    counts = sparse.csr_matrix(samples.to_scipy_sparse() if hasattr(samples, "to_scipy_sparse")
+                               else np.asarray(samples), dtype=np.float32)
+    extra = {}
+    if batch_key:
+        extra[batch_key] = call.transform_batch or adata.obs[batch_key].astype(str).to_numpy()[source]
+    fit = _synthetic(call, source, counts, extra)
+    fit.record["batch_key"] = batch_key
+    return fit
+
+
+def _fit_nb(call) -> Fit:
+    adata = call.adata
+    rng = np.random.default_rng(call.random_state)
+    source = _choose_cells(adata, call.groupby, call.groups, call.n_cells, rng)
+    real_groups = adata.obs[call.groupby].astype(str).to_numpy() if call.groupby is not None else np.zeros(adata.n_obs)
+    counts = _nb_sample(_common.matrix_of(adata, call.layer), real_groups, source, rng)
+    return _synthetic(call, source, counts, {})
+
+
+def _prepare(call, entry) -> None:
+    _common.check_column(call.adata, call.groupby, "group", allow_na=True)
+    if entry.name == "nb":
+        _common.check_counts(call.adata, call.layer)
+
+
+register(Method("generate", "scvi", _fit_scvi, "dl",
+                "counts drawn from scVI's posterior of real cells of the chosen groups, decoded in a batch",
+                needs=("model",), r_verb="GenerateCells"))
+register(Method("generate", "nb", _fit_nb, "baseline",
+                "counts drawn gene by gene from a negative binomial fitted per group", needs=("counts",),
+                r_verb="GenerateCells"))
+
+
 def generate(
     adata,
     *,
@@ -69,47 +123,20 @@ def generate(
     transform_batch: str | None = None,
     random_state: int = 0,
 ):
-    """Return a new AnnData of ``n_cells`` synthetic cells (counts in X and ``layers["counts"]``).
+    """Return a new AnnData of ``n_cells`` synthetic cells (counts in X and ``layers["counts"]``);
+    ``adata`` itself is not changed.
 
     ``groupby``/``groups`` condition on a cell-type (or any) column: sources are drawn only from
     those groups. ``transform_batch`` (scVI) decodes every synthetic cell in that batch.
-    obs: ``synthetic`` (True), ``source_cell`` (the real cell it was drawn from), the group column
-    and the batch. ``model``: a trained SCVI/SCANVI or its directory, set up on ``adata``'s genes.
+    The new AnnData holds: obs ``synthetic`` (True), ``source_cell`` (the real cell it was drawn
+    from), the group column and the batch; ``uns["generate"]``: the record. ``model``: a trained
+    SCVI/SCANVI or its directory, set up on ``adata``'s genes.
     """
-    import anndata as ad
+    return _runner.run("generate", locals())
 
-    if method not in GENERATE_METHODS:
-        raise ValueError(f"isthmus: unknown generation method {method!r}; available: {', '.join(GENERATE_METHODS)}")
-    if int(n_cells) < 1:
-        raise ValueError("isthmus: n_cells must be at least 1.")
-    started = time.perf_counter()
-    rng = np.random.default_rng(random_state)
-    source = _choose_cells(adata, groupby, groups, n_cells, rng)
-    obs = pd.DataFrame({"synthetic": True, "source_cell": adata.obs_names[source].to_numpy()},
-                       index=[f"synthetic_{i + 1}" for i in range(len(source))])
-    if groupby is not None:
-        obs[groupby] = adata.obs[groupby].astype(str).to_numpy()[source]
-    batch_key = None
-    if method == "scvi":
-        model = _common.trained_model(model, adata, "generation with scVI")
-        batch_key = model.adata_manager.registry["setup_args"].get("batch_key")
-        _common.seed_everything(random_state)
-        samples = model.posterior_predictive_sample(adata, indices=source, n_samples=1,
-                                                    transform_batch=[transform_batch] if transform_batch else None)
-        counts = sparse.csr_matrix(samples.to_scipy_sparse() if hasattr(samples, "to_scipy_sparse")
-                                   else np.asarray(samples), dtype=np.float32)
-        if batch_key:
-            obs[batch_key] = transform_batch or adata.obs[batch_key].astype(str).to_numpy()[source]
-    else:
-        real_groups = adata.obs[groupby].astype(str).to_numpy() if groupby is not None else np.zeros(adata.n_obs)
-        counts = _nb_sample(_common.matrix_of(adata, layer), real_groups, source, rng)
-    out = ad.AnnData(X=counts, obs=obs, var=pd.DataFrame(index=adata.var_names.copy()))
-    out.layers["counts"] = counts
-    out.uns["generate"] = _common.record(method, {"n_cells": int(n_cells), "groupby": groupby,
-                                                   "groups": list(groups or []), "transform_batch": transform_batch,
-                                                   "batch_key": batch_key, "random_state": int(random_state)},
-                                         seconds=time.perf_counter() - started)
-    return out
+
+register_task(Task("generate", generate, key=lambda call, entry: "generate",
+                   record_at=lambda call, entry, fit: (fit.value, "generate"), prepare=_prepare, not_recorded=("adata",)))
 
 
 def _gene_summaries(counts) -> pd.DataFrame:

@@ -40,9 +40,8 @@ def fit_scvi(
     R's shared read-only memory is safe (setup_anndata only adds registry entries to obs/uns)."""
     import scvi
 
+    # the columns were checked by the task (the runner's one check); the counts are this model's
     categorical, continuous = _as_list(categorical_covariate_keys), _as_list(continuous_covariate_keys)
-    for key in [batch_key, *(categorical or []), *(continuous or [])]:
-        _common.check_column(adata, key, "batch" if key == batch_key else "covariate")
     _common.check_counts(adata, layer, allow_non_integer=allow_non_integer)
     _common.seed_everything(random_state)
     setup = dict(layer=layer, batch_key=batch_key, categorical_covariate_keys=categorical,

@@ -4,14 +4,14 @@ PCA fitted on the reference. The output mirrors Seurat's TransferData."""
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pandas as pd
 
-from . import _classical, _common, _scvi_models
+from .. import _arguments
+from . import _classical, _common, _runner, _scvi_models
+from ._registry import Method, register
+from ._runner import Fit, Task, register_task
 
-TRANSFER_METHODS = ("scanvi", "knn", "svm")
 UNKNOWN = "unknown"
 
 
@@ -106,6 +106,74 @@ def _classical_transfer(method, reference, query, labels, *, layer, n_comps, n_t
     return probabilities, query_pcs
 
 
+def _predictions(call, probabilities, latent, reference_dir="") -> Fit:
+    probabilities = probabilities.loc[:, [c for c in probabilities.columns if c != _common.UNLABELLED]]
+    result = _result(probabilities, call.threshold)
+    fit = Fit(value=result, model_dir=reference_dir, record=dict(call.overlap))
+    for column in result.columns:
+        fit.put(call.query, "obs", f"{call.key_added}_{column}", result[column].to_numpy())
+    fit.put(call.query, "obsm", f"X_{call.key_added}", np.asarray(latent, dtype=np.float32))
+    return fit
+
+
+def _fit_scanvi(call) -> Fit:
+    probabilities, latent, reference_dir = _scanvi_transfer(
+        call.reference, call.query, call.labels, batch_key=call.batch_key, layer=call.layer,
+        reference_model=call.reference_model, n_latent=call.n_latent, max_epochs=call.max_epochs,
+        scanvi_epochs=call.scanvi_epochs, query_epochs=call.query_epochs, allow_non_integer=call.allow_non_integer,
+        model_dir=call.model_dir, random_state=call.random_state, verbose=call.verbose)
+    return _predictions(call, probabilities, latent, reference_dir)
+
+
+def _fit_classical(call) -> Fit:
+    probabilities, latent = _classical_transfer(call.method, call.reference, call.query, call.labels,
+                                                layer=call.layer, n_comps=call.n_comps, n_top_genes=call.n_top_genes,
+                                                n_neighbors=call.n_neighbors, random_state=call.random_state)
+    return _predictions(call, probabilities, latent)
+
+
+def _prepare(call, entry) -> None:
+    """The gene overlap and the labels, before any training (results the methods read from ``call``)."""
+    if call.reference_model is not None and entry.name != "scanvi":
+        raise ValueError(f"isthmus: {_arguments.name('reference_model')} is for the scanvi method; the baselines "
+                         "train on the reference data.")
+    if isinstance(call.reference_model, str):
+        import scvi
+
+        reference_genes = scvi.model.SCANVI.prepare_query_anndata(call.query, call.reference_model,
+                                                                  return_reference_var_names=True)
+    else:
+        reference = call.reference if call.reference_model is None else call.reference_model.adata
+        reference_genes = reference.var_names
+    overlap = _common.gene_overlap(reference_genes, call.query.var_names, min_overlap=call.min_gene_overlap)
+    call.overlap = {"reference_genes": overlap["first_genes"], "query_genes": overlap["second_genes"],
+                    "shared_genes": overlap["shared_genes"], "share_of_reference": overlap["share_of_first"]}
+    if call.verbose:
+        print(f"isthmus: the query has {overlap['shared_genes']} of the reference's {overlap['first_genes']} "
+              f"genes ({overlap['share_of_first']:.0%}).", flush=True)
+    call.labels = None
+    if call.reference_model is None:
+        _common.check_column(call.reference, call.labels_key, "labels", allow_na=True)
+        if entry.name == "scanvi":
+            _common.check_column(call.reference, call.batch_key, "batch")
+        call.labels = _common.labels_with_unlabelled(call.reference, call.labels_key, call.min_cells_per_label)
+
+
+register(Method("transfer_labels", "scanvi", _fit_scanvi, "dl",
+                "a reference scANVI model fine-tuned on the query by scArches surgery",
+                needs=("counts", "reference", "labels"), saves_model=True,
+                writes=("obs/{key}_predicted.id", "obs/{key}_prediction.score.*", "obsm/X_{key}"),
+                r_verb="TransferLabels"))
+register(Method("transfer_labels", "knn", _fit_classical, "baseline",
+                "distance-weighted kNN on a PCA fitted on the reference", needs=("reference", "labels"),
+                writes=("obs/{key}_predicted.id", "obs/{key}_prediction.score.*", "obsm/X_{key}"),
+                r_verb="TransferLabels"))
+register(Method("transfer_labels", "svm", _fit_classical, "baseline",
+                "a calibrated linear SVM on a PCA fitted on the reference", needs=("reference", "labels"),
+                writes=("obs/{key}_predicted.id", "obs/{key}_prediction.score.*", "obsm/X_{key}"),
+                r_verb="TransferLabels"))
+
+
 def transfer_labels(
     reference,
     query,
@@ -135,9 +203,13 @@ def transfer_labels(
 
     Returns a frame indexed by the query's cells, as Seurat's TransferData: ``predicted.id``
     ("unknown" where the best score is below ``threshold``), ``prediction.score.<label>`` per label
-    and ``prediction.score.max``. Also writes it into ``query.obs`` (prefixed ``key_added``), the
-    query's latent space / shared PCA into ``query.obsm["X_<key_added>"]`` and a record with the gene
-    overlap into ``query.uns[key_added]``.
+    and ``prediction.score.max``.
+
+    Sets the following fields of ``query``:
+
+    - ``obs[f"{key_added}_<column>"]``: each column of that frame;
+    - ``obsm[f"X_{key_added}"]``: the query's latent space (scANVI) or the shared PCA (baselines);
+    - ``uns[key_added]``: the record, with the gene overlap and the reference model's directory.
 
     method "scanvi": a reference scANVI model (trained here, or ``reference_model``: a trained
     SCANVI or the directory of one saved, e.g. in an earlier session) is fine-tuned on the query by
@@ -146,47 +218,9 @@ def transfer_labels(
     NA labels in the reference mean unlabelled; labels with fewer than ``min_cells_per_label``
     cells are treated as unlabelled, with a warning.
     """
-    if method not in TRANSFER_METHODS:
-        raise ValueError(f"isthmus: unknown label-transfer method {method!r}; available: {', '.join(TRANSFER_METHODS)}")
-    if not 0 <= threshold <= 1:
-        raise ValueError("isthmus: threshold is a probability, between 0 and 1.")
-    started = time.perf_counter()
-    if isinstance(reference_model, str):
-        import scvi
+    return _runner.run("transfer_labels", locals())
 
-        reference_genes = scvi.model.SCANVI.prepare_query_anndata(query, reference_model,
-                                                                  return_reference_var_names=True)
-    else:
-        reference_genes = reference.var_names if reference_model is None else reference_model.adata.var_names
-    overlap = _common.gene_overlap(reference_genes, query.var_names, min_overlap=min_gene_overlap)
-    if verbose:
-        print(f"isthmus: the query has {overlap['shared_genes']} of the reference's {overlap['first_genes']} "
-              f"genes ({overlap['share_of_first']:.0%}).", flush=True)
-    labels = None
-    if reference_model is None:
-        _common.check_column(reference, labels_key, "labels", allow_na=True)
-        labels = _common.labels_with_unlabelled(reference, labels_key, min_cells_per_label)
-    elif method != "scanvi":
-        raise ValueError("isthmus: reference_model is for method='scanvi'; the baselines train on the reference data.")
-    if method == "scanvi":
-        probabilities, latent, reference_dir = _scanvi_transfer(
-            reference, query, labels, batch_key=batch_key, layer=layer, reference_model=reference_model,
-            n_latent=n_latent, max_epochs=max_epochs, scanvi_epochs=scanvi_epochs, query_epochs=query_epochs,
-            allow_non_integer=allow_non_integer, model_dir=model_dir, random_state=random_state, verbose=verbose)
-    else:
-        probabilities, latent = _classical_transfer(method, reference, query, labels, layer=layer, n_comps=n_comps,
-                                                    n_top_genes=n_top_genes, n_neighbors=n_neighbors,
-                                                    random_state=random_state)
-        reference_dir = ""
-    probabilities = probabilities.loc[:, [c for c in probabilities.columns if c != _common.UNLABELLED]]
-    result = _result(probabilities, threshold)
-    for column in result.columns:
-        query.obs[f"{key_added}_{column}"] = result[column].to_numpy()
-    query.obsm[f"X_{key_added}"] = np.asarray(latent, dtype=np.float32)
-    query.uns[key_added] = _common.record(
-        method, {"labels_key": labels_key, "batch_key": batch_key, "threshold": float(threshold),
-                 "random_state": int(random_state), "query_epochs": int(query_epochs) if method == "scanvi" else "",
-                 "reference_genes": overlap["first_genes"], "query_genes": overlap["second_genes"],
-                 "shared_genes": overlap["shared_genes"], "share_of_reference": overlap["share_of_first"]},
-        seconds=time.perf_counter() - started, model_dir=reference_dir)
-    return result
+
+register_task(Task("transfer_labels", transfer_labels, key=lambda call, entry: call.key_added,
+                   record_at=lambda call, entry, fit: (call.query, call.key_added), prepare=_prepare,
+                   not_recorded=("reference", "query")))
