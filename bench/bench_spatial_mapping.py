@@ -25,7 +25,8 @@ import warnings
 import anndata as ad
 import pandas as pd
 
-from isthmus.tl._map_cells import MAPPING_METHODS, holdout_gene_scores
+from isthmus.tl import method_names  # noqa: E402
+from isthmus.tl._map_cells import holdout_gene_scores
 from _tables import markdown  # bench/ is on sys.path when a script runs
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -46,7 +47,7 @@ def load(name: str) -> ad.AnnData:
 
 def run_pair(name, reference, spatial, *, splits, epochs):
     rows = []
-    for method in MAPPING_METHODS:
+    for method in method_names("map_cells"):
         for seed in range(splits):
             started = time.perf_counter()
             scores = holdout_gene_scores(spatial, reference, method=method, fraction=0.1, random_state=seed,

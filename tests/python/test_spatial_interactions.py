@@ -291,7 +291,8 @@ def test_fixed_seed_repeats_and_the_record_survives_h5ad(hippocampus, tmp_path):
 
 
 def test_no_permutations_gives_scores_only(hippocampus):
-    table = interactions(hippocampus, labels_key="cluster", resource=CUSTOM, n_perms=0, verbose=False)
+    with pytest.warns(UserWarning, match="n_perms=0: scores only, without p-values"):
+        table = interactions(hippocampus, labels_key="cluster", resource=CUSTOM, n_perms=0, verbose=False)
     assert table["pvalue"].isna().all() and table["score"].is_monotonic_decreasing
 
 

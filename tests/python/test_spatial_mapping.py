@@ -10,7 +10,8 @@ import pytest
 from scipy import sparse
 
 from isthmus.tl import _map_cells
-from isthmus.tl._map_cells import MAPPING_METHODS, holdout_gene_scores, holdout_genes, map_cells
+from isthmus.tl import method_names
+from isthmus.tl._map_cells import holdout_gene_scores, holdout_genes, map_cells
 
 
 def _read(path):
@@ -46,7 +47,7 @@ def _assert_unchanged(adata, before, *, obsm_added=(), uns_added=()):
     assert set(adata.layers) == before["layers"]
 
 
-@pytest.mark.parametrize("method", MAPPING_METHODS)
+@pytest.mark.parametrize("method", method_names("map_cells"))
 def test_each_method_writes_the_documented_keys(cerebellum, method, tmp_path):
     spatial, reference = cerebellum
     spatial_before, reference_before = _snapshot(spatial), _snapshot(reference)

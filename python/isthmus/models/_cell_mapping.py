@@ -18,19 +18,22 @@ Optional terms of the loss, both off by default (as in Tangram's cells mode):
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ._base import SavableModule, train_full_batch
 
-class CellMapper(nn.Module):
+
+class CellMapper(SavableModule):
     """Cells x spots logits; ``mapping()`` is their softmax over spots (each row sums to 1)."""
+
+    _not_saved = ("generator",)
 
     def __init__(self, n_cells: int, n_spots: int, *, generator: torch.Generator | None = None):
         super().__init__()
+        self._record_init(locals())
         self.logits = nn.Parameter(torch.randn(n_cells, n_spots, generator=generator))
 
     def mapping(self) -> torch.Tensor:
@@ -80,7 +83,8 @@ def fit_cell_mapping(
     on the same (e.g. normalised) scale; ``density`` (spots,) is a prior share of cells per spot summing
     to 1, used when ``density_weight`` > 0. The logits start from N(0, 1) draws seeded by
     ``random_state`` (no global random state is touched). Prints one line about every tenth of the
-    epochs unless ``verbose`` is False. Returns the module and the gene-wise cosine per epoch.
+    epochs unless ``verbose`` is False. Returns the module (``module.save(dir)`` keeps it) and the
+    gene-wise cosine per epoch.
     """
     if cells.shape[1] != spots.shape[1]:
         raise ValueError(f"isthmus: cells have {cells.shape[1]} genes but spots {spots.shape[1]}; give the same genes.")
@@ -92,19 +96,11 @@ def fit_cell_mapping(
     cells_t = torch.as_tensor(np.asarray(cells, dtype=np.float32))
     spots_t = torch.as_tensor(np.asarray(spots, dtype=np.float32))
     density_t = None if density is None else torch.as_tensor(np.asarray(density, dtype=np.float32))
-    optimiser = torch.optim.Adam(module.parameters(), lr=float(learning_rate))
-    every = max(1, max_epochs // 10)
-    history: list[float] = []
-    started = time.perf_counter()
-    for epoch in range(1, max_epochs + 1):
-        optimiser.zero_grad()
-        loss, terms = module.loss(cells_t, spots_t, spot_weight=spot_weight, density=density_t,
-                                  density_weight=density_weight)
-        loss.backward()
-        optimiser.step()
-        history.append(terms["cosine"])
-        if verbose and (epoch % every == 0 or epoch == max_epochs):
-            print(f"isthmus {label}: epoch {epoch}/{max_epochs}  cosine {terms['cosine']:.2f}"
-                  f"  ({time.perf_counter() - started:.1f} s)", flush=True)
-    module.eval()
+
+    def loss_of():
+        return module.loss(cells_t, spots_t, spot_weight=spot_weight, density=density_t,
+                           density_weight=density_weight)
+
+    history = train_full_batch(module, loss_of, max_epochs=max_epochs, learning_rate=float(learning_rate),
+                               measure="cosine", digits=2, label=label, verbose=verbose)
     return module, history

@@ -17,12 +17,13 @@ j -> i is sigmoid(a_src . z_j + a_dst . z_i), normalised over i's neighbours by 
 
 from __future__ import annotations
 
-import time
 import warnings
 
 import numpy as np
 import torch
 from torch import nn
+
+from ._base import SavableModule, train_full_batch
 
 
 class _EdgeWeightedSum(torch.autograd.Function):
@@ -55,9 +56,10 @@ class _EdgeWeightedSum(torch.autograd.Function):
         return grad_weights, grad_values, None, None
 
 
-class GraphAttentionAutoencoder(nn.Module):
+class GraphAttentionAutoencoder(SavableModule):
     def __init__(self, n_input: int, n_hidden: int = 512, n_latent: int = 30):
         super().__init__()
+        self._record_init(locals())
         self.w_hidden = nn.Parameter(torch.empty(n_input, n_hidden))
         self.w_latent = nn.Parameter(torch.empty(n_hidden, n_latent))
         self.att_src = nn.Parameter(torch.empty(n_hidden))
@@ -101,11 +103,12 @@ def fit_graph_autoencoder(
     seed: int = 0,
     verbose: bool = True,
     label: str = "GAT",
-) -> tuple[np.ndarray, list[float]]:
+) -> tuple[np.ndarray, GraphAttentionAutoencoder]:
     """Train on ``features`` (spots x features) over ``edges`` ((2, m) source, target; self loops
-    included by the caller) full batch; returns the embedding (spots x n_latent) and the loss per
-    epoch. STAGATE's optimiser settings (Adam 1e-3, weight decay 1e-4, gradient norm clipped at 5,
-    1000 epochs). Deterministic on the CPU for a given seed."""
+    included by the caller) full batch; returns the embedding (spots x n_latent) and the trained
+    model (its loss per epoch in ``model.history_["loss"]``; ``model.save(dir)`` keeps it).
+    STAGATE's optimiser settings (Adam 1e-3, weight decay 1e-4, gradient norm clipped at 5, 1000
+    epochs). Deterministic on the CPU for a given seed."""
     from scipy import sparse
 
     torch.manual_seed(int(seed))
@@ -118,23 +121,15 @@ def fit_graph_autoencoder(
     source = torch.as_tensor(graph.col.astype(np.int64))
     target = torch.as_tensor(graph.row.astype(np.int64))
     model = GraphAttentionAutoencoder(x.shape[1], n_hidden, n_latent)
-    optimiser = torch.optim.Adam(model.parameters(), lr=learning_rate, weight_decay=weight_decay)
-    every = max(1, max_epochs // 10)
-    started = time.perf_counter()
-    losses = []
-    model.train()
-    for epoch in range(1, max_epochs + 1):
-        optimiser.zero_grad()
+
+    def loss_of():
         _, reconstruction = model(x, source, target)
         loss = nn.functional.mse_loss(reconstruction, x)
-        loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), gradient_clip)
-        optimiser.step()
-        losses.append(float(loss.detach()))
-        if verbose and (epoch % every == 0 or epoch == max_epochs):
-            print(f"isthmus {label}: epoch {epoch}/{max_epochs}  loss {losses[-1]:.4f}"
-                  f"  ({time.perf_counter() - started:.1f} s)", flush=True)
-    model.eval()
+        return loss, {"loss": float(loss.detach())}
+
+    train_full_batch(model, loss_of, max_epochs=int(max_epochs), learning_rate=learning_rate,
+                     weight_decay=weight_decay, gradient_clip=gradient_clip, measure="loss", digits=4, label=label,
+                     verbose=verbose)
     with torch.no_grad():
         latent, _ = model(x, source, target)
-    return latent.numpy().astype(np.float32), losses
+    return latent.numpy().astype(np.float32), model

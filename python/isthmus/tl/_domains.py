@@ -11,15 +11,18 @@ the instability is visible rather than hidden.
 
 from __future__ import annotations
 
+import functools
 import time
 
 import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from . import _classical, _common, _spatial
+from .. import _arguments, _progress
+from . import _classical, _common, _runner, _spatial
+from ._registry import Method, register
+from ._runner import Fit, Task, register_task
 
-DOMAIN_METHODS = ("gat", "neighbor_pca", "pca")
 CLUSTER_METHODS = ("gmm", "leiden")
 
 
@@ -45,9 +48,8 @@ def _gat_embedding(lognorm, graph, *, n_comps, seed, max_epochs, verbose):
     features = PCA(n_components=n_comps, svd_solver="randomized", random_state=0).fit_transform(dense)
     with_self = (graph + sparse.identity(graph.shape[0], format="csr")).tocoo()
     edges = np.vstack([with_self.col, with_self.row])  # source j -> target i
-    latent, _ = fit_graph_autoencoder(features, edges, max_epochs=max_epochs, seed=seed, verbose=verbose,
-                                      label=f"GAT seed {seed}")
-    return latent
+    return fit_graph_autoencoder(features, edges, max_epochs=max_epochs, seed=seed, verbose=verbose,
+                                 label=f"GAT seed {seed}")
 
 
 def _neighbor_pca(lognorm, xy, *, n_comps, n_neighbors, lambda_, seed):
@@ -169,6 +171,95 @@ def refine(labels: np.ndarray, graph: sparse.csr_matrix) -> np.ndarray:
 # ---- the task -------------------------------------------------------------------------------
 
 
+def _prepare(call, entry) -> None:
+    """Checks and inputs all methods share: the clustering choice, coordinates, the spatial graph and
+    the log-normalised variable genes."""
+    adata = call.adata
+    call.cluster_method = call.cluster_method or ("gmm" if call.n_domains else "leiden")
+    if call.cluster_method not in CLUSTER_METHODS:
+        raise ValueError(f"isthmus: unknown {_arguments.name('cluster_method')} {call.cluster_method!r}; available: "
+                         f"{', '.join(CLUSTER_METHODS)}")
+    if call.cluster_method == "gmm" and not call.n_domains:
+        raise ValueError(f"isthmus: {_arguments.name('cluster_method')} 'gmm' needs {_arguments.name('n_domains')} "
+                         "(the number of domains to find).")
+    if call.n_domains is not None and not call.n_domains < adata.n_obs:
+        raise ValueError(f"isthmus: {_arguments.name('n_domains')} must be below the number of spots "
+                         f"({adata.n_obs}); got {call.n_domains}.")
+    call.xy = _spatial.coordinates(adata, call.spatial_key)
+    _spatial.check_spots_have_counts(adata, call.layer)
+    call.graph = _spatial.neighbour_graph(call.xy, call.n_neighbors)
+    call.lognorm = _log_hvg(_common.matrix_of(adata, call.layer), call.n_top_genes)
+    call.n_comps_used = call.n_comps or DEFAULT_COMPS[entry.name]
+
+
+def _gat(call, seed):
+    return _gat_embedding(call.lognorm, call.graph, n_comps=call.n_comps_used, seed=seed,
+                          max_epochs=int(call.max_epochs), verbose=call.verbose)
+
+
+def _banksy_like(call, seed):
+    return _neighbor_pca(call.lognorm, call.xy, n_comps=call.n_comps_used, n_neighbors=15, lambda_=call.lambda_,
+                         seed=seed), None
+
+
+def _pca(call, seed):
+    return _classical.ScaledPCA(call.n_comps_used, seed).fit_transform(call.lognorm), None
+
+
+def _fit_domains(call, embed) -> Fit:
+    """The shared route: an embedding per seed (the method's own part: the embedding and the trained
+    model, if any), clustered the same way for every method, then the consensus over seeds and the
+    spatial refinement. The most typical run's model is the one saved."""
+    started = time.perf_counter()
+    seeds = [int(call.random_state) + i for i in range(int(call.n_seeds))]
+    embeddings, runs, models = [], [], []
+    for seed in seeds:
+        embedding, model = embed(call, seed)
+        models.append(model)
+        labels = (_gmm(embedding, int(call.n_domains), seed) if call.cluster_method == "gmm"
+                  else _leiden(embedding, seed, resolution=call.resolution, n_domains=call.n_domains))
+        embeddings.append(embedding)
+        runs.append(labels)
+        if call.n_seeds > 1:
+            _progress.say(call.method, f"seed {seed} done, {len(np.unique(labels))} domains "
+                                       f"({time.perf_counter() - started:.1f} s)", call.verbose)
+    runs = np.column_stack(runs)
+    labels, seed_ari, agreement = consensus(runs)
+    if call.refine_labels:
+        labels = refine(labels, call.graph)
+    # domains numbered 1.. by size, so the largest is "1" whatever the seed
+    order = pd.Series(labels).value_counts().index
+    names = {old: str(new) for new, old in enumerate(order, start=1)}
+    domains = pd.Categorical([names[x] for x in labels], categories=[str(i) for i in range(1, len(order) + 1)])
+
+    key = _key(call)
+    typical = int(np.argmax(seed_ari))
+    fit = Fit(value=pd.Series(domains, index=call.adata.obs_names, name=f"{key}_domain"), model=models[typical],
+              record={"cluster_method": call.cluster_method, "seeds": seeds, "n_comps": int(call.n_comps_used),
+                      "seed_ari": [float(a) for a in seed_ari]})
+    fit.put(call.adata, "obs", f"{key}_domain", domains)
+    fit.put(call.adata, "obs", f"{key}_agreement", agreement)
+    fit.put(call.adata, "obsm", f"X_{key}", embeddings[typical])
+    fit.put(call.adata, "obsm", f"{key}_seed_domains", runs.astype(np.int32))
+    return fit
+
+
+def _key(call, entry=None) -> str:
+    return call.key_added or call.method
+
+
+DEFAULT_COMPS = {"gat": 200, "neighbor_pca": 20, "pca": 30}
+_WRITES = ("obs/{key}_domain", "obs/{key}_agreement", "obsm/X_{key}", "obsm/{key}_seed_domains")
+for _name, _embed, _kind, _summary in (
+    ("gat", _gat, "dl", "graph attention autoencoder on the spatial neighbour graph (STAGATE design)"),
+    ("neighbor_pca", _banksy_like, "baseline", "BANKSY-style neighbour-augmented PCA (mean term only)"),
+    ("pca", _pca, "baseline", "PCA of log-normalised, scaled variable genes (no space)"),
+):
+    register(Method("spatial_domains", _name, functools.partial(_fit_domains, embed=_embed), _kind, _summary,
+                    needs=("counts", "coordinates"), writes=_WRITES, saves_model=_kind == "dl",
+                    r_verb="FindSpatialDomains"))
+
+
 def spatial_domains(
     adata,
     *,
@@ -185,6 +276,7 @@ def spatial_domains(
     resolution: float = 1.0,
     lambda_: float = 0.8,
     refine_labels: bool = True,
+    model_dir: str | None = None,
     key_added: str | None = None,
     random_state: int = 0,
     verbose: bool = True,
@@ -206,65 +298,15 @@ def spatial_domains(
     ``obs[f"{key}_agreement"]`` share of runs giving each spot its consensus label (before refinement),
     ``obsm[f"X_{key}"]`` the embedding of the most typical run,
     ``obsm[f"{key}_seed_domains"]`` each run's labels before consensus (spots x seeds),
-    ``uns[key]`` the record, with each run's ARI to the consensus ("seed_ari").
+    ``uns[key]`` the record, with each run's ARI to the consensus ("seed_ari") and, for "gat", the
+    directory its most typical run's model was saved in (``model_dir``; a temporary one by default).
     """
-    if method not in DOMAIN_METHODS:
-        raise ValueError(f"isthmus: unknown spatial-domain method {method!r}; available: {', '.join(DOMAIN_METHODS)}")
-    cluster_method = cluster_method or ("gmm" if n_domains else "leiden")
-    if cluster_method not in CLUSTER_METHODS:
-        raise ValueError(f"isthmus: unknown cluster_method {cluster_method!r}; available: {', '.join(CLUSTER_METHODS)}")
-    if cluster_method == "gmm" and not n_domains:
-        raise ValueError("isthmus: cluster_method 'gmm' needs n_domains (the number of domains to find).")
-    if n_domains is not None and not 2 <= int(n_domains) < adata.n_obs:
-        raise ValueError(f"isthmus: n_domains must be between 2 and the number of spots; got {n_domains}.")
-    if int(n_seeds) < 1:
-        raise ValueError("isthmus: n_seeds must be at least 1.")
-    started = time.perf_counter()
-    xy = _spatial.coordinates(adata, spatial_key)
-    _spatial.check_spots_have_counts(adata, layer)
-    graph = _spatial.neighbour_graph(xy, n_neighbors)
-    lognorm = _log_hvg(_common.matrix_of(adata, layer), n_top_genes)
-    n_comps = n_comps or {"gat": 200, "neighbor_pca": 20, "pca": 30}[method]
+    return _runner.run("spatial_domains", locals())
 
-    seeds = [int(random_state) + i for i in range(int(n_seeds))]
-    embeddings, runs = [], []
-    for seed in seeds:
-        if method == "gat":
-            embedding = _gat_embedding(lognorm, graph, n_comps=n_comps, seed=seed, max_epochs=int(max_epochs),
-                                       verbose=verbose)
-        elif method == "neighbor_pca":
-            embedding = _neighbor_pca(lognorm, xy, n_comps=n_comps, n_neighbors=15, lambda_=lambda_, seed=seed)
-        else:
-            embedding = _classical.ScaledPCA(n_comps, seed).fit_transform(lognorm)
-        labels = (_gmm(embedding, int(n_domains), seed) if cluster_method == "gmm"
-                  else _leiden(embedding, seed, resolution=resolution, n_domains=n_domains))
-        embeddings.append(embedding)
-        runs.append(labels)
-        if verbose and n_seeds > 1:
-            print(f"isthmus {method}: seed {seed} done, {len(np.unique(labels))} domains "
-                  f"({time.perf_counter() - started:.1f} s)", flush=True)
-    runs = np.column_stack(runs)
-    labels, seed_ari, agreement = consensus(runs)
-    if refine_labels:
-        labels = refine(labels, graph)
-    # domains numbered 1.. by size, so the largest is "1" whatever the seed
-    order = pd.Series(labels).value_counts().index
-    names = {old: str(new) for new, old in enumerate(order, start=1)}
-    domains = pd.Categorical([names[x] for x in labels], categories=[str(i) for i in range(1, len(order) + 1)])
 
-    key = key_added or method
-    typical = int(np.argmax(seed_ari))
-    adata.obs[f"{key}_domain"] = domains
-    adata.obs[f"{key}_agreement"] = agreement
-    adata.obsm[f"X_{key}"] = embeddings[typical]
-    adata.obsm[f"{key}_seed_domains"] = runs.astype(np.int32)
-    adata.uns[key] = _common.record(method, {
-        "n_domains": int(n_domains) if n_domains else None, "cluster_method": cluster_method,
-        "seeds": seeds, "n_neighbors": int(n_neighbors), "n_top_genes": int(n_top_genes), "n_comps": int(n_comps),
-        "max_epochs": int(max_epochs) if method == "gat" else None, "refine_labels": bool(refine_labels),
-        "lambda": float(lambda_) if method == "neighbor_pca" else None,
-        "seed_ari": [float(a) for a in seed_ari]}, seconds=time.perf_counter() - started)
-    return pd.Series(domains, index=adata.obs_names, name=f"{key}_domain")
+register_task(Task("spatial_domains", spatial_domains, key=_key,
+                   record_at=lambda call, entry, fit: (call.adata, _key(call)), prepare=_prepare,
+                   not_recorded=("adata",)))
 
 
 def domain_scores(adata, *, truth_key: str, domain_keys=None) -> pd.DataFrame:

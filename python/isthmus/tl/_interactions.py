@@ -20,9 +20,11 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from . import _classical, _common, _spatial
+from .. import _arguments
+from . import _classical, _common, _runner, _spatial
+from ._registry import Method, register
+from ._runner import Fit, Task, register_task
 
-INTERACTION_METHODS = ("spatial", "nonspatial")
 COLUMNS = ("source", "target", "ligand", "receptor", "score", "pvalue", "fdr", "n_pairs")
 # the two resources "auto" chooses between: OmniPath's consensus, human symbols, and its mouse orthologues
 AUTO_RESOURCES = ("consensus", "mouseconsensus")
@@ -296,6 +298,96 @@ def _benjamini_hochberg(p: np.ndarray) -> np.ndarray:
 # ---- the task ----------------------------------------------------------------------------
 
 
+def _prepare(call, entry) -> None:
+    """Labels, resource pairs and expression: what both tests share."""
+    adata = call.adata
+    if call.n_perms == 0:
+        warnings.warn(f"isthmus: {_arguments.setting('n_perms', 0)}: scores only, without p-values (pvalue and fdr "
+                      "are NA); give 1000 or more shuffles to test them.", UserWarning, stacklevel=4)
+    call.labels, call.codes, call.left_out = _label_codes(adata, call.labels_key, int(call.min_cells))
+    _spatial.check_spots_have_counts(adata, call.layer)
+    _common.check_counts(adata, call.layer, allow_non_integer=True)
+    genes = pd.Index(adata.var_names.astype(str))
+    call.resource_name, call.table, how = _resource(call.resource, genes)
+    call.pairs, used, call.ligand_subunits, call.receptor_subunits = _pairs_in_data(call.resource_name, call.table,
+                                                                                     genes)
+    if call.verbose:
+        chosen = f" ({how})" if how else ""
+        print(f"isthmus: resource {call.resource_name!r}{chosen}: {len(call.pairs)} of its {len(call.table)} "
+              "ligand-receptor pairs have all their genes in the data.", flush=True)
+    call.expression = _classical.log_normalise(_common.matrix_of(adata, call.layer))[:, used].toarray().astype(
+        np.float64)
+
+
+def _fit_spatial(call) -> Fit:
+    graph = _spatial.neighbour_graph(_spatial.coordinates(call.adata), int(call.n_neighbors))
+    if call.include_self:
+        graph = (graph + sparse.identity(graph.shape[0], dtype=graph.dtype, format="csr")).tocsr()
+    edges = graph.tocoo()
+    src, dst = edges.row.astype(np.int64), edges.col.astype(np.int64)
+    n_labels = len(call.labels) + 1  # the last code holds the spots of left-out labels
+    shuffled = _shuffled_labels(call.codes, int(call.n_perms), int(call.random_state))
+    ligand = _complex_min(call.expression, call.ligand_subunits)
+    receptor = _complex_min(call.expression, call.receptor_subunits)
+    tested = _spatial_test(call.codes, shuffled, src, dst, ligand, receptor, n_labels)
+    return _table(call, *tested, min_pairs=max(int(call.min_pairs), 1), facts={"adjacent_pairs": int(src.size)})
+
+
+def _fit_nonspatial(call) -> Fit:
+    n_labels = len(call.labels) + 1
+    shuffled = _shuffled_labels(call.codes, int(call.n_perms), int(call.random_state))
+    tested = _nonspatial_test(call.codes, shuffled, call.expression, call.ligand_subunits, call.receptor_subunits,
+                              n_labels)
+    # positions play no part: the spatial options are not this method's
+    facts = {"n_neighbors": None, "include_self": None, "min_pairs": None}
+    return _table(call, *tested, min_pairs=1, facts=facts)
+
+
+def _table(call, scores, n_pairs, exceed, valid, *, min_pairs: int, facts: dict) -> Fit:
+    """The result table of either test: rows that pass the detection and pair filters, sorted."""
+    started = time.perf_counter()
+    labels, codes, pairs = call.labels, call.codes, call.pairs
+    n_labels = len(labels) + 1
+    detected = _type_means(codes[None], (call.expression > 0).astype(np.float64),
+                           np.bincount(codes, minlength=n_labels))[0]
+    ligand_share = _complex_min(detected, call.ligand_subunits)
+    receptor_share = _complex_min(detected, call.receptor_subunits)
+
+    shape = (n_labels, n_labels, len(pairs))
+    scores, exceed, valid = scores.reshape(shape), exceed.reshape(shape), valid.reshape(shape)
+    n_pairs = np.broadcast_to(np.asarray(n_pairs).reshape(n_labels, n_labels, 1), shape)
+    keep = ((ligand_share[:, None, :] >= call.expr_prop) & (receptor_share[None, :, :] >= call.expr_prop)
+            & (n_pairs >= min_pairs) & np.isfinite(scores))
+    keep[-1, :, :] = keep[:, -1, :] = False
+    source, target, pair = np.nonzero(keep)
+    pvalue = ((1 + exceed[keep]) / (1 + valid[keep])) if call.n_perms > 0 else np.full(source.size, np.nan)
+    names = np.asarray(labels, dtype=object)
+    result = pd.DataFrame({
+        "source": names[source], "target": names[target],
+        "ligand": pairs["ligand"].to_numpy(dtype=object)[pair],
+        "receptor": pairs["receptor"].to_numpy(dtype=object)[pair],
+        "score": scores[keep].astype(float), "pvalue": pvalue.astype(float),
+        "fdr": _benjamini_hochberg(pvalue), "n_pairs": n_pairs[keep].astype(np.int64)})
+    order = np.lexsort((result["receptor"], result["ligand"], result["target"], result["source"], -result["score"],
+                        result["pvalue"].fillna(1.0)))
+    result = result.iloc[order].reset_index(drop=True)
+    if call.verbose:
+        significant = int((result["fdr"] < 0.05).sum())
+        print(f"isthmus: {call.method} interactions: {len(result)} (source, target, pair) rows pass expr_prop "
+              f"{call.expr_prop:g}, {significant} with FDR < 0.05.", flush=True)
+    facts = {"resource": call.resource_name, "resource_pairs": int(len(call.table)), "pairs_kept": int(len(pairs)),
+             "labels": ", ".join(labels), "labels_left_out": ", ".join(call.left_out), **facts}
+    return Fit(value=result, record=facts, record_top={"table": result})
+
+
+register(Method("interactions", "spatial", _fit_spatial, "classical",
+                "ligand x receptor over adjacent spots, tested by shuffling labels",
+                needs=("labels", "coordinates"), r_verb="SpatialInteractions"))
+register(Method("interactions", "nonspatial", _fit_nonspatial, "baseline",
+                "CellPhoneDB's mean ligand x mean receptor per label pair (positions ignored)",
+                needs=("labels",), r_verb="SpatialInteractions"))
+
+
 def interactions(
     adata,
     *,
@@ -356,78 +448,12 @@ def interactions(
     spots for "nonspatial"). Writes ``adata.uns[key_added]``: the record (method, params with the
     resource, its pairs and the pairs kept, seconds, versions) and the table under "table".
     """
-    if method not in INTERACTION_METHODS:
-        raise ValueError(f"isthmus: unknown interaction method {method!r}; available: {', '.join(INTERACTION_METHODS)}")
-    if int(n_perms) < 0:
-        raise ValueError("isthmus: n_perms is a number of label shuffles, 0 or more.")
-    if not 0 <= expr_prop <= 1:
-        raise ValueError("isthmus: expr_prop is a proportion of spots, between 0 and 1.")
-    started = time.perf_counter()
-    labels, codes, left_out = _label_codes(adata, labels_key, int(min_cells))
-    _spatial.check_spots_have_counts(adata, layer)
-    genes = pd.Index(adata.var_names.astype(str))
-    name, table, how = _resource(resource, genes)
-    pairs, used, ligand_subunits, receptor_subunits = _pairs_in_data(name, table, genes)
-    if verbose:
-        chosen = f" ({how})" if how else ""
-        print(f"isthmus: resource {name!r}{chosen}: {len(pairs)} of its {len(table)} ligand-receptor pairs have all "
-              "their genes in the data.", flush=True)
-    if method == "spatial":
-        graph = _spatial.neighbour_graph(_spatial.coordinates(adata), int(n_neighbors))
-        if include_self:
-            graph = (graph + sparse.identity(graph.shape[0], dtype=graph.dtype, format="csr")).tocsr()
-        edges = graph.tocoo()
-        src, dst = edges.row.astype(np.int64), edges.col.astype(np.int64)
-    expression = _classical.log_normalise(_common.matrix_of(adata, layer))[:, used].toarray().astype(np.float64)
+    return _runner.run("interactions", locals())
 
-    n_labels = len(labels) + 1  # the last code holds the spots of left-out labels
-    shuffled = _shuffled_labels(codes, int(n_perms), int(random_state))
-    if method == "spatial":
-        ligand = _complex_min(expression, ligand_subunits)
-        receptor = _complex_min(expression, receptor_subunits)
-        scores, n_pairs, exceed, valid = _spatial_test(codes, shuffled, src, dst, ligand, receptor, n_labels)
-    else:
-        scores, n_pairs, exceed, valid = _nonspatial_test(codes, shuffled, expression, ligand_subunits,
-                                                          receptor_subunits, n_labels)
-    detected = _type_means(codes[None], (expression > 0).astype(np.float64), np.bincount(codes, minlength=n_labels))[0]
-    ligand_share = _complex_min(detected, ligand_subunits)
-    receptor_share = _complex_min(detected, receptor_subunits)
 
-    shape = (n_labels, n_labels, len(pairs))
-    scores, exceed, valid = scores.reshape(shape), exceed.reshape(shape), valid.reshape(shape)
-    n_pairs = np.broadcast_to(np.asarray(n_pairs).reshape(n_labels, n_labels, 1), shape)
-    enough = max(int(min_pairs), 1) if method == "spatial" else 1
-    keep = ((ligand_share[:, None, :] >= expr_prop) & (receptor_share[None, :, :] >= expr_prop)
-            & (n_pairs >= enough) & np.isfinite(scores))
-    keep[-1, :, :] = keep[:, -1, :] = False
-    source, target, pair = np.nonzero(keep)
-    pvalue = ((1 + exceed[keep]) / (1 + valid[keep])) if n_perms > 0 else np.full(source.size, np.nan)
-    names = np.asarray(labels, dtype=object)
-    result = pd.DataFrame({
-        "source": names[source], "target": names[target],
-        "ligand": pairs["ligand"].to_numpy(dtype=object)[pair],
-        "receptor": pairs["receptor"].to_numpy(dtype=object)[pair],
-        "score": scores[keep].astype(float), "pvalue": pvalue.astype(float),
-        "fdr": _benjamini_hochberg(pvalue), "n_pairs": n_pairs[keep].astype(np.int64)})
-    order = np.lexsort((result["receptor"], result["ligand"], result["target"], result["source"], -result["score"],
-                        result["pvalue"].fillna(1.0)))
-    result = result.iloc[order].reset_index(drop=True)
-
-    seconds = time.perf_counter() - started
-    params = {"labels_key": labels_key, "layer": layer, "resource": name, "resource_pairs": int(len(table)),
-              "pairs_kept": int(len(pairs)), "n_perms": int(n_perms), "min_cells": int(min_cells),
-              "expr_prop": float(expr_prop), "labels": ", ".join(labels), "labels_left_out": ", ".join(left_out),
-              "random_state": int(random_state),
-              "n_neighbors": int(n_neighbors) if method == "spatial" else None,
-              "include_self": bool(include_self) if method == "spatial" else None,
-              "min_pairs": int(min_pairs) if method == "spatial" else None,
-              "adjacent_pairs": int(src.size) if method == "spatial" else None}
-    adata.uns[key_added] = {**_common.record(method, params, seconds=seconds), "table": result}
-    if verbose:
-        significant = int((result["fdr"] < 0.05).sum())
-        print(f"isthmus: {method} interactions: {len(result)} (source, target, pair) rows pass expr_prop "
-              f"{expr_prop:g}, {significant} with FDR < 0.05 ({seconds:.1f} s).", flush=True)
-    return result
+register_task(Task("interactions", interactions, key=lambda call, entry: call.key_added,
+                   record_at=lambda call, entry, fit: (call.adata, call.key_added), prepare=_prepare,
+                   not_recorded=("adata",)))
 
 
 def plot_interactions(table: pd.DataFrame, path: str, *, top: int = 20, title: str | None = None) -> str:

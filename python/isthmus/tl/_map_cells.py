@@ -10,16 +10,16 @@ how well each predicts measured genes it was not shown (Li et al., Nature Method
 from __future__ import annotations
 
 import dataclasses
-import time
 from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from . import _classical, _common, _spatial
-
-MAPPING_METHODS = ("tangram", "gimvi", "knn")
+from .. import _arguments
+from . import _classical, _common, _runner, _spatial
+from ._registry import Method, method_names, register
+from ._runner import Fit, Task, register_task
 DEFAULT_EPOCHS = {"tangram": 1000, "gimvi": 200}
 DEFAULT_LEARNING_RATE = {"tangram": 0.1, "gimvi": 1e-3}
 # below this many genes a mapping has too little to go on
@@ -123,6 +123,7 @@ def _tangram(ref_counts, sp_counts, train_idx, impute_idx, *, max_epochs, learni
     spots = _dense(sp_norm)
     module, history = fit_cell_mapping(cells, spots, max_epochs=max_epochs, learning_rate=learning_rate,
                                        random_state=random_state, verbose=verbose)
+    module.eval()
     import torch
 
     with torch.no_grad():
@@ -130,7 +131,7 @@ def _tangram(ref_counts, sp_counts, train_idx, impute_idx, *, max_epochs, learni
     # each spot's imputed profile: the mapping-weighted mean of its cells' normalised expression
     mass = mapping.sum(axis=0)
     predicted = (mapping.T @ _dense(ref_norm[:, impute_idx])) / np.maximum(mass, 1e-12)[:, None]
-    return np.log1p(predicted), mapping, {"training_cosine": float(history[-1])}
+    return np.log1p(predicted), mapping, {"training_cosine": float(history[-1])}, module
 
 
 def _knn(ref_counts, sp_counts, train_idx, impute_idx, *, n_neighbors, n_comps, random_state):
@@ -174,6 +175,111 @@ def _gimvi(reference, ref_counts, sp_counts, spatial_names, train_genes, train_i
 
 
 # ---- the task -------------------------------------------------------------------------------
+
+
+def _prepare(call, entry) -> None:
+    """Checks and gene sets every method shares: training genes (in both, with counts in both),
+    genes to impute, the reference's types; refused before any training."""
+    spatial, reference, layer = call.spatial, call.reference, call.layer
+    if not call.key_added:
+        raise ValueError(f"isthmus: {_arguments.name('key_added')} must be a non-empty name.")
+    call.max_epochs = DEFAULT_EPOCHS.get(entry.name) if call.max_epochs is None else int(call.max_epochs)
+    call.learning_rate = (DEFAULT_LEARNING_RATE.get(entry.name) if call.learning_rate is None
+                          else float(call.learning_rate))
+    for adata in (spatial, reference):  # gimVI models counts; the others need non-negative expression
+        _common.check_counts(adata, layer, allow_non_integer=entry.name != "gimvi")
+    _spatial.check_spots_have_counts(spatial, layer)
+    shared = _spatial.shared_genes(reference, spatial, min_overlap=call.min_gene_overlap, verbose=call.verbose)
+    ref_counts = sparse.csr_matrix(_common.matrix_of(reference, layer))
+    sp_counts = sparse.csr_matrix(_common.matrix_of(spatial, layer))
+
+    requested = _genes_in(call.training_genes, shared, "training genes", "both the reference and the spatial data")
+    candidates = pd.Index(requested if requested is not None else shared)
+    ref_detected = np.asarray((ref_counts[:, reference.var_names.get_indexer(candidates)] > 0).sum(axis=0)).ravel()
+    sp_detected = np.asarray((sp_counts[:, spatial.var_names.get_indexer(candidates)] > 0).sum(axis=0)).ravel()
+    train_genes = list(candidates[(ref_detected > 0) & (sp_detected > 0)])  # a gene with no counts says nothing
+    if len(train_genes) < MIN_TRAINING_GENES:
+        raise ValueError(f"isthmus: only {len(train_genes)} genes with counts in both datasets to train on; at "
+                         f"least {MIN_TRAINING_GENES} are needed. Check the gene identifiers and "
+                         f"{_arguments.name('training_genes')}.")
+    train_idx = {"reference": reference.var_names.get_indexer(train_genes),
+                 "spatial": spatial.var_names.get_indexer(train_genes)}
+    for what, counts, names, idx in (("spatial data", sp_counts, spatial.obs_names, train_idx["spatial"]),
+                                     ("reference", ref_counts, reference.obs_names, train_idx["reference"])):
+        _spatial.check_rows_have_counts(counts[:, idx], names, f"cells/spots of the {what}",
+                                        "subset them away or train on more genes.", on=" on the training genes")
+
+    impute = _genes_in(call.impute_genes, reference.var_names, "genes to impute", "the reference")
+    if impute is None:
+        impute = [g for g in reference.var_names.astype(str) if g not in spatial.var_names]
+    types = None
+    if call.labels_key is not None:
+        types = _spatial.reference_labels(reference, call.labels_key, min_cells=int(call.min_cells_per_type))
+    if call.verbose:
+        print(f"isthmus: mapping {reference.n_obs} cells onto {spatial.n_obs} spots ({entry.name}) on "
+              f"{len(train_genes)} genes; imputing {len(impute)}.", flush=True)
+    call.prepared = dict(ref_counts=ref_counts, sp_counts=sp_counts, train_genes=train_genes, train_idx=train_idx,
+                         impute=impute, impute_idx=reference.var_names.get_indexer(impute), types=types,
+                         facts={"spatial_genes": int(spatial.n_vars), "reference_genes": int(reference.n_vars),
+                                "shared_genes": int(len(shared)),
+                                "share_of_spatial": float(len(shared) / max(spatial.n_vars, 1)),
+                                "training_genes": len(train_genes), "imputed_genes": len(impute),
+                                "max_epochs": call.max_epochs if entry.name != "knn" else None,
+                                "learning_rate": call.learning_rate if entry.name != "knn" else None,
+                                "scale": "log1p(expression per 1e4 counts of the reference's genes)"})
+
+
+def _mapping(call, imputed, weights, mapping_out, extra, *, model=None, directory="") -> Fit:
+    """The result every method returns: imputed genes, cell types (when labels are given), the mapping."""
+    prepared = call.prepared
+    imputed = pd.DataFrame(np.asarray(imputed, dtype=np.float32), index=call.spatial.obs_names.copy(),
+                           columns=pd.Index(prepared["impute"], dtype=object))
+    cell_types = None
+    if prepared["types"] is not None:
+        cell_types = _type_shares(weights, prepared["types"])
+        cell_types.index = call.spatial.obs_names.copy()
+    result = CellMapping(method=call.method, imputed=imputed, cell_types=cell_types, mapping=mapping_out,
+                         training_genes=prepared["train_genes"], record={})
+    fit = Fit(value=result, model=model, model_dir=directory or None, record={**prepared["facts"], **extra})
+    fit.with_record = lambda record: setattr(result, "record", record)
+    if cell_types is not None:
+        fit.put(call.spatial, "obsm", f"{call.key_added}_cell_types", cell_types)
+    return fit
+
+
+def _fit_tangram(call) -> Fit:
+    p = call.prepared
+    imputed, mapping, extra, module = _tangram(p["ref_counts"], p["sp_counts"], p["train_idx"], p["impute_idx"],
+                                               max_epochs=call.max_epochs, learning_rate=call.learning_rate,
+                                               random_state=call.random_state, verbose=call.verbose)
+    return _mapping(call, imputed, mapping, _compact_mapping(mapping), extra, model=module)
+
+
+def _fit_knn(call) -> Fit:
+    p = call.prepared
+    imputed, weights, extra = _knn(p["ref_counts"], p["sp_counts"], p["train_idx"], p["impute_idx"],
+                                   n_neighbors=call.n_neighbors, n_comps=call.n_comps, random_state=call.random_state)
+    return _mapping(call, imputed, weights, weights, extra)
+
+
+def _fit_gimvi(call) -> Fit:
+    p = call.prepared
+    imputed, weights, directory = _gimvi(
+        call.reference, p["ref_counts"], p["sp_counts"], call.spatial.obs_names, p["train_genes"], p["train_idx"],
+        p["impute_idx"], max_epochs=call.max_epochs, learning_rate=call.learning_rate, n_neighbors=call.n_neighbors,
+        model_dir=call.model_dir, random_state=call.random_state, verbose=call.verbose)
+    return _mapping(call, imputed, weights, None, {}, directory=directory)
+
+
+_WRITES = ("obsm/{key}_cell_types?",)
+register(Method("map_cells", "tangram", _fit_tangram, "dl",
+                "Tangram-style mapping of cells onto spots (isthmus's PyTorch model)",
+                needs=("reference",), writes=_WRITES, saves_model=True, r_verb="MapCells"))
+register(Method("map_cells", "gimvi", _fit_gimvi, "dl", "gimVI, one VAE per dataset with a shared latent space",
+                needs=("counts", "reference"), writes=_WRITES, saves_model=True, r_verb="MapCells"))
+register(Method("map_cells", "knn", _fit_knn, "baseline",
+                "the nearest reference cells of each spot in a PCA fitted on the reference",
+                needs=("reference",), writes=_WRITES, r_verb="MapCells"))
 
 
 def map_cells(
@@ -233,88 +339,12 @@ def map_cells(
     reference and applied to the spots; each spot's imputed expression is the mean log-normalised
     expression of its ``n_neighbors`` nearest reference cells, its types their vote.
     """
-    if method not in MAPPING_METHODS:
-        raise ValueError(f"isthmus: unknown mapping method {method!r}; available: {', '.join(MAPPING_METHODS)}")
-    if not key_added:
-        raise ValueError("isthmus: key_added must be a non-empty name.")
-    if int(n_neighbors) < 1:
-        raise ValueError("isthmus: n_neighbors must be at least 1.")
-    started = time.perf_counter()
-    max_epochs = DEFAULT_EPOCHS.get(method) if max_epochs is None else int(max_epochs)
-    learning_rate = DEFAULT_LEARNING_RATE.get(method) if learning_rate is None else float(learning_rate)
+    return _runner.run("map_cells", locals())
 
-    for adata in (spatial, reference):  # gimVI models counts; the others need non-negative expression
-        _common.check_counts(adata, layer, allow_non_integer=method != "gimvi")
-    _spatial.check_spots_have_counts(spatial, layer)
-    shared = _spatial.shared_genes(reference, spatial, min_overlap=min_gene_overlap, verbose=verbose)
-    ref_counts = sparse.csr_matrix(_common.matrix_of(reference, layer))
-    sp_counts = sparse.csr_matrix(_common.matrix_of(spatial, layer))
 
-    requested = _genes_in(training_genes, shared, "training genes", "both the reference and the spatial data")
-    candidates = pd.Index(requested if requested is not None else shared)
-    ref_detected = np.asarray((ref_counts[:, reference.var_names.get_indexer(candidates)] > 0).sum(axis=0)).ravel()
-    sp_detected = np.asarray((sp_counts[:, spatial.var_names.get_indexer(candidates)] > 0).sum(axis=0)).ravel()
-    train_genes = list(candidates[(ref_detected > 0) & (sp_detected > 0)])  # a gene with no counts says nothing
-    if len(train_genes) < MIN_TRAINING_GENES:
-        raise ValueError(f"isthmus: only {len(train_genes)} genes with counts in both datasets to train on; at "
-                         f"least {MIN_TRAINING_GENES} are needed. Check the gene identifiers and training_genes.")
-    train_idx = {"reference": reference.var_names.get_indexer(train_genes),
-                 "spatial": spatial.var_names.get_indexer(train_genes)}
-    for what, counts, names, idx in (("spatial data", sp_counts, spatial.obs_names, train_idx["spatial"]),
-                                     ("reference", ref_counts, reference.obs_names, train_idx["reference"])):
-        _spatial.check_rows_have_counts(counts[:, idx], names, f"cells/spots of the {what}",
-                                        "subset them away or train on more genes.", on=" on the training genes")
-
-    impute = _genes_in(impute_genes, reference.var_names, "genes to impute", "the reference")
-    if impute is None:
-        impute = [g for g in reference.var_names.astype(str) if g not in spatial.var_names]
-    impute_idx = reference.var_names.get_indexer(impute)
-
-    types = None
-    if labels_key is not None:
-        types = _spatial.reference_labels(reference, labels_key, min_cells=int(min_cells_per_type))
-
-    if verbose:
-        print(f"isthmus: mapping {reference.n_obs} cells onto {spatial.n_obs} spots ({method}) on "
-              f"{len(train_genes)} genes; imputing {len(impute)}.", flush=True)
-    directory, extra = "", {}
-    if method == "tangram":
-        imputed, mapping, extra = _tangram(ref_counts, sp_counts, train_idx, impute_idx, max_epochs=max_epochs,
-                                           learning_rate=learning_rate, random_state=random_state, verbose=verbose)
-        weights, mapping_out = mapping, _compact_mapping(mapping)
-    elif method == "knn":
-        imputed, weights, extra = _knn(ref_counts, sp_counts, train_idx, impute_idx, n_neighbors=n_neighbors,
-                                       n_comps=n_comps, random_state=random_state)
-        mapping_out = weights
-    else:
-        imputed, weights, directory = _gimvi(
-            reference, ref_counts, sp_counts, spatial.obs_names, train_genes, train_idx, impute_idx,
-            max_epochs=max_epochs, learning_rate=learning_rate, n_neighbors=n_neighbors, model_dir=model_dir,
-            random_state=random_state, verbose=verbose)
-        mapping_out = None
-
-    imputed = pd.DataFrame(np.asarray(imputed, dtype=np.float32), index=spatial.obs_names.copy(),
-                           columns=pd.Index(impute, dtype=object))
-    cell_types = None
-    if types is not None:
-        cell_types = _type_shares(weights, types)
-        cell_types.index = spatial.obs_names.copy()
-
-    params = {"labels_key": labels_key, "layer": layer, "max_epochs": max_epochs if method != "knn" else None,
-              "learning_rate": learning_rate if method != "knn" else None,
-              "n_neighbors": int(n_neighbors) if method != "tangram" else None,
-              "random_state": int(random_state), "spatial_genes": int(spatial.n_vars),
-              "reference_genes": int(reference.n_vars), "shared_genes": int(len(shared)),
-              "share_of_spatial": float(len(shared) / max(spatial.n_vars, 1)),
-              "training_genes": len(train_genes), "imputed_genes": len(impute),
-              "scale": "log1p(expression per 1e4 counts of the reference's genes)", **extra}
-    record = _common.record(method, params, seconds=time.perf_counter() - started, model_dir=directory)
-    # written last: a call that failed above has changed nothing
-    if cell_types is not None:
-        spatial.obsm[f"{key_added}_cell_types"] = cell_types
-    spatial.uns[key_added] = record
-    return CellMapping(method=method, imputed=imputed, cell_types=cell_types, mapping=mapping_out,
-                       training_genes=train_genes, record=record)
+register_task(Task("map_cells", map_cells, key=lambda call, entry: call.key_added,
+                   record_at=lambda call, entry, fit: (call.spatial, call.key_added), prepare=_prepare,
+                   not_recorded=("spatial", "reference")))
 
 
 # ---- held-out genes: the benchmark metric -----------------------------------------------------

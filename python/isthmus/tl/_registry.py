@@ -33,7 +33,9 @@ class Method:
     task: str
     name: str
     fit: Callable[..., Any]
-    kind: str  # "dl" (a trained model) or "baseline" (the classical route it is measured against)
+    # "dl" (a trained model), "baseline" (the classical route a DL method is measured against) or
+    # "classical" (a task's own method where it has no DL one, e.g. the spatial interaction test)
+    kind: str
     summary: str
     needs: tuple[str, ...] = ()
     # keys written, as "<slot>/<key>" with "{key}" for the task's key; a trailing "?" marks a key
@@ -45,8 +47,8 @@ class Method:
     r_verb: str | None = None  # the R verb whose `method` offers it (None: Python only)
 
     def __post_init__(self):
-        if self.kind not in ("dl", "baseline"):
-            raise ValueError(f"isthmus: internal: kind of {self.task}/{self.name} must be 'dl' or 'baseline'")
+        if self.kind not in ("dl", "baseline", "classical"):
+            raise ValueError(f"isthmus: internal: kind of {self.task}/{self.name} must be dl, baseline or classical")
         unknown = [n for n in self.needs if n not in NEEDS]
         if unknown:
             raise ValueError(f"isthmus: internal: {self.task}/{self.name} needs unknown things {unknown}")
@@ -92,7 +94,7 @@ def lookup(task: str, method: str) -> Method:
 
 
 def methods(task: str | None = None):
-    """Every registered method as a table: task, method, kind ("dl" / "baseline"), needs, writes,
+    """Every registered method as a table: task, method, kind ("dl" / "baseline" / "classical"), needs, writes,
     saves_model, r_verb and a one-line summary. ``task`` keeps one task's rows."""
     import pandas as pd
 

@@ -5,7 +5,6 @@ neighbours, the other classical baseline, runs from R (FindMultiModalNeighbors).
 
 from __future__ import annotations
 
-import time
 import warnings
 from typing import Any
 
@@ -14,9 +13,10 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from . import _classical, _common
-
-RNA_PROTEIN_METHODS = ("totalvi", "pca")
+from .. import _arguments
+from . import _classical, _common, _runner
+from ._registry import Method, register
+from ._runner import Fit, Task, register_task
 
 
 def aligned_modalities(rna, protein, *, rna_name: str = "rna", protein_name: str = "protein"):
@@ -62,6 +62,80 @@ def clr(counts: np.ndarray) -> np.ndarray:
     return logged - logged.mean(axis=1, keepdims=True)
 
 
+def _prepare(call, entry) -> None:
+    mdata = call.mdata
+    for name, argument in ((call.rna, "rna"), (call.protein, "protein")):
+        if name not in mdata.mod:
+            raise ValueError(f"isthmus: no modality {name!r} ({_arguments.name(argument)}); the data has "
+                             f"{list(mdata.mod)}")
+    rna_data = mdata.mod[call.rna]
+    call.protein_data = aligned_modalities(rna_data, mdata.mod[call.protein], rna_name=call.rna,
+                                           protein_name=call.protein)
+    call.counts = _protein_counts(call.protein_data, call.protein_layer)
+    _common.check_counts(rna_data, call.rna_layer)
+    obs = pd.DataFrame(index=rna_data.obs_names)
+    if call.batch_key is not None:
+        obs[call.batch_key] = _common.mudata_column(mdata, call.batch_key, rna_data.obs_names, rna=call.rna).to_numpy()
+    # a lean AnnData over the user's RNA matrix (shared, not copied): setup_anndata writes its
+    # registry into this one, never into the user's object
+    call.work = ad.AnnData(X=_common.matrix_of(rna_data, call.rna_layer), obs=obs,
+                           var=pd.DataFrame(index=rna_data.var_names), obsm={"protein_expression": call.counts})
+    _common.check_column(call.work, call.batch_key, "batch")
+
+
+def _key(call, entry=None) -> str:
+    return call.key_added or ("X_totalvi" if call.method == "totalvi" else "X_rna_protein_pca")
+
+
+def _joint(call, out: dict) -> Fit:
+    fit = Fit(value=out, record={"proteins": list(call.counts.columns)})
+    fit.with_record = lambda record: out.__setitem__("record", record)
+    fit.put(call.mdata, "obsm", _key(call), out["latent"])
+    return fit
+
+
+def _fit_totalvi_method(call) -> Fit:
+    model = _fit_totalvi(call.work, batch_key=call.batch_key, n_latent=call.n_latent, max_epochs=call.max_epochs,
+                         random_state=call.random_state, verbose=call.verbose, **call.model_kwargs)
+    out: dict[str, Any] = {"latent": np.asarray(model.get_latent_representation(), dtype=np.float32)}
+    _, denoised = model.get_normalized_expression(n_samples=25, return_mean=True, gene_list=[],
+                                                  include_protein_background=False)
+    foreground = model.get_protein_foreground_probability(n_samples=25, return_mean=True)
+    out["denoised"] = np.asarray(denoised, dtype=np.float32)
+    out["background"] = 1.0 - np.asarray(foreground, dtype=np.float32)
+    out["proteins"] = list(call.counts.columns)
+    fit = _joint(call, out)
+    fit.model = model
+    protein_mod = call.mdata.mod[call.protein]
+    for name, layer in _protein_layers(protein_mod, call.protein_data.obs_names, call.counts.columns, out).items():
+        fit.put(protein_mod, "layers", name, layer, role="protein")
+    return fit
+
+
+def _fit_pca(call) -> Fit:
+    batch = call.work.obs[call.batch_key].to_numpy() if call.batch_key is not None else None
+    rna_pcs = _classical.pca_of_counts(call.work.X, n_comps=call.n_comps, batch=batch, random_state=call.random_state)
+    # Seurat's ADT route: CLR, scale, PCA (a panel has fewer proteins than RNA has genes)
+    protein_pcs = _classical.ScaledPCA(min(call.n_comps, call.counts.shape[1] - 1), call.random_state).fit_transform(
+        clr(call.counts.to_numpy()))
+    out = {"latent": np.hstack([rna_pcs, protein_pcs]).astype(np.float32), "rna_pca": rna_pcs,
+           "protein_pca": protein_pcs}
+    fit = _joint(call, out)
+    fit.put(call.mdata, "obsm", "X_rna_pca", rna_pcs)
+    fit.put(call.mdata, "obsm", "X_protein_pca", protein_pcs)
+    return fit
+
+
+register(Method("rna_protein", "totalvi", _fit_totalvi_method, "dl",
+                "totalVI's joint latent space, denoised protein and background probability",
+                needs=("counts", "protein"), saves_model=True,
+                writes=("obsm/{key}", "protein/layers/totalvi_denoised", "protein/layers/totalvi_background"),
+                r_verb="IntegrateModalities"))
+register(Method("rna_protein", "pca", _fit_pca, "baseline",
+                "RNA PCA beside protein PCA (CLR), side by side", needs=("counts", "protein"),
+                writes=("obsm/{key}", "obsm/X_rna_pca", "obsm/X_protein_pca"), r_verb="IntegrateModalities"))
+
+
 def rna_protein(
     mdata,
     *,
@@ -91,58 +165,14 @@ def rna_protein(
     (CLR), side by side in ``obsm[key_added]`` (default "X_rna_protein_pca", so that a user's own
     "X_pca" is left alone) so both can be clustered together.
     Returns the arrays written and the record (also in ``uns[key without X_]``).
+    ``model_kwargs`` go to ``scvi.model.TOTALVI()`` and are kept in the record.
     """
-    if method not in RNA_PROTEIN_METHODS:
-        raise ValueError(f"isthmus: unknown method {method!r}; available: {', '.join(RNA_PROTEIN_METHODS)}")
-    for name in (rna, protein):
-        if name not in mdata.mod:
-            raise ValueError(f"isthmus: no modality {name!r}; the data has {list(mdata.mod)}")
-    rna_data = mdata.mod[rna]
-    protein_data = aligned_modalities(rna_data, mdata.mod[protein], rna_name=rna, protein_name=protein)
-    counts = _protein_counts(protein_data, protein_layer)
-    _common.check_counts(rna_data, rna_layer)
-    obs = pd.DataFrame(index=rna_data.obs_names)
-    if batch_key is not None:
-        obs[batch_key] = _common.mudata_column(mdata, batch_key, rna_data.obs_names, rna=rna).to_numpy()
-    # a lean AnnData over the user's RNA matrix (shared, not copied): setup_anndata writes its
-    # registry into this one, never into the user's object
-    work = ad.AnnData(X=_common.matrix_of(rna_data, rna_layer), obs=obs, var=pd.DataFrame(index=rna_data.var_names),
-                      obsm={"protein_expression": counts})
-    _common.check_column(work, batch_key, "batch")
-    key = key_added or ("X_totalvi" if method == "totalvi" else "X_rna_protein_pca")
-    params: dict[str, Any] = {"rna": rna, "protein": protein, "batch_key": batch_key,
-                              "proteins": list(counts.columns), "random_state": int(random_state)}
-    started = time.perf_counter()
-    saved = None
-    out: dict[str, Any] = {}
-    if method == "totalvi":
-        model = _fit_totalvi(work, batch_key=batch_key, n_latent=n_latent, max_epochs=max_epochs,
-                             random_state=random_state, verbose=verbose, **model_kwargs)
-        out["latent"] = np.asarray(model.get_latent_representation(), dtype=np.float32)
-        _, denoised = model.get_normalized_expression(n_samples=25, return_mean=True, gene_list=[],
-                                                      include_protein_background=False)
-        foreground = model.get_protein_foreground_probability(n_samples=25, return_mean=True)
-        out["denoised"] = np.asarray(denoised, dtype=np.float32)
-        out["background"] = 1.0 - np.asarray(foreground, dtype=np.float32)
-        out["proteins"] = list(counts.columns)
-        saved = _common.save_model(model, _common.model_directory(model_dir, "totalvi"))
-        params.update(n_latent=int(n_latent), max_epochs=-1 if max_epochs is None else int(max_epochs))
-        _write_protein_layers(mdata.mod[protein], protein_data.obs_names, counts.columns, out)
-    else:
-        batch = work.obs[batch_key].to_numpy() if batch_key is not None else None
-        rna_pcs = _classical.pca_of_counts(work.X, n_comps=n_comps, batch=batch, random_state=random_state)
-        # Seurat's ADT route: CLR, scale, PCA (a panel has fewer proteins than RNA has genes)
-        protein_pcs = _classical.ScaledPCA(min(n_comps, counts.shape[1] - 1), random_state).fit_transform(
-            clr(counts.to_numpy()))
-        mdata.obsm["X_rna_pca"] = rna_pcs
-        mdata.obsm["X_protein_pca"] = protein_pcs
-        out["latent"] = np.hstack([rna_pcs, protein_pcs]).astype(np.float32)
-        out["rna_pca"], out["protein_pca"] = rna_pcs, protein_pcs
-        params.update(n_comps=int(n_comps))
-    mdata.obsm[key] = out["latent"]
-    out["record"] = _common.record(method, params, seconds=time.perf_counter() - started, model_dir=saved)
-    mdata.uns[key.removeprefix("X_")] = out["record"]
-    return out
+    return _runner.run("rna_protein", locals())
+
+
+register_task(Task("rna_protein", rna_protein, key=_key,
+                   record_at=lambda call, entry, fit: (call.mdata, _key(call).removeprefix("X_")), prepare=_prepare,
+                   not_recorded=("mdata",)))
 
 
 def _fit_totalvi(work, *, batch_key, n_latent, max_epochs, random_state, verbose, **model_kwargs):
@@ -162,13 +192,15 @@ def _fit_totalvi(work, *, batch_key, n_latent, max_epochs, random_state, verbose
     return model
 
 
-def _write_protein_layers(protein_mod, cells, proteins, out) -> None:
+def _protein_layers(protein_mod, cells, proteins, out) -> dict[str, np.ndarray]:
     """totalVI's per-protein outputs as layers of the user's protein modality (its own cell order;
     antibodies left out of the model get NaN)."""
     at_cell = pd.Index(cells).get_indexer(protein_mod.obs_names)
     at_protein = pd.Index(proteins).get_indexer(protein_mod.var_names.astype(str))
+    layers = {}
     for name, values in (("totalvi_denoised", out["denoised"]), ("totalvi_background", out["background"])):
         layer = np.full(protein_mod.shape, np.nan, dtype=np.float32)
         kept = at_protein >= 0
         layer[:, kept] = values[at_cell][:, at_protein[kept]]
-        protein_mod.layers[name] = layer
+        layers[name] = layer
+    return layers

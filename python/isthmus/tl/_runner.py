@@ -60,6 +60,7 @@ class Fit:
     model_dir: str | None = None
     record: dict = dataclasses.field(default_factory=dict)  # facts learnt: genes used, epochs run, ...
     record_top: dict = dataclasses.field(default_factory=dict)  # beside "params" in the record (a result table)
+    with_record: Callable[[dict], None] | None = None  # called with the final record (a result that holds it)
     writes: list = dataclasses.field(default_factory=list)  # (container, slot, key, value, path)
 
     def put(self, container, slot: str, key: str, value, *, role: str | None = None) -> None:
@@ -290,4 +291,6 @@ def run(task_name: str, arguments: Mapping[str, Any]):
     if undeclared:  # the registry is the contract: a method may not write what its entry does not list
         raise RuntimeError(f"isthmus: internal: {task_name}/{entry.name} wrote undeclared keys {undeclared}")
     _write(fit)
+    if fit.with_record is not None:
+        fit.with_record(record)
     return fit.value
