@@ -1,10 +1,10 @@
 # The two commands of the README:  make demo  (the main job on bundled real data)
-#                                  make test  (pytest, testthat under Seurat v4 and v5, vignettes)
+#                                  make test  (R CMD check, pytest, testthat under Seurat v4 and v5, vignettes)
 # Both run `make setup` first, which installs only what is missing.
 SHELL := /bin/bash
 VENV_PYTHON = $(shell Rscript -e 'cat(file.path(isthmus::isthmus_venv_dir(), "bin", "python"))' 2>/dev/null)
 
-.PHONY: setup demo test test-python test-r test-seurat5 vignettes docs bench
+.PHONY: setup demo test check check-r check-seurat5 test-python test-r test-seurat5 vignettes docs bench
 
 setup:
 	@tools/setup.sh
@@ -12,7 +12,18 @@ setup:
 demo: setup
 	Rscript inst/scripts/demo.R
 
-test: setup test-python test-r test-seurat5 vignettes
+test: setup check test-python test-r test-seurat5 vignettes
+
+# R CMD check of the built package, 0 errors and 0 warnings, under this machine's R 4.2 / Seurat 4
+# and in the trixie root's R 4.5 / Seurat 5 (tools/rcheck.sh: without tests and vignettes, which
+# the targets below run; no Python needed). About 30 s each, once the root exists.
+check: check-r check-seurat5
+
+check-r:
+	tools/rcheck.sh
+
+check-seurat5:
+	tools/seurat5-root.sh check
 
 test-python:
 	$(VENV_PYTHON) -m pytest tests/python -q

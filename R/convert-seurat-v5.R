@@ -16,17 +16,22 @@
 
 .layer_kind <- function(layers) sub("\\..*$", "", layers)
 
+# SeuratObject 5's layer API (Layers(), LayerData(), DefaultLayer(), CreateAssay5Object() and the
+# replacement forms), fetched when called: SeuratObject 4 does not export these, and
+# `SeuratObject::LayerData` would make R CMD check warn there. Same lookup as `::`.
+.so5 <- function(name) getExportedValue("SeuratObject", name)
+
 # One features x cells matrix for a layer kind ("counts"), joining split layers (counts.g1, ...)
 # in the object's cell order; `split` says which cells each split layer held.
 .assay5_joined <- function(assay_obj, kind, cells) {
-  layers <- SeuratObject::Layers(assay_obj)
+  layers <- .so5("Layers")(assay_obj)
   names_k <- layers[.layer_kind(layers) == kind]
   features <- SeuratObject::Features(assay_obj)
   if (length(names_k) == 1) {
-    return(list(matrix = SeuratObject::LayerData(assay_obj, layer = names_k, features = features, cells = cells),
+    return(list(matrix = .so5("LayerData")(assay_obj, layer = names_k, features = features, cells = cells),
                 split = list(layers = names_k)))
   }
-  pieces <- lapply(names_k, function(l) SeuratObject::LayerData(assay_obj, layer = l, features = features))
+  pieces <- lapply(names_k, function(l) .so5("LayerData")(assay_obj, layer = l, features = features))
   list(matrix = do.call(cbind, pieces)[, cells, drop = FALSE],
        split = list(layers = names_k, cells = lapply(pieces, colnames)))
 }
@@ -35,7 +40,7 @@
 .assay_matrix <- function(object, assay, layer) {
   a <- object[[assay]]
   if (inherits(a, "Assay5")) {
-    if (!layer %in% .layer_kind(SeuratObject::Layers(a))) return(NULL)
+    if (!layer %in% .layer_kind(.so5("Layers")(a))) return(NULL)
     return(.assay5_joined(a, layer, colnames(object))$matrix)
   }
   if (!layer %in% c("counts", "data", "scale.data")) return(NULL)
@@ -43,7 +48,7 @@
 }
 
 .assay5_to_parts <- function(assay_obj, assay, cells, x_slot, report) {
-  layers <- SeuratObject::Layers(assay_obj)
+  layers <- .so5("Layers")(assay_obj)
   features <- SeuratObject::Features(assay_obj)
   .check_names(features, paste0("features of assay ", assay))
   mats <- list()
@@ -59,37 +64,38 @@
   hv <- SeuratObject::VariableFeatures(assay_obj)
   record <- list(assay = assay, key = SeuratObject::Key(assay_obj), x_slot = x_slot,
                  variable_features = hv, class = "Assay5", split = split, layers = layers,
-                 default_layer = SeuratObject::DefaultLayer(assay_obj),
+                 default_layer = .so5("DefaultLayer")(assay_obj),
                  misc_named = !is.null(names(assay_obj@misc)),  # an empty misc may be list() or a named list()
                  layer_maps = colnames(assay_obj@cells))        # column order of the cells / features maps
   parts <- list(var_names = features, X = specs[[x_slot]], layers = specs[setdiff(names(specs), x_slot)],
                 obsm = list(), varm = list())
   other <- setdiff(layers, c(unlist(lapply(split, `[[`, "layers")), "counts", "data", "scale.data"))
   for (l in other) .report_dropped(report, paste0("assay ", assay, " layer ", l), "only counts, data and scale.data layers are carried")
-  scale <- if ("scale.data" %in% layers) SeuratObject::LayerData(assay_obj, layer = "scale.data")
+  scale <- if ("scale.data" %in% layers) .so5("LayerData")(assay_obj, layer = "scale.data")
   .assay_common_parts(parts, record, scale, assay_obj[[]], assay_obj@misc, features, assay, report)
 }
 
 .assay5_from_parts <- function(mats, parts, assay, cells, record, report) {
   features <- rownames(mats[[1]])
-  assay_obj <- SeuratObject::CreateAssay5Object(counts = mats$counts, data = mats$data)
+  assay_obj <- .so5("CreateAssay5Object")(counts = mats$counts, data = mats$data)
   # split layers (counts.g1, ...) back from the joined matrix, in the object's cell order; the
   # joined layer can only be removed once the split ones exist
   for (kind in names(record$split %||% list())) {
     s <- record$split[[kind]]
-    full <- SeuratObject::LayerData(assay_obj, layer = kind)
+    full <- .so5("LayerData")(assay_obj, layer = kind)
     for (k in seq_along(s$cells)) {
-      SeuratObject::LayerData(assay_obj, layer = .as_chr(s$layers)[[k]]) <- full[, .as_chr(s$cells[[k]]), drop = FALSE]
+      assay_obj <- .so5("LayerData<-")(assay_obj, layer = .as_chr(s$layers)[[k]],
+                                       value = full[, .as_chr(s$cells[[k]]), drop = FALSE])
     }
     # SeuratObject warns that the default layer moves; the original default is restored below
-    withCallingHandlers(
-      SeuratObject::LayerData(assay_obj, layer = kind) <- NULL,
+    assay_obj <- withCallingHandlers(
+      .so5("LayerData<-")(assay_obj, layer = kind, value = NULL),
       warning = function(w) if (grepl("default layer", conditionMessage(w))) invokeRestart("muffleWarning")
     )
   }
-  if (!is.null(mats[["scale.data"]])) SeuratObject::LayerData(assay_obj, layer = "scale.data") <- mats[["scale.data"]]
+  if (!is.null(mats[["scale.data"]])) assay_obj <- .so5("LayerData<-")(assay_obj, layer = "scale.data", value = mats[["scale.data"]])
   order <- .as_chr(record$layers)
-  if (length(order) && setequal(order, SeuratObject::Layers(assay_obj)) && !identical(order, SeuratObject::Layers(assay_obj))) {
+  if (length(order) && setequal(order, .so5("Layers")(assay_obj)) && !identical(order, .so5("Layers")(assay_obj))) {
     assay_obj@layers <- assay_obj@layers[order]
   }
   maps <- .as_chr(record$layer_maps)  # which cells / features each layer holds, in the original order
@@ -97,7 +103,7 @@
     assay_obj@cells <- assay_obj@cells[, maps, drop = FALSE]
     assay_obj@features <- assay_obj@features[, maps, drop = FALSE]
   }
-  if (length(.as_chr(record$default_layer))) SeuratObject::DefaultLayer(assay_obj) <- .as_chr(record$default_layer)
+  if (length(.as_chr(record$default_layer))) assay_obj <- .so5("DefaultLayer<-")(assay_obj, value = .as_chr(record$default_layer))
   feats <- .assay_features_from_parts(parts, record, features)
   if (ncol(feats$var)) assay_obj[[names(feats$var)]] <- feats$var
   if (length(feats$variable)) SeuratObject::VariableFeatures(assay_obj) <- feats$variable

@@ -271,7 +271,7 @@
   extra <- lapply(stats::setNames(other, other), function(name) {
     m <- with_names(.matrix_from_py(layers[[name]]), features)
     if (!inherits(m, "dgCMatrix")) m <- methods::as(m, "CsparseMatrix")
-    if (assay5) SeuratObject::CreateAssay5Object(counts = m) else SeuratObject::CreateAssayObject(counts = m)
+    if (assay5) .so5("CreateAssay5Object")(counts = m) else SeuratObject::CreateAssayObject(counts = m)
   })
   if (assay5) return(list(assay = .assay5_from_parts(mats, parts, assay, cells, record, report), extra = extra))
   assay_obj <- if (!is.null(mats$counts)) {
@@ -302,7 +302,7 @@
   key <- rec$key %||% .safe_key(name)
   colnames(emb) <- if (!is.null(rec$colnames)) .as_chr(rec$colnames) else paste0(key, seq_len(ncol(emb)))
   loadings_from <- function(lrec) {
-    if (is.null(lrec) || is.null(varm[[lrec$varm]])) return(new("matrix"))
+    if (is.null(lrec) || is.null(varm[[lrec$varm]])) return(methods::new("matrix"))
     full <- varm[[lrec$varm]]
     rows <- match(.as_chr(lrec$features), feature_names)
     m <- full[rows, , drop = FALSE]

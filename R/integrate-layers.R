@@ -120,7 +120,7 @@ IsthmusSCANVIIntegration <- function(object, assay = NULL, orig = NULL, layers =
 # layer of each batch, joined in the assay's cell order, with each cell's batch (the layer's
 # suffix). Only `features` are read.
 .split_counts <- function(assay_obj, layers, features) {
-  available <- SeuratObject::Layers(assay_obj)
+  available <- .so5("Layers")(assay_obj)
   wanted <- sub("^[^.]+", "counts", layers %||% grep("^counts", available, value = TRUE))
   wanted <- unique(wanted)
   missing <- setdiff(wanted, available)
@@ -128,7 +128,7 @@ IsthmusSCANVIIntegration <- function(object, assay = NULL, orig = NULL, layers =
     stop("isthmus: scVI trains on raw counts, and the assay has no layer ", missing[1], " (it has: ",
          paste(available, collapse = ", "), ").", call. = FALSE)
   }
-  pieces <- lapply(wanted, function(l) SeuratObject::LayerData(assay_obj, layer = l, features = features))
+  pieces <- lapply(wanted, function(l) .so5("LayerData")(assay_obj, layer = l, features = features))
   batch <- rep(sub("^counts\\.?", "", wanted), vapply(pieces, ncol, integer(1)))
   matrix <- do.call(cbind, pieces)
   order <- match(intersect(colnames(assay_obj), colnames(matrix)), colnames(matrix))

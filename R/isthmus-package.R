@@ -7,4 +7,5 @@
 #'
 #' @keywords internal
 #' @useDynLib isthmus, .registration = TRUE, .fixes = "C_"
+#' @importClassesFrom Matrix dgCMatrix
 "_PACKAGE"

@@ -108,7 +108,7 @@ isthmus_venv_dir <- function() {
 }
 
 .declare_py_requirements <- function() {
-  reticulate::py_require(packages = .py_requirements(), python_version = ">=3.10,<3.13")
+  getExportedValue("reticulate", "py_require")(packages = .py_requirements(), python_version = ">=3.10,<3.13")  # reticulate >= 1.41
 }
 
 .python_in_use <- function() {

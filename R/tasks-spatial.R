@@ -164,6 +164,7 @@ DeconvolveSpots <- function(object, reference, labels, method = c("destvi", "ste
 #' @param method "tangram", "gimvi" or "knn".
 #' @param genes Reference genes to impute (default: those the spatial data does not measure).
 #' @param training.genes Shared genes to fit on (default: all shared genes with counts).
+#' @param max_epochs Training epochs (NULL: the method's default, 1000 for "tangram", 200 for "gimvi"; "knn" trains nothing).
 #' @param learning_rate Optimiser learning rate (NULL: the method's default).
 #' @param n_neighbors Reference cells per spot (knn; gimvi's cell-type vote).
 #' @return The spatial object with the imputed genes (and cell-type maps) added.

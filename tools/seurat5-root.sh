@@ -5,6 +5,8 @@
 #   tools/seurat5-root.sh build         make the root, or reuse it when its package list is current
 #   tools/seurat5-root.sh test [FILE]   build if needed, install this checkout in the root, run the
 #                                       testthat suite (or one FILE) there; `make test` runs this
+#   tools/seurat5-root.sh check         build if needed, R CMD check this checkout's package in the
+#                                       root (tools/rcheck.sh: no tests or vignettes, no Python needed)
 #   tools/seurat5-root.sh R 'expr'      Rscript -e in the root, with this checkout installed (debugging)
 # The root lives in $ISTHMUS_TRIXIE_ROOT (default /opt/isthmus-trixie) and is kept between runs
 # (the cache: about 100 s to build, 2 GB). The host's Python and isthmus's virtualenv are
@@ -89,7 +91,7 @@ enter() {
 in_root() {  # in_root COMMAND: run in the root with the project's Python
   # In the background of its own process group, so that a signal reaches the script at once
   # (bash defers traps while a foreground child runs) and stop_child can end all of it.
-  setsid chroot "$ROOT" env ISTHMUS_PYTHON="$VENV/bin/python" LD_LIBRARY_PATH= HOME=/root bash -c "$1" &
+  setsid chroot "$ROOT" env ${VENV:+ISTHMUS_PYTHON="$VENV/bin/python"} LD_LIBRARY_PATH= HOME=/root bash -c "$1" &
   CHILD=$!
   local status=0
   wait "$CHILD" || status=$?
@@ -111,9 +113,23 @@ run_tests() {
   echo "seurat5-root.sh: the Seurat v5 job took $((SECONDS - start)) s"
 }
 
+# R CMD check under R 4.5 / Seurat 5: a copy of the tracked files, checked in the root as `make
+# check` does on this machine; needs neither Python nor an installed isthmus.
+run_check() {
+  local start=$SECONDS
+  build
+  mount_in proc
+  mount_in /dev
+  rm -rf "$ROOT/tmp/isthmus-rcheck" && mkdir -p "$ROOT/tmp/isthmus-rcheck/isthmus"
+  (cd "$REPO" && git ls-files -z | xargs -0 cp --parents -t "$ROOT/tmp/isthmus-rcheck/isthmus")
+  in_root "cd /tmp/isthmus-rcheck && isthmus/tools/rcheck.sh isthmus out"
+  echo "seurat5-root.sh: the Seurat v5 check took $((SECONDS - start)) s (log: $ROOT/tmp/isthmus-rcheck/out)"
+}
+
 case "${1:-}" in
   build) build ;;
   test) shift; run_tests "$@" ;;
+  check) run_check ;;
   R) build; enter; in_root "cd /tmp/isthmus && Rscript -e $(printf '%q' "$2")" ;;
-  *) echo "usage: $0 build | test [FILE] | R 'expression'" >&2; exit 2 ;;
+  *) echo "usage: $0 build | test [FILE] | check | R 'expression'" >&2; exit 2 ;;
 esac
