@@ -206,29 +206,93 @@ def save_model(model, model_dir: str) -> str:
 def trained_model(model, adata, task: str):
     """The model a task runs on: a trained SCVI/SCANVI, or the directory of a saved one."""
     if model is None:
-        raise ValueError(f"isthmus: {task} needs a trained model (model=): run embed/integrate first.")
+        raise ValueError(f"isthmus: {task} needs a trained model ({_arguments.name('model')}): run embed/integrate "
+                         "first.")
     return load_model(model, adata) if isinstance(model, str) else model
 
 
-def load_model(model_dir: str, adata):
-    """Reload a saved SCVI/SCANVI model (class read from the directory) for ``adata``.
+# every class of model isthmus saves, by the name scvi-tools writes into a saved registry
+SCVI_MODEL_CLASSES = {
+    "SCVI": ("scvi.model", "SCVI"), "SCANVI": ("scvi.model", "SCANVI"), "TOTALVI": ("scvi.model", "TOTALVI"),
+    "MULTIVI": ("scvi.model", "MULTIVI"), "CondSCVI": ("scvi.model", "CondSCVI"), "DestVI": ("scvi.model", "DestVI"),
+    "RNAStereoscope": ("scvi.external", "RNAStereoscope"),
+    "SpatialStereoscope": ("scvi.external", "SpatialStereoscope"), "GIMVI": ("scvi.external", "GIMVI"),
+    "VELOVI": ("velovi", "VELOVI"),
+}
 
-    ``adata`` needs the model's batch column; a missing label column is added as all-unlabelled
-    (a SCANVI model reused on new cells) and a missing counts layer is taken from X.
-    """
+
+def saved_model_class(model_dir: str) -> str:
+    """The class of the model saved in ``model_dir`` (isthmus's own models and every scvi-tools
+    model isthmus trains), or a clear error when the directory holds none."""
     import scvi
 
+    from ..models._base import SAVED_FILE, is_saved_module
+
     if not os.path.isdir(model_dir):
-        raise ValueError(f"isthmus: no saved model in {model_dir!r}.")
-    registry = scvi.model.base.BaseModelClass.load_registry(model_dir)
-    model_class = {"SCVI": scvi.model.SCVI, "SCANVI": scvi.model.SCANVI}.get(registry["model_name"])
-    if model_class is None:
-        raise ValueError(f"isthmus: {model_dir!r} holds a {registry['model_name']} model; expected SCVI or SCANVI.")
-    setup = registry["setup_args"]
-    if setup.get("batch_key"):
-        check_column(adata, setup["batch_key"], "batch")
-    if setup.get("labels_key") and setup["labels_key"] not in adata.obs:
-        adata.obs[setup["labels_key"]] = UNLABELLED if registry["model_name"] == "SCANVI" else "0"
-    if setup.get("layer") and setup["layer"] not in adata.layers:
-        adata.layers[setup["layer"]] = adata.X
+        raise ValueError(f"isthmus: no saved model in {model_dir!r} (no such directory).")
+    if is_saved_module(model_dir):
+        import json
+
+        with open(os.path.join(model_dir, SAVED_FILE)) as handle:
+            return json.load(handle)["class"]
+    if not os.path.isfile(os.path.join(model_dir, "model.pt")):
+        raise ValueError(f"isthmus: {model_dir!r} holds no saved model (no model.pt); give the directory a model "
+                         "was saved in (the record's model_dir, or SaveModel()'s directory).")
+    try:
+        return scvi.model.base.BaseModelClass.load_registry(model_dir)["model_name"]
+    except Exception:  # GIMVI saves its two registries under other keys
+        import torch
+
+        saved = torch.load(os.path.join(model_dir, "model.pt"), map_location="cpu", weights_only=False)
+        return saved.get("attr_dict", {}).get("registry_", {}).get("model_name", "") or "GIMVI"
+
+
+def load_model(model_dir: str, adata=None):
+    """Reload any model isthmus saved: its own models (no data needed) and the scvi-tools / veloVI
+    models, for ``adata`` (the data the model was set up on: same genes and columns).
+
+    For SCVI / SCANVI, ``adata`` needs the model's batch column; a missing label column is added as
+    all-unlabelled (a SCANVI model reused on new cells) and a missing counts layer is taken from X.
+    """
+    import importlib
+
+    name = saved_model_class(model_dir)
+    from ..models._base import MODEL_CLASSES, SavableModule
+
+    if name in MODEL_CLASSES:
+        return SavableModule.load(model_dir)
+    if name not in SCVI_MODEL_CLASSES:
+        raise ValueError(f"isthmus: {model_dir!r} holds a {name} model, which isthmus does not load.")
+    if adata is None:
+        raise ValueError(f"isthmus: a saved {name} model is reloaded for the data it was set up on; pass it (adata).")
+    module, attribute = SCVI_MODEL_CLASSES[name]
+    model_class = getattr(importlib.import_module(module), attribute)
+    if name in ("SCVI", "SCANVI"):
+        import scvi
+
+        registry = scvi.model.base.BaseModelClass.load_registry(model_dir)
+        setup = registry["setup_args"]
+        if setup.get("batch_key"):
+            check_column(adata, setup["batch_key"], "batch")
+            _check_known_batches(adata, setup["batch_key"], registry)
+        if setup.get("labels_key") and setup["labels_key"] not in adata.obs:
+            adata.obs[setup["labels_key"]] = UNLABELLED if name == "SCANVI" else "0"
+        if setup.get("layer") and setup["layer"] not in adata.layers:
+            adata.layers[setup["layer"]] = adata.X
     return model_class.load(model_dir, adata=adata, accelerator="cpu")
+
+
+def _check_known_batches(adata, batch_key: str, registry) -> None:
+    """A batch the saved model never saw cannot be decoded (scvi-tools would say so in terms of
+    ``extend_categories``); name the batches and what to do instead."""
+    try:
+        known = registry["field_registries"]["batch"]["state_registry"]["categorical_mapping"]
+    except (KeyError, TypeError):
+        return
+    new = sorted(set(adata.obs[batch_key].astype(str)) - {str(b) for b in known})
+    if new:
+        raise ValueError(
+            f"isthmus: batch column {batch_key!r} has batches the saved model was not trained on: "
+            f"{', '.join(new[:5])}{' ...' if len(new) > 5 else ''} (it knows {', '.join(map(str, list(known)[:5]))}). "
+            "Embed these cells with a model trained on them, or map them onto the reference by label transfer "
+            "(scArches surgery).")

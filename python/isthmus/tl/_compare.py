@@ -13,7 +13,7 @@ import pandas as pd
 from . import _common
 from ._deconvolve import deconvolution_scores, deconvolve, pseudo_spots, split_halves
 from ._embed import integrate
-from ._registry import method_names
+from ._registry import lookup, method_names
 from ._transfer import UNKNOWN, transfer_labels
 
 TASKS = ("integration", "label_transfer", "deconvolution")
@@ -134,7 +134,7 @@ def compare(
     if task == "integration":
         for method in methods:
             started = time.perf_counter()
-            integrate(adata, batch_key=batch_key, method=method, labels_key=labels_key if method == "scanvi" else None,
+            integrate(adata, batch_key=batch_key, method=method, labels_key=labels_key if "labels" in lookup("integrate", method).needs else None,
                       layer=layer, max_epochs=max_epochs, random_state=random_state, verbose=verbose, **kwargs)
             rows.append({"method": method, "category": "Time", "metric": "seconds",
                          "value": time.perf_counter() - started})

@@ -74,31 +74,47 @@ def _counts_per_cell(reference_counts, types: pd.Series, order: list[str]) -> np
     return np.array([library[types.to_numpy() == name].mean() for name in order])
 
 
+def _destvi_models(reference_lean, spatial_lean):
+    """CondSCVI on the cells, and DestVI built from it on the spots (untrained)."""
+    import scvi
+
+    scvi.model.CondSCVI.setup_anndata(reference_lean, labels_key=_TYPES_COLUMN)
+    # a learnt mixture-of-Gaussians prior per cell type, which DestVI's spot model (prior_mode
+    # "mog", its default) takes over as is; scvi-tools 1.4's from_rna_model also fails with a
+    # KeyError unless the prior is named here
+    reference_model = scvi.model.CondSCVI(reference_lean, prior="mog")
+    # from_rna_model registers the spots itself
+    return reference_model, lambda trained: scvi.model.DestVI.from_rna_model(spatial_lean, trained)
+
+
+def _stereoscope_models(reference_lean, spatial_lean):
+    """RNAStereoscope on the cells, and SpatialStereoscope built from it on the spots (untrained)."""
+    import scvi
+
+    scvi.external.RNAStereoscope.setup_anndata(reference_lean, labels_key=_TYPES_COLUMN)
+    reference_model = scvi.external.RNAStereoscope(reference_lean)
+
+    def spatial_model(trained):
+        scvi.external.SpatialStereoscope.setup_anndata(spatial_lean)
+        return scvi.external.SpatialStereoscope.from_rna_model(spatial_lean, trained)
+
+    return reference_model, spatial_model
+
+
+# how each DL method builds its pair of models (reference first, then the spot model from it)
+_MODEL_PAIRS = {"destvi": _destvi_models, "stereoscope": _stereoscope_models}
+
+
 def _scvi_deconvolution(method, reference_lean, spatial_lean, *, max_epochs, reference_epochs, model_dir,
                         random_state, verbose):
     """Reference model on the cells, spatial model built from it on the spots; the spatial model is
     saved in ``model_dir``, the reference model beside it in ``model_dir/reference``."""
-    import scvi
-
     reference_label, spatial_label = _LABELS[method]
     _common.seed_everything(random_state)
-    if method == "destvi":
-        scvi.model.CondSCVI.setup_anndata(reference_lean, labels_key=_TYPES_COLUMN)
-        # a learnt mixture-of-Gaussians prior per cell type, which DestVI's spot model (prior_mode
-        # "mog", its default) takes over as is; scvi-tools 1.4's from_rna_model also fails with a
-        # KeyError unless the prior is named here
-        reference_model = scvi.model.CondSCVI(reference_lean, prior="mog")
-    else:
-        scvi.external.RNAStereoscope.setup_anndata(reference_lean, labels_key=_TYPES_COLUMN)
-        reference_model = scvi.external.RNAStereoscope(reference_lean)
+    reference_model, spatial_from = _MODEL_PAIRS[method](reference_lean, spatial_lean)
     _common.train(reference_model, label=reference_label, max_epochs=reference_epochs, verbose=verbose)
     _common.seed_everything(random_state)
-    if method == "destvi":
-        # from_rna_model registers the spots itself
-        spatial_model = scvi.model.DestVI.from_rna_model(spatial_lean, reference_model)
-    else:
-        scvi.external.SpatialStereoscope.setup_anndata(spatial_lean)
-        spatial_model = scvi.external.SpatialStereoscope.from_rna_model(spatial_lean, reference_model)
+    spatial_model = spatial_from(reference_model)
     _common.train(spatial_model, label=spatial_label, max_epochs=max_epochs, verbose=verbose)
     proportions = spatial_model.get_proportions()
     directory = _common.model_directory(model_dir, method)

@@ -53,12 +53,14 @@ class Method:
         if unknown:
             raise ValueError(f"isthmus: internal: {self.task}/{self.name} needs unknown things {unknown}")
 
-    def written_keys(self, key: str, *, optional: bool = True) -> list[str]:
+    def written_keys(self, fields: str | Mapping[str, str], *, optional: bool = True) -> list[str]:
+        """The declared keys with the task's fields filled in (a plain string is ``{key}``)."""
+        fields = {"key": fields} if isinstance(fields, str) else dict(fields)
         out = []
         for template in self.writes:
             if template.endswith("?") and not optional:
                 continue
-            out.append(template.rstrip("?").format(key=key))
+            out.append(template.rstrip("?").format(**fields))
         return out
 
 

@@ -11,7 +11,6 @@ missing. WNN and the per-modality baseline need both modalities in every cell.""
 from __future__ import annotations
 
 import re
-import time
 import warnings
 from typing import Any
 
@@ -20,9 +19,9 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from . import _classical, _common
-
-RNA_ATAC_METHODS = ("multivi", "pca", "wnn")
+from . import _classical, _common, _runner
+from ._registry import Method, register
+from ._runner import Fit, Task, register_task
 
 # chr1-100-200, chr1:100-200, chr1_100_200 (Signac, 10x / ArchR, scMoMaT); contigs such as
 # GL000194.1 or KI270728.1 too
@@ -131,6 +130,88 @@ def wnn_graph(rna_embedding: np.ndarray, atac_embedding: np.ndarray, *, n_neighb
             "rna_weight": joint.obs["rna:mod_weight"].to_numpy(dtype=np.float32)}
 
 
+def _prepare(call, entry) -> None:
+    call.data = data = pairing(call.mdata, rna=call.rna, atac=call.atac, rna_layer=call.rna_layer,
+                               atac_layer=call.atac_layer)
+    n_paired = int(data["paired"].sum())
+    if entry.name != "multivi" and n_paired < len(data["cells"]):
+        raise ValueError(
+            f"isthmus: {len(data['cells']) - n_paired} of {len(data['cells'])} cells lack one modality; the "
+            f"{entry.name!r} baseline needs both in every cell. MultiVI (method='multivi') is built for partly paired "
+            "data; or subset to the paired cells.")
+    call.batch = None
+    if call.batch_key is not None:
+        values = _common.mudata_column(call.mdata, call.batch_key, data["cells"], rna=call.rna)
+        if values.isna().any():
+            raise ValueError(f"isthmus: batch column {call.batch_key!r} has {int(values.isna().sum())} NA values "
+                             "(or cells without it); give every cell a batch.")
+        _common.check_categorical(values, call.batch_key, "batch")
+        call.batch = values.astype(str).to_numpy()
+    call.facts = {"n_cells": len(data["cells"]), "n_paired": n_paired,
+                  "n_rna_only": int((data["has_rna"] & ~data["has_atac"]).sum()),
+                  "n_atac_only": int((data["has_atac"] & ~data["has_rna"]).sum())}
+
+
+DEFAULT_KEYS = {"multivi": "X_multivi", "pca": "X_rna_atac_pca", "wnn": "wnn"}
+
+
+def _key(call, entry=None) -> str:
+    return call.key_added or DEFAULT_KEYS[call.method]
+
+
+def _fit_multivi_method(call) -> Fit:
+    model = _fit_multivi(call.data, call.batch, n_latent=call.n_latent, max_epochs=call.max_epochs,
+                         random_state=call.random_state, verbose=call.verbose, train_kwargs=call.train_kwargs or {},
+                         **call.model_kwargs)
+    out: dict[str, Any] = {"latent": np.asarray(model.get_latent_representation(), dtype=np.float32)}
+    fit = Fit(value=out, model=model, record={**call.facts, "n_latent": int(model.module.n_latent)})
+    fit.with_record = lambda record: out.__setitem__("record", record)
+    fit.put(call.mdata, "obsm", _key(call), out["latent"])
+    return fit
+
+
+def _per_modality(call) -> tuple[Fit, dict]:
+    rna_pcs = _classical.pca_of_counts(call.data["rna"], n_comps=call.n_comps, batch=call.batch,
+                                       random_state=call.random_state)
+    atac_lsi = tfidf_lsi(call.data["atac"], n_comps=call.n_comps, random_state=call.random_state)
+    out: dict[str, Any] = {"rna_pca": rna_pcs, "atac_lsi": atac_lsi}
+    fit = Fit(value=out, record=dict(call.facts))
+    fit.with_record = lambda record: out.__setitem__("record", record)
+    fit.put(call.mdata, "obsm", "X_rna_pca", rna_pcs)
+    fit.put(call.mdata, "obsm", "X_atac_lsi", atac_lsi)
+    return fit, out
+
+
+def _fit_pca(call) -> Fit:
+    fit, out = _per_modality(call)
+    out["latent"] = np.hstack([out["rna_pca"], out["atac_lsi"]]).astype(np.float32)
+    fit.put(call.mdata, "obsm", _key(call), out["latent"])
+    return fit
+
+
+def _fit_wnn(call) -> Fit:
+    fit, out = _per_modality(call)
+    out.update(wnn_graph(out["rna_pca"], out["atac_lsi"], n_neighbors=call.n_neighbors,
+                         random_state=call.random_state))
+    key = _key(call)
+    fit.put(call.mdata, "obsp", f"{key}_connectivities", out["connectivities"])
+    fit.put(call.mdata, "obsp", f"{key}_distances", out["distances"])
+    fit.put(call.mdata, "obs", f"{key}_rna_weight", out["rna_weight"])
+    return fit
+
+
+register(Method("rna_atac", "multivi", _fit_multivi_method, "dl",
+                "MultiVI's joint latent space, for paired and partly paired cells",
+                needs=("counts", "atac"), saves_model=True, writes=("obsm/{key}",), r_verb="IntegrateModalities"))
+register(Method("rna_atac", "pca", _fit_pca, "baseline", "RNA PCA beside ATAC LSI, side by side",
+                needs=("counts", "atac"), writes=("obsm/{key}", "obsm/X_rna_pca", "obsm/X_atac_lsi"),
+                r_verb="IntegrateModalities"))
+register(Method("rna_atac", "wnn", _fit_wnn, "baseline",
+                "weighted nearest neighbours on RNA PCA and ATAC LSI (a graph)", needs=("counts", "atac"),
+                writes=("obsm/X_rna_pca", "obsm/X_atac_lsi", "obsp/{key}_connectivities", "obsp/{key}_distances",
+                        "obs/{key}_rna_weight")))
+
+
 def rna_atac(
     mdata,
     *,
@@ -165,60 +246,12 @@ def rna_atac(
     ``model_kwargs`` go to ``scvi.model.MULTIVI()``, ``train_kwargs`` to its ``train()``.
     Returns what was written and the record (also in ``uns[key without X_]``, WNN: ``uns["wnn"]``).
     """
-    if method not in RNA_ATAC_METHODS:
-        raise ValueError(f"isthmus: unknown method {method!r}; available: {', '.join(RNA_ATAC_METHODS)}")
-    data = pairing(mdata, rna=rna, atac=atac, rna_layer=rna_layer, atac_layer=atac_layer)
-    n_paired = int(data["paired"].sum())
-    if method != "multivi" and n_paired < len(data["cells"]):
-        raise ValueError(
-            f"isthmus: {len(data['cells']) - n_paired} of {len(data['cells'])} cells lack one modality; the "
-            f"{method!r} baseline needs both in every cell. MultiVI (method='multivi') is built for partly paired "
-            "data; or subset to the paired cells.")
-    batch = None
-    if batch_key is not None:
-        values = _common.mudata_column(mdata, batch_key, data["cells"], rna=rna)
-        if values.isna().any():
-            raise ValueError(f"isthmus: batch column {batch_key!r} has {int(values.isna().sum())} NA values "
-                             "(or cells without it); give every cell a batch.")
-        batch = values.astype(str).to_numpy()
-    params: dict[str, Any] = {"rna": rna, "atac": atac, "batch_key": batch_key, "n_cells": len(data["cells"]),
-                              "n_paired": n_paired, "n_rna_only": int((data["has_rna"] & ~data["has_atac"]).sum()),
-                              "n_atac_only": int((data["has_atac"] & ~data["has_rna"]).sum()),
-                              "random_state": int(random_state)}
-    started = time.perf_counter()
-    out: dict[str, Any] = {}
-    saved = None
-    if method == "multivi":
-        key = key_added or "X_multivi"
-        model = _fit_multivi(data, batch, n_latent=n_latent, max_epochs=max_epochs, random_state=random_state,
-                             verbose=verbose, train_kwargs=train_kwargs or {}, **model_kwargs)
-        out["latent"] = np.asarray(model.get_latent_representation(), dtype=np.float32)
-        saved = _common.save_model(model, _common.model_directory(model_dir, "multivi"))
-        params.update(n_latent=int(model.module.n_latent), max_epochs=-1 if max_epochs is None else int(max_epochs))
-        mdata.obsm[key] = out["latent"]
-    else:
-        rna_pcs = _classical.pca_of_counts(data["rna"], n_comps=n_comps, batch=batch, random_state=random_state)
-        atac_lsi = tfidf_lsi(data["atac"], n_comps=n_comps, random_state=random_state)
-        out["rna_pca"], out["atac_lsi"] = rna_pcs, atac_lsi
-        params.update(n_comps=int(n_comps))
-        if method == "wnn":
-            key = key_added or "wnn"
-            out.update(wnn_graph(rna_pcs, atac_lsi, n_neighbors=n_neighbors, random_state=random_state))
-            params.update(n_neighbors=int(n_neighbors))
-        else:
-            key = key_added or "X_rna_atac_pca"
-            out["latent"] = np.hstack([rna_pcs, atac_lsi]).astype(np.float32)
-        # written only now, so that an error above leaves the user's object as it was
-        mdata.obsm["X_rna_pca"], mdata.obsm["X_atac_lsi"] = rna_pcs, atac_lsi
-        if method == "wnn":
-            mdata.obsp[f"{key}_connectivities"] = out["connectivities"]
-            mdata.obsp[f"{key}_distances"] = out["distances"]
-            mdata.obs[f"{key}_rna_weight"] = out["rna_weight"]
-        else:
-            mdata.obsm[key] = out["latent"]
-    out["record"] = _common.record(method, params, seconds=time.perf_counter() - started, model_dir=saved)
-    mdata.uns[key.removeprefix("X_")] = out["record"]
-    return out
+    return _runner.run("rna_atac", locals())
+
+
+register_task(Task("rna_atac", rna_atac, key=_key,
+                   record_at=lambda call, entry, fit: (call.mdata, _key(call).removeprefix("X_")), prepare=_prepare,
+                   not_recorded=("mdata",)))
 
 
 def _fit_multivi(data, batch, *, n_latent, max_epochs, random_state, verbose, train_kwargs, **model_kwargs):

@@ -83,8 +83,12 @@ def _prepare(call, entry) -> None:
     _common.check_column(call.work, call.batch_key, "batch")
 
 
+# the pca route's own name, so that a user's "X_pca" is left alone
+DEFAULT_KEYS = {"totalvi": "X_totalvi", "pca": "X_rna_protein_pca"}
+
+
 def _key(call, entry=None) -> str:
-    return call.key_added or ("X_totalvi" if call.method == "totalvi" else "X_rna_protein_pca")
+    return call.key_added or DEFAULT_KEYS[call.method]
 
 
 def _joint(call, out: dict) -> Fit:

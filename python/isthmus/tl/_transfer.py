@@ -88,18 +88,10 @@ def _shared_pca(reference, query, *, layer, n_comps, n_top_genes, random_state):
     return pca.fit_transform(ref_log[:, genes]), pca.transform(query_log[:, genes])
 
 
-def _classical_transfer(method, reference, query, labels, *, layer, n_comps, n_top_genes, n_neighbors, random_state):
-    from sklearn.calibration import CalibratedClassifierCV
-    from sklearn.neighbors import KNeighborsClassifier
-    from sklearn.svm import LinearSVC
-
+def _classical_transfer(classifier, reference, query, labels, *, layer, n_comps, n_top_genes, random_state):
     ref_pcs, query_pcs = _shared_pca(reference, query, layer=layer, n_comps=n_comps, n_top_genes=n_top_genes,
                                      random_state=random_state)
     labelled = (labels != _common.UNLABELLED).to_numpy()
-    if method == "knn":
-        classifier = KNeighborsClassifier(n_neighbors=n_neighbors, weights="distance")
-    else:  # Platt-calibrated so that its scores are probabilities, comparable with the others
-        classifier = CalibratedClassifierCV(LinearSVC(C=1.0, random_state=random_state), cv=3)
     classifier.fit(ref_pcs[labelled], labels.to_numpy()[labelled])
     probabilities = pd.DataFrame(classifier.predict_proba(query_pcs), index=query.obs_names,
                                  columns=classifier.classes_)
@@ -125,11 +117,25 @@ def _fit_scanvi(call) -> Fit:
     return _predictions(call, probabilities, latent, reference_dir)
 
 
-def _fit_classical(call) -> Fit:
-    probabilities, latent = _classical_transfer(call.method, call.reference, call.query, call.labels,
+def _fit_classifier(call, classifier) -> Fit:
+    probabilities, latent = _classical_transfer(classifier, call.reference, call.query, call.labels,
                                                 layer=call.layer, n_comps=call.n_comps, n_top_genes=call.n_top_genes,
-                                                n_neighbors=call.n_neighbors, random_state=call.random_state)
+                                                random_state=call.random_state)
     return _predictions(call, probabilities, latent)
+
+
+def _fit_knn(call) -> Fit:
+    from sklearn.neighbors import KNeighborsClassifier
+
+    return _fit_classifier(call, KNeighborsClassifier(n_neighbors=call.n_neighbors, weights="distance"))
+
+
+def _fit_svm(call) -> Fit:
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.svm import LinearSVC
+
+    # Platt-calibrated so that its scores are probabilities, comparable with the others
+    return _fit_classifier(call, CalibratedClassifierCV(LinearSVC(C=1.0, random_state=call.random_state), cv=3))
 
 
 def _prepare(call, entry) -> None:
@@ -164,11 +170,11 @@ register(Method("transfer_labels", "scanvi", _fit_scanvi, "dl",
                 needs=("counts", "reference", "labels"), saves_model=True,
                 writes=("obs/{key}_predicted.id", "obs/{key}_prediction.score.*", "obsm/X_{key}"),
                 r_verb="TransferLabels"))
-register(Method("transfer_labels", "knn", _fit_classical, "baseline",
+register(Method("transfer_labels", "knn", _fit_knn, "baseline",
                 "distance-weighted kNN on a PCA fitted on the reference", needs=("reference", "labels"),
                 writes=("obs/{key}_predicted.id", "obs/{key}_prediction.score.*", "obsm/X_{key}"),
                 r_verb="TransferLabels"))
-register(Method("transfer_labels", "svm", _fit_classical, "baseline",
+register(Method("transfer_labels", "svm", _fit_svm, "baseline",
                 "a calibrated linear SVM on a PCA fitted on the reference", needs=("reference", "labels"),
                 writes=("obs/{key}_predicted.id", "obs/{key}_prediction.score.*", "obsm/X_{key}"),
                 r_verb="TransferLabels"))

@@ -23,9 +23,11 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from . import _common
+from .. import _arguments
+from . import _common, _runner
+from ._registry import Method, register
+from ._runner import Fit, Task, register_task
 
-VELOCITY_METHODS = ("velovi", "scvelo")
 SCVELO_MODES = ("dynamical", "stochastic")
 # embeddings computed on the working copy when the user has none under that name
 _COMPUTED_BASES = ("umap", "pca")
@@ -166,6 +168,76 @@ def _torch_threads_kept():
 # ---- the task ---------------------------------------------------------------------------------
 
 
+def _prepare(call, entry) -> None:
+    """Checks, then scVelo's preprocessing and the embedding: the same for both methods."""
+    adata = call.adata
+    if call.mode not in SCVELO_MODES:
+        raise ValueError(f"isthmus: unknown scVelo {_arguments.name('mode')} {call.mode!r}; available: "
+                         f"{', '.join(SCVELO_MODES)}")
+    if entry.name == "scvelo" and call.model_kwargs:
+        raise ValueError(f"isthmus: scVelo takes no model arguments; got {', '.join(call.model_kwargs)}.")
+    spliced, unspliced = _counts(adata, call.spliced_layer, call.unspliced_layer)
+    call.user_embedding = _check_embedding(adata, call.basis)
+    if adata.n_obs < 10:
+        raise ValueError(f"isthmus: velocity needs at least 10 cells; the data has {adata.n_obs}.")
+    _common.seed_everything(call.random_state)  # seeds NumPy too: scVelo's few random steps follow it
+    with _quiet_scvelo(), _torch_threads_kept():
+        call.work = _preprocess(spliced, unspliced, adata.obs_names, adata.var_names, n_top_genes=call.n_top_genes,
+                                min_shared_counts=call.min_shared_counts, n_neighbors=call.n_neighbors,
+                                n_pcs=call.n_pcs, random_state=call.random_state, verbose=call.verbose)
+        call.embedding = (call.user_embedding if call.user_embedding is not None
+                          else _compute_embedding(call.work, call.basis, call.random_state))
+
+
+def _fit_velovi_method(call) -> Fit:
+    with _quiet_scvelo(), _torch_threads_kept():
+        fitted, latent_kind, model, epochs = _fit_velovi(call.work, max_epochs=call.max_epochs,
+                                                         n_samples=call.n_samples, random_state=call.random_state,
+                                                         verbose=call.verbose, **call.model_kwargs)
+        # veloVI's genes carry no likelihood to filter on
+        fit = _velocity_fit(call, fitted, latent_kind, min_likelihood=None,
+                            uncertainty=fitted.obs["velocity_uncertainty"].to_numpy(dtype=np.float64))
+    fit.model = model
+    fit.record.update(epochs_trained=int(epochs), uncertainty="posterior directional variance")
+    return fit
+
+
+def _fit_scvelo_method(call) -> Fit:
+    with _quiet_scvelo(), _torch_threads_kept():
+        fitted, latent_kind = _fit_scvelo(call.work, mode=call.mode, n_jobs=call.n_jobs, verbose=call.verbose)
+        # scVelo's dynamical fit filters its genes by likelihood, as scVelo's own latent_time does
+        fit = _velocity_fit(call, fitted, latent_kind, min_likelihood=0.1, uncertainty=None)
+    fit.record.update(uncertainty="1 - velocity confidence")
+    return fit
+
+
+def _velocity_fit(call, fitted, latent_kind, *, min_likelihood, uncertainty) -> Fit:
+    out = _downstream(fitted, embedding=call.embedding, basis=call.basis, n_jobs=call.n_jobs, latent_kind=latent_kind,
+                      min_likelihood=min_likelihood, uncertainty=uncertainty)
+    out["embedding"] = call.embedding.astype(np.float32)
+    out["embedding_computed"] = call.user_embedding is None
+    fit = Fit(value=out, record={"embedding_computed": call.user_embedding is None,
+                                 "n_genes_preprocessed": int(call.work.n_vars), "n_genes_fitted": len(out["genes"]),
+                                 "latent_time": latent_kind})
+    fit.with_record = lambda record: out.__setitem__("record", record)
+    _put(fit, call.adata, out, key=_key(call), basis=call.basis)
+    return fit
+
+
+def _key(call, entry=None) -> str:
+    return call.key_added or "velocity"
+
+
+_WRITES = ("layers/{key}", "var/{key}_genes", "obs/*latent_time", "obs/{key}_uncertainty", "obs/{key}_confidence",
+           "uns/{key}_graph", "uns/{key}_graph_neg", "uns/{key}_params", "obsm/X_{basis}?", "obsm/{key}_{basis}")
+register(Method("velocity", "velovi", _fit_velovi_method, "dl",
+                "veloVI's posterior velocity, time and intrinsic uncertainty", needs=("spliced_unspliced",),
+                saves_model=True, writes=_WRITES, r_verb="RunVelocity"))
+register(Method("velocity", "scvelo", _fit_scvelo_method, "baseline",
+                "scVelo's dynamical (or stochastic) model", needs=("spliced_unspliced",), writes=_WRITES,
+                r_verb="RunVelocity"))
+
+
 def velocity(
     adata,
     *,
@@ -228,50 +300,12 @@ def velocity(
     Returns those arrays (velocity of the fitted genes only, ``genes``) and the record. Nothing is
     written when the call fails.
     """
-    if method not in VELOCITY_METHODS:
-        raise ValueError(f"isthmus: unknown velocity method {method!r}; available: {', '.join(VELOCITY_METHODS)}")
-    if mode not in SCVELO_MODES:
-        raise ValueError(f"isthmus: unknown scVelo mode {mode!r}; available: {', '.join(SCVELO_MODES)}")
-    if method == "scvelo" and model_kwargs:
-        raise ValueError(f"isthmus: scVelo takes no model arguments; got {', '.join(model_kwargs)}.")
-    spliced, unspliced = _counts(adata, spliced_layer, unspliced_layer)
-    user_embedding = _check_embedding(adata, basis)
-    if adata.n_obs < 10:
-        raise ValueError(f"isthmus: velocity needs at least 10 cells; the data has {adata.n_obs}.")
-    key = key_added or "velocity"
-    started = time.perf_counter()
-    _common.seed_everything(random_state)  # seeds NumPy too: scVelo's few random steps follow it
-    with _quiet_scvelo(), _torch_threads_kept():
-        work = _preprocess(spliced, unspliced, adata.obs_names, adata.var_names, n_top_genes=n_top_genes,
-                           min_shared_counts=min_shared_counts, n_neighbors=n_neighbors, n_pcs=n_pcs,
-                           random_state=random_state, verbose=verbose)
-        embedding = user_embedding if user_embedding is not None else _compute_embedding(work, basis, random_state)
-    with _quiet_scvelo(), _torch_threads_kept():
-        saved, epochs = None, 0
-        if method == "velovi":
-            fitted, latent_kind, saved, epochs = _fit_velovi(work, max_epochs=max_epochs, n_samples=n_samples,
-                                                             model_dir=model_dir, random_state=random_state,
-                                                             verbose=verbose, **model_kwargs)
-        else:
-            fitted, latent_kind = _fit_scvelo(work, mode=mode, n_jobs=n_jobs, verbose=verbose)
-        out = _downstream(fitted, method=method, embedding=embedding, basis=basis, n_jobs=n_jobs,
-                          latent_kind=latent_kind)
-    out["embedding"] = embedding.astype(np.float32)
-    out["embedding_computed"] = user_embedding is None
-    params = {"mode": mode if method == "scvelo" else "", "spliced_layer": spliced_layer,
-              "unspliced_layer": unspliced_layer, "basis": basis, "embedding_computed": user_embedding is None,
-              "n_top_genes": -1 if n_top_genes is None else int(n_top_genes),
-              "min_shared_counts": int(min_shared_counts), "n_neighbors": int(n_neighbors), "n_pcs": int(n_pcs),
-              "n_genes_preprocessed": int(work.n_vars), "n_genes_fitted": len(out["genes"]),
-              "latent_time": latent_kind, "uncertainty": ("posterior directional variance" if method == "velovi"
-                                                          else "1 - velocity confidence"),
-              "random_state": int(random_state)}
-    if method == "velovi":
-        params.update(max_epochs=-1 if max_epochs is None else int(max_epochs), epochs_trained=int(epochs),
-                      n_samples=int(n_samples))
-    out["record"] = _common.record(method, params, seconds=time.perf_counter() - started, model_dir=saved)
-    _write(adata, out, key=key, basis=basis)
-    return out
+    return _runner.run("velocity", locals())
+
+
+register_task(Task("velocity", velocity, key=lambda call, entry: {"key": _key(call), "basis": call.basis},
+                   record_at=lambda call, entry, fit: (call.adata, _key(call)), prepare=_prepare,
+                   not_recorded=("adata",)))
 
 
 def _preprocess(spliced, unspliced, obs_names, var_names, *, n_top_genes, min_shared_counts, n_neighbors, n_pcs,
@@ -321,7 +355,7 @@ def _fit_scvelo(work, *, mode, n_jobs, verbose):
     return fitted, "latent_time" if mode == "dynamical" else "velocity_pseudotime"
 
 
-def _fit_velovi(work, *, max_epochs, n_samples, model_dir, random_state, verbose, **model_kwargs):
+def _fit_velovi(work, *, max_epochs, n_samples, random_state, verbose, **model_kwargs):
     from velovi import VELOVI, preprocess_data
 
     # min-max scaled moments of the genes scVelo's steady-state fit keeps (veloVI's own preprocessing)
@@ -344,8 +378,7 @@ def _fit_velovi(work, *, max_epochs, n_samples, model_dir, random_state, verbose
     fitted.var["fit_scaling"] = 1.0
     fitted.var["velocity_genes"] = True
     fitted.obs["velocity_uncertainty"] = _directional_variance(model, fitted.n_obs, n_samples=max(int(n_samples), 2))
-    saved = _common.save_model(model, _common.model_directory(model_dir, "velovi"))
-    return fitted, "latent_time", saved, epochs
+    return fitted, "latent_time", model, epochs
 
 
 def _directional_variance(model, n_cells: int, *, n_samples: int) -> np.ndarray:
@@ -370,7 +403,7 @@ def _centred_unit(x: np.ndarray) -> np.ndarray:
     return centred / np.where(norm > 0, norm, 1.0)
 
 
-def _downstream(fitted, *, method, embedding, basis, n_jobs, latent_kind) -> dict[str, Any]:
+def _downstream(fitted, *, embedding, basis, n_jobs, latent_kind, min_likelihood, uncertainty) -> dict[str, Any]:
     """The velocity graph, confidence, latent time and projection on the embedding (scVelo's tools,
     the same for both methods)."""
     import scvelo as scv
@@ -378,8 +411,7 @@ def _downstream(fitted, *, method, embedding, basis, n_jobs, latent_kind) -> dic
     scv.tl.velocity_graph(fitted, n_jobs=int(n_jobs), show_progress_bar=False)
     scv.tl.velocity_confidence(fitted)
     if latent_kind == "latent_time":
-        # veloVI's genes carry no likelihood; scVelo's dynamical fit filters on its own
-        scv.tl.latent_time(fitted, min_likelihood=None if method == "velovi" else 0.1)
+        scv.tl.latent_time(fitted, min_likelihood=min_likelihood)
         latent = fitted.obs["latent_time"].to_numpy(dtype=np.float64)
     else:
         scv.tl.velocity_pseudotime(fitted)
@@ -388,8 +420,8 @@ def _downstream(fitted, *, method, embedding, basis, n_jobs, latent_kind) -> dic
     scv.tl.velocity_embedding(fitted, basis=basis)
     genes = fitted.var_names[fitted.var["velocity_genes"].to_numpy(dtype=bool)]
     confidence = fitted.obs["velocity_confidence"].to_numpy(dtype=np.float64)
-    uncertainty = (fitted.obs["velocity_uncertainty"].to_numpy(dtype=np.float64) if method == "velovi"
-                   else 1.0 - confidence)
+    if uncertainty is None:  # no posterior: scVelo's confidence turned round
+        uncertainty = 1.0 - confidence
     params = dict(fitted.uns.get("velocity_params", {}))
     return {
         "velocity": np.asarray(fitted[:, genes].layers["velocity"], dtype=np.float32),
@@ -404,24 +436,23 @@ def _downstream(fitted, *, method, embedding, basis, n_jobs, latent_kind) -> dic
     }
 
 
-def _write(adata, out, *, key: str, basis: str) -> None:
+def _put(fit, adata, out, *, key: str, basis: str) -> None:
     at = adata.var_names.get_indexer(out["genes"])
     layer = np.full(adata.shape, np.nan, dtype=np.float32)
     layer[:, at] = out["velocity"]
-    adata.layers[key] = layer
     fitted = np.zeros(adata.n_vars, dtype=bool)
     fitted[at] = True
-    adata.var[f"{key}_genes"] = fitted
-    adata.obs["latent_time" if key == "velocity" else f"{key}_latent_time"] = out["latent_time"]
-    adata.obs[f"{key}_uncertainty"] = out["uncertainty"]
-    adata.obs[f"{key}_confidence"] = out["confidence"]
-    adata.uns[f"{key}_graph"] = out["graph"]
-    adata.uns[f"{key}_graph_neg"] = out["graph_neg"]
-    adata.uns[f"{key}_params"] = {**out["params"], "embeddings": [basis]}
+    fit.put(adata, "layers", key, layer)
+    fit.put(adata, "var", f"{key}_genes", fitted)
+    fit.put(adata, "obs", "latent_time" if key == "velocity" else f"{key}_latent_time", out["latent_time"])
+    fit.put(adata, "obs", f"{key}_uncertainty", out["uncertainty"])
+    fit.put(adata, "obs", f"{key}_confidence", out["confidence"])
+    fit.put(adata, "uns", f"{key}_graph", out["graph"])
+    fit.put(adata, "uns", f"{key}_graph_neg", out["graph_neg"])
+    fit.put(adata, "uns", f"{key}_params", {**out["params"], "embeddings": [basis]})
     if out["embedding_computed"]:
-        adata.obsm[f"X_{basis}"] = out["embedding"]
-    adata.obsm[f"{key}_{basis}"] = out["velocity_embedding"]
-    adata.uns[key] = out["record"]
+        fit.put(adata, "obsm", f"X_{basis}", out["embedding"])
+    fit.put(adata, "obsm", f"{key}_{basis}", out["velocity_embedding"])
 
 
 # ---- scores -----------------------------------------------------------------------------------
