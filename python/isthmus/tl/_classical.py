@@ -47,9 +47,9 @@ def _variable_genes(lognorm, n_top_genes: int, batch=None) -> np.ndarray:
 
     if n_top_genes >= lognorm.shape[1]:
         return np.ones(lognorm.shape[1], dtype=bool)
-    obs = pd.DataFrame({"batch": pd.Categorical(np.asarray(batch))}) if batch is not None else None
+    cells = pd.Index([str(i) for i in range(lognorm.shape[0])])  # AnnData wants string cell names
+    obs = pd.DataFrame({"batch": pd.Categorical(np.asarray(batch))} if batch is not None else {}, index=cells)
     work = ad.AnnData(X=lognorm, obs=obs)
-    work.obs_names = work.obs_names.astype(str)
     sc.pp.highly_variable_genes(work, n_top_genes=n_top_genes, flavor="seurat",
                                 batch_key="batch" if batch is not None else None)
     return work.var["highly_variable"].to_numpy()

@@ -203,12 +203,23 @@ def save_model(model, model_dir: str) -> str:
     return model_dir
 
 
+def lean_copy(adata):
+    """An AnnData over the same matrices (shared, not copied) with its own obs, var and uns: scvi-tools
+    writes its registry (``_scvi_*`` columns and uns entries) into the object a model is set up on,
+    and that should not be the user's."""
+    import anndata as ad
+
+    return ad.AnnData(X=adata.X, obs=adata.obs.copy(), var=adata.var.copy(), layers=dict(adata.layers.items()))
+
+
 def trained_model(model, adata, task: str):
-    """The model a task runs on: a trained SCVI/SCANVI, or the directory of a saved one."""
+    """The model a task runs on and the data to run it on: a trained SCVI/SCANVI or the directory of a
+    saved one, with ``adata`` as a lean copy the model's registry may be written into."""
     if model is None:
         raise ValueError(f"isthmus: {task} needs a trained model ({_arguments.name('model')}): run embed/integrate "
                          "first.")
-    return load_model(model, adata) if isinstance(model, str) else model
+    work = lean_copy(adata)
+    return (load_model(model, work) if isinstance(model, str) else model), work
 
 
 # every class of model isthmus saves, by the name scvi-tools writes into a saved registry

@@ -29,10 +29,10 @@ def _denoised(call, values) -> Fit:
 
 
 def _fit_scvi(call) -> Fit:
-    model = _common.trained_model(call.model, call.adata, "scVI denoising")
+    model, work = _common.trained_model(call.model, call.adata, "scVI denoising")
     _common.seed_everything(call.random_state)
     normalised = model.get_normalized_expression(
-        call.adata, library_size=call.library_size, transform_batch=call.transform_batch, gene_list=_genes(call),
+        work, library_size=call.library_size, transform_batch=call.transform_batch, gene_list=_genes(call),
         n_samples=call.n_samples, return_mean=True, return_numpy=True)
     return _denoised(call, np.log1p(np.asarray(normalised, dtype=np.float32)))
 

@@ -24,14 +24,15 @@ def _latent(call, latent) -> Fit:
 
 def _fit_scvi(call, *, scanvi: bool = False) -> Fit:
     labels = _common.labels_with_unlabelled(call.adata, call.labels_key) if scanvi else None
+    work = _common.lean_copy(call.adata)  # the model's registry goes here, not into the user's object
     model = _scvi_models.fit_scvi(
-        call.adata, layer=call.layer, batch_key=call.batch_key, labels=labels,
+        work, layer=call.layer, batch_key=call.batch_key, labels=labels,
         categorical_covariate_keys=call.categorical_covariate_keys,
         continuous_covariate_keys=call.continuous_covariate_keys, n_latent=call.n_latent, max_epochs=call.max_epochs,
         allow_non_integer=call.allow_non_integer, random_state=call.random_state, verbose=call.verbose,
         **call.model_kwargs)
     if scanvi:
-        model = _scvi_models.fit_scanvi(model, call.adata, max_epochs=call.scanvi_epochs,
+        model = _scvi_models.fit_scanvi(model, work, max_epochs=call.scanvi_epochs,
                                         random_state=call.random_state, verbose=call.verbose)
     fit = _latent(call, model.get_latent_representation())
     fit.model = fit.value = model  # integrate() returns the trained model

@@ -73,11 +73,11 @@ def _fit_scvi(call) -> Fit:
     adata = call.adata
     rng = np.random.default_rng(call.random_state)
     source = _choose_cells(adata, call.groupby, call.groups, call.n_cells, rng)
-    model = _common.trained_model(call.model, adata, "generation with scVI")
+    model, work = _common.trained_model(call.model, adata, "generation with scVI")
     batch_key = model.adata_manager.registry["setup_args"].get("batch_key")
     _common.seed_everything(call.random_state)
     transform = [call.transform_batch] if call.transform_batch else None
-    samples = model.posterior_predictive_sample(adata, indices=source, n_samples=1, transform_batch=transform)
+    samples = model.posterior_predictive_sample(work, indices=source, n_samples=1, transform_batch=transform)
     counts = sparse.csr_matrix(samples.to_scipy_sparse() if hasattr(samples, "to_scipy_sparse")
                                else np.asarray(samples), dtype=np.float32)
     extra = {}

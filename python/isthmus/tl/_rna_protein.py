@@ -112,7 +112,7 @@ def _fit_totalvi_method(call) -> Fit:
     fit.model = model
     protein_mod = call.mdata.mod[call.protein]
     for name, layer in _protein_layers(protein_mod, call.protein_data.obs_names, call.counts.columns, out).items():
-        fit.put(protein_mod, "layers", name, layer, role="protein")
+        fit.put(protein_mod, "layers", name, layer, role=f"mod/{call.protein}")
     return fit
 
 
@@ -133,7 +133,7 @@ def _fit_pca(call) -> Fit:
 register(Method("rna_protein", "totalvi", _fit_totalvi_method, "dl",
                 "totalVI's joint latent space, denoised protein and background probability",
                 needs=("counts", "protein"), saves_model=True,
-                writes=("obsm/{key}", "protein/layers/totalvi_denoised", "protein/layers/totalvi_background"),
+                writes=("obsm/{key}", "mod/{protein}/layers/totalvi_denoised", "mod/{protein}/layers/totalvi_background"),
                 r_verb="IntegrateModalities"))
 register(Method("rna_protein", "pca", _fit_pca, "baseline",
                 "RNA PCA beside protein PCA (CLR), side by side", needs=("counts", "protein"),
@@ -174,7 +174,7 @@ def rna_protein(
     return _runner.run("rna_protein", locals())
 
 
-register_task(Task("rna_protein", rna_protein, key=_key,
+register_task(Task("rna_protein", rna_protein, key=lambda call, entry: {"key": _key(call), "protein": call.protein},
                    record_at=lambda call, entry, fit: (call.mdata, _key(call).removeprefix("X_")), prepare=_prepare,
                    not_recorded=("mdata",)))
 

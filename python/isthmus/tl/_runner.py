@@ -65,7 +65,7 @@ class Fit:
 
     def put(self, container, slot: str, key: str, value, *, role: str | None = None) -> None:
         """Write ``value`` into ``container.<slot>[key]`` once the fit succeeded. ``role`` names the
-        container in the written paths when it is not the task's own object (e.g. "protein" for a
+        container in the written paths when it is not the task's own object (e.g. "mod/prot" for a
         MuData's protein modality)."""
         path = f"{role}/{slot}/{key}" if role else f"{slot}/{key}"
         self.writes.append((container, slot, key, value, path))
