@@ -94,8 +94,8 @@ IsthmusSCANVIIntegration <- function(object, assay = NULL, orig = NULL, layers =
     missing <- setdiff(cells, rownames(meta.data))
     if (length(missing)) stop("isthmus: meta.data has no row for ", length(missing), " cells of the assay (e.g. ",
                               missing[1], "); pass the same object's meta.data.", call. = FALSE)
-    .check_columns(meta.data[cells, , drop = FALSE], columns, allow_na = labels)
-    meta.data[cells, unique(columns), drop = FALSE]
+    # the core checks the columns (missing, NA, kind) once, and names them
+    meta.data[cells, intersect(unique(columns), names(meta.data)), drop = FALSE]
   } else data.frame(row.names = cells)
   if (is.null(batch)) {
     if (length(unique(counts$batch)) < 2) {

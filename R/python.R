@@ -73,11 +73,14 @@ isthmus_venv_dir <- function() {
   core
 }
 
-# Calls the bridge function `name` of isthmus._r. The isthmus warnings it raised come back as
-# text and are raised here as R warnings, so that suppressWarnings(), tryCatch() and testthat see
-# them (reticulate only prints Python's warnings).
-.py_task <- function(name, ...) {
-  out <- .py_core()$call(name, ...)
+# Calls the bridge function `name` of isthmus._r: the one door into the core (it also loads torch
+# on its own BLAS before anything else can). The isthmus warnings it raised come back as text and
+# are raised here as R warnings, so that suppressWarnings(), tryCatch() and testthat see them
+# (reticulate only prints Python's warnings).
+# `.names`: the verb's map from the core's argument names to its own (.r_names()), so that the
+# core's one validation names what the user typed.
+.py_task <- function(name, ..., .names = .r_names()) {
+  out <- .py_core()$call(name, ..., argument_names = .names)
   for (text in out$warnings) warning(text, call. = FALSE)
   out$value
 }

@@ -46,15 +46,16 @@
   if (.is_seurat(object)) SeuratObject::Embeddings(object, reduction) else SingleCellExperiment::reducedDim(object, reduction)
 }
 
-# The counts (shared with Python, not copied) and only the cell columns a task needs. Columns
-# are checked here, in R, so that the message names the user's own column. `allow_na` lists
-# columns where NA is meaningful (labels: NA = unlabelled).
+# The counts (shared with Python, not copied) and only the cell columns a task needs. `allow_na`
+# is kept for callers' readability: NA handling is the core's (labels: NA = unlabelled).
 .task_input <- function(object, assay = NULL, layer = "counts", columns = NULL, allow_na = NULL,
                         embedding = NULL, spatial = FALSE, image = NULL) {
   .check_task_object(object)
   counts <- .task_counts(object, assay, layer)
   meta <- .cell_meta(object)
-  .check_columns(meta, columns, allow_na)
+  # only the columns the object has cross; the core checks them (missing, NA, kind) once and
+  # names them in its message
+  columns <- intersect(unique(unlist(columns)), names(meta))
   obsm <- list()
   if (!is.null(embedding)) {
     obsm$X_input <- .matrix_to_py(.embedding_of(object, embedding), paste0("reduction ", embedding), orientation = "same")
@@ -64,14 +65,11 @@
   list(adata = adata, assay = counts$assay, features = rownames(counts$matrix))
 }
 
+# Columns that only R reads (plot colours, VelocityScores' groups) must exist; the columns that
+# cross to the core are checked there.
 .check_columns <- function(meta, columns, allow_na = NULL) {
-  for (col in columns) {
-    if (!col %in% names(meta)) stop("isthmus: column '", col, "' is not in the cell metadata.", call. = FALSE)
-    if (!col %in% allow_na && anyNA(meta[[col]])) {
-      stop("isthmus: column '", col, "' has ", sum(is.na(meta[[col]])), " NA values; give every cell a value.",
-           call. = FALSE)
-    }
-  }
+  missing <- setdiff(columns, names(meta))
+  if (length(missing)) stop("isthmus: column '", missing[1], "' is not in the cell metadata.", call. = FALSE)
 }
 
 # A features x cells matrix (shared with Python, not copied) and a few cell columns as an AnnData.
@@ -224,6 +222,13 @@ isthmus_records <- function(object, name = NULL) {
 #' @return The object with the record's `model_dir` updated.
 #' @export
 SaveModel <- function(object, name, dir) {
+  if (!is.character(dir) || length(dir) != 1 || !nzchar(dir)) {
+    stop("isthmus: dir must be one directory path.", call. = FALSE)
+  }
+  if (file.exists(dir) && !dir.exists(dir)) {
+    stop("isthmus: dir = \"", dir, "\" is a file, not a directory; give a directory to save the model in (your ",
+         "file is left as it is).", call. = FALSE)
+  }
   record <- isthmus_records(object, name)
   if (!nzchar(record$model_dir %||% "") || !dir.exists(record$model_dir)) {
     stop("isthmus: record '", name, "' has no model on disk (was it a classical method, or the session that ",
@@ -264,5 +269,3 @@ SaveModel <- function(object, name, dir) {
   tempfile(paste0(method, "-"), tmpdir = root)
 }
 
-# Python integers are what scvi-tools checks for; R numbers arrive as floats.
-.as_int_or_null <- function(x) if (is.null(x)) NULL else as.integer(x)

@@ -38,7 +38,7 @@ CompareMethods <- function(object, task = c("integration", "label_transfer", "de
   kwargs <- list(task = task, methods = if (!is.null(methods)) as.list(methods), batch_key = batch,
                  labels_key = labels, query_batches = if (!is.null(query.batches)) as.list(as.character(query.batches)),
                  holdout_labels = as.list(as.character(holdout.labels)), layer = NULL,
-                 max_epochs = .as_int_or_null(max_epochs), random_state = as.integer(seed.use), verbose = verbose, ...)
+                 max_epochs = max_epochs, random_state = seed.use, verbose = verbose, ...)
   title <- paste0("isthmus: ", task, " methods on ", ncol(object), " cells")
   out <- .py_task("compare", input$adata, kwargs, if (!is.null(png)) normalizePath(png, mustWork = FALSE), title)
   table <- as.data.frame(out$table, stringsAsFactors = FALSE)

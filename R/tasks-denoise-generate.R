@@ -30,16 +30,15 @@
 DenoiseExpression <- function(object, method = c("scvi", "knn"), model = "scvi", features = NULL,
                               transform.batch = NULL, reduction = NULL, k = 15, new.assay = NULL, assay = NULL,
                               layer = "counts", seed.use = 42) {
-  method <- match.arg(method)
+  method <- .choose_method(method, "DenoiseExpression")
   .check_task_object(object)
   model_dir <- if (method == "scvi") .model_dir(object, model)
   columns <- if (method == "scvi") .model_columns(model_dir)
   input <- .task_input(object, assay, layer, columns = intersect(columns, names(.cell_meta(object))),
                        embedding = reduction)
   kwargs <- list(method = method, model = model_dir, layer = NULL, genes = features, transform_batch = transform.batch,
-                 n_neighbors = as.integer(k), use_rep = if (!is.null(reduction)) "X_input",
-                 random_state = as.integer(seed.use))
-  out <- .py_task("denoise", input$adata, kwargs)
+                 n_neighbors = k, use_rep = if (!is.null(reduction)) "X_input", random_state = seed.use)
+  out <- .py_task("denoise", input$adata, kwargs, .names = .r_names(n_neighbors = "k"))
   values <- t(out$values)
   dimnames(values) <- list(features %||% input$features, colnames(object))
   name <- new.assay %||% paste0(method, "_denoised")
@@ -71,15 +70,15 @@ DenoiseExpression <- function(object, method = c("scvi", "knn"), model = "scvi",
 #' @export
 GenerateCells <- function(object, n, method = c("scvi", "nb"), model = "scvi", groupby = NULL, groups = NULL,
                           transform.batch = NULL, assay = NULL, layer = "counts", seed.use = 42) {
-  method <- match.arg(method)
+  method <- .choose_method(method, "GenerateCells")
   .check_task_object(object)
   model_dir <- if (method == "scvi") .model_dir(object, model)
   columns <- c(if (method == "scvi") .model_columns(model_dir), groupby)
   input <- .task_input(object, assay, layer, columns = intersect(unique(columns), names(.cell_meta(object))),
                        allow_na = groupby)
-  kwargs <- list(n_cells = as.integer(n), method = method, model = model_dir, layer = NULL, groupby = groupby,
+  kwargs <- list(n_cells = n, method = method, model = model_dir, layer = NULL, groupby = groupby,
                  groups = if (!is.null(groups)) as.list(as.character(groups)), transform_batch = transform.batch,
-                 random_state = as.integer(seed.use))
+                 random_state = seed.use)
   generated <- .py_task("generate", input$adata, kwargs)
   out <- if (.is_seurat(object)) as_seurat(generated$adata, assay = input$assay) else as_sce(generated$adata, x_assay = "counts")
   .put_record(out, "generate", generated$record)

@@ -43,9 +43,7 @@ IntegrateCells <- function(object, method = c("scvi", "scanvi", "harmony"), batc
                            layer = "counts", reduction = NULL, n_latent = 10, max_epochs = NULL,
                            scanvi_epochs = 20, model.dir = NULL, reduction.name = NULL, reduction.key = NULL,
                            allow.non.integer = FALSE, seed.use = 42, verbose = TRUE, ...) {
-  method <- match.arg(method)
-  if (method == "scanvi" && is.null(labels)) stop("isthmus: scANVI needs labels (a cell-type column).", call. = FALSE)
-  if (method == "harmony" && is.null(batch)) stop("isthmus: Harmony needs batch.", call. = FALSE)
+  method <- .choose_method(method, "IntegrateCells")
   .check_task_object(object)
   reduction <- reduction %||% .default_reduction_name(object, "pca")
   has_pca <- method == "harmony" && reduction %in% .reduction_names(object)
@@ -68,10 +66,9 @@ IntegrateCells <- function(object, method = c("scvi", "scanvi", "harmony"), batc
                                  use_rep = NULL, ...) {
   kwargs <- list(method = method, batch_key = batch, labels_key = labels, layer = NULL,
                  categorical_covariate_keys = categorical.covariates, continuous_covariate_keys = continuous.covariates,
-                 n_latent = as.integer(n_latent), max_epochs = .as_int_or_null(max_epochs),
-                 scanvi_epochs = as.integer(scanvi_epochs), use_rep = use_rep, allow_non_integer = allow.non.integer,
-                 model_dir = model.dir %||% .session_model_dir(method), random_state = as.integer(seed.use),
-                 verbose = verbose, ...)
+                 n_latent = n_latent, max_epochs = max_epochs, scanvi_epochs = scanvi_epochs, use_rep = use_rep,
+                 allow_non_integer = allow.non.integer, model_dir = model.dir %||% .session_model_dir(method),
+                 random_state = seed.use, verbose = verbose, ...)
   .py_task("integrate", adata, kwargs)
 }
 
@@ -104,9 +101,14 @@ ClusterCells <- function(object, reduction, dims = NULL, resolution = 1, n_neigh
                          seed.use = 42) {
   .check_task_object(object)
   emb <- .embedding_of(object, reduction)
-  if (!is.null(dims)) emb <- emb[, dims, drop = FALSE]
-  labels <- .py_task("cluster", emb, list(resolution = resolution, n_neighbors = as.integer(n_neighbors),
-                                         random_state = as.integer(seed.use)))
+  if (!is.null(dims)) {
+    if (!is.numeric(dims) || anyNA(dims) || any(dims < 1 | dims > ncol(emb) | dims != round(dims))) {
+      stop("isthmus: dims must be dimensions of reduction '", reduction, "', which has ", ncol(emb), " (e.g. dims = 1:",
+           ncol(emb), ").", call. = FALSE)
+    }
+    emb <- emb[, dims, drop = FALSE]
+  }
+  labels <- .py_task("cluster", emb, list(resolution = resolution, n_neighbors = n_neighbors, random_state = seed.use))
   name <- cluster.name %||% paste0(reduction, "_clusters")
   df <- data.frame(factor(unlist(labels), levels = as.character(sort(unique(as.integer(unlist(labels)))))))
   names(df) <- name

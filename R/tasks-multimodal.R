@@ -48,17 +48,15 @@
 IntegrateModalities <- function(object, method = c("totalvi", "multivi", "pca"), rna.assay = "RNA",
                                 protein.assay = NULL, atac.assay = NULL, batch = NULL, n_latent = NULL, n_comps = 20,
                                 max_epochs = NULL, model.dir = NULL, seed.use = 42, verbose = TRUE, ...) {
-  method <- match.arg(method)
+  method <- .choose_method(method, "IntegrateModalities")
   .check_task_object(object)
   second <- .second_modality(object, method, protein.assay, atac.assay)
   rna <- .task_input(object, if (.is_seurat(object)) rna.assay, "counts", columns = batch)
   counts <- .modality_counts(object, second$assay)
   other <- .lean_anndata(counts, paste0(second$kind, " assay ", second$assay), NULL)
   if (method == "totalvi") n_latent <- n_latent %||% 20
-  kwargs <- list(method = method, batch_key = batch, n_latent = .as_int_or_null(n_latent),
-                 n_comps = as.integer(n_comps), max_epochs = .as_int_or_null(max_epochs),
-                 model_dir = model.dir %||% .session_model_dir(method), random_state = as.integer(seed.use),
-                 verbose = verbose, ...)
+  kwargs <- list(method = method, batch_key = batch, n_latent = n_latent, n_comps = n_comps, max_epochs = max_epochs,
+                 model_dir = model.dir %||% .session_model_dir(method), random_state = seed.use, verbose = verbose, ...)
   if (second$kind == "protein") {
     out <- .py_task("rna_protein", rna$adata, other, kwargs)
   } else {

@@ -39,13 +39,11 @@ FindSpatialDomains <- function(object, method = c("gat", "neighbor_pca", "pca"),
                                cluster.method = NULL, assay = NULL, layer = "counts", image = NULL, n.seeds = 5,
                                n_neighbors = 6, n_top_genes = 3000, max_epochs = 1000, resolution = 1,
                                refine = TRUE, seed.use = 0, verbose = TRUE) {
-  method <- match.arg(method)
+  method <- .choose_method(method, "FindSpatialDomains")
   input <- .task_input(object, assay, layer, spatial = TRUE, image = image)
-  kwargs <- list(method = method, n_domains = .as_int_or_null(n.domains), cluster_method = cluster.method,
-                 layer = NULL, n_seeds = as.integer(n.seeds), n_neighbors = as.integer(n_neighbors),
-                 n_top_genes = as.integer(n_top_genes), max_epochs = as.integer(max_epochs),
-                 resolution = resolution, refine_labels = refine, random_state = as.integer(seed.use),
-                 verbose = verbose)
+  kwargs <- list(method = method, n_domains = n.domains, cluster_method = cluster.method, layer = NULL,
+                 n_seeds = n.seeds, n_neighbors = n_neighbors, n_top_genes = n_top_genes, max_epochs = max_epochs,
+                 resolution = resolution, refine_labels = refine, random_state = seed.use, verbose = verbose)
   out <- .py_task("spatial_domains", input$adata, kwargs)
   domains <- factor(out$domains, levels = as.character(seq_along(unique(out$domains))))
   columns <- stats::setNames(data.frame(domains, out$agreement), paste0(method, c("_domain", "_agreement")))
@@ -133,15 +131,13 @@ DeconvolveSpots <- function(object, reference, labels, method = c("destvi", "ste
                             assay = NULL, reference.assay = NULL, layer = "counts", min.gene.overlap = 0.3,
                             min.cells.per.type = 10, max_epochs = NULL, reference_epochs = NULL,
                             assay.name = method, model.dir = NULL, seed.use = 0, verbose = TRUE) {
-  method <- match.arg(method)
+  method <- .choose_method(method, "DeconvolveSpots")
   if (is.null(labels)) stop("isthmus: labels (the reference's cell-type column) is required.", call. = FALSE)
   spatial <- .task_input(object, assay, layer)
   ref <- .reference_input(reference, labels, reference.assay, layer)
   kwargs <- list(labels_key = labels, method = method, layer = NULL, min_gene_overlap = min.gene.overlap,
-                 min_cells_per_type = as.integer(min.cells.per.type), max_epochs = .as_int_or_null(max_epochs),
-                 reference_epochs = .as_int_or_null(reference_epochs),
-                 model_dir = if (method != "nnls") model.dir %||% .session_model_dir(method),
-                 random_state = as.integer(seed.use), verbose = verbose)
+                 min_cells_per_type = min.cells.per.type, max_epochs = max_epochs, reference_epochs = reference_epochs,
+                 model_dir = model.dir %||% .session_model_dir(method), random_state = seed.use, verbose = verbose)
   out <- .py_task("deconvolve", spatial$adata, ref, kwargs)
   object <- .put_proportions(object, out, method, assay.name, out$record)
   .put_record(object, method, out$record)
@@ -173,14 +169,13 @@ MapCells <- function(object, reference, labels = NULL, method = c("tangram", "gi
                      training.genes = NULL, assay = NULL, reference.assay = NULL, layer = "counts",
                      min.gene.overlap = 0.3, max_epochs = NULL, learning_rate = NULL, n_neighbors = 15,
                      assay.name = method, model.dir = NULL, seed.use = 0, verbose = TRUE) {
-  method <- match.arg(method)
+  method <- .choose_method(method, "MapCells")
   spatial <- .task_input(object, assay, layer)
   ref <- .reference_input(reference, labels, reference.assay, layer)
   kwargs <- list(method = method, labels_key = labels, impute_genes = genes, training_genes = training.genes,
-                 layer = NULL, min_gene_overlap = min.gene.overlap, max_epochs = .as_int_or_null(max_epochs),
-                 learning_rate = learning_rate, n_neighbors = as.integer(n_neighbors),
-                 model_dir = if (method == "gimvi") model.dir %||% .session_model_dir(method),
-                 random_state = as.integer(seed.use), verbose = verbose)
+                 layer = NULL, min_gene_overlap = min.gene.overlap, max_epochs = max_epochs,
+                 learning_rate = learning_rate, n_neighbors = n_neighbors,
+                 model_dir = model.dir %||% .session_model_dir(method), random_state = seed.use, verbose = verbose)
   out <- .py_task("map_cells", spatial$adata, ref, kwargs)
   imputed <- t(out$imputed)
   dimnames(imputed) <- list(.as_chr(out$genes), colnames(object))
@@ -216,7 +211,7 @@ MapCells <- function(object, reference, labels = NULL, method = c("tangram", "gi
 SpatialInteractions <- function(object, labels, method = c("spatial", "nonspatial"), resource = "auto",
                                 assay = NULL, layer = "counts", image = NULL, n_neighbors = 6, n_perms = 1000,
                                 expr_prop = 0.1, min.cells = 5, plot = NULL, seed.use = 0, verbose = TRUE) {
-  method <- match.arg(method)
+  method <- .choose_method(method, "SpatialInteractions")
   input <- .task_input(object, assay, layer, columns = labels, spatial = TRUE, image = image)
   if (is.data.frame(resource)) {
     if (!all(c("ligand", "receptor") %in% names(resource))) {
@@ -225,8 +220,8 @@ SpatialInteractions <- function(object, labels, method = c("spatial", "nonspatia
     resource <- lapply(resource[c("ligand", "receptor")], as.character)  # a dict of columns in Python
   }
   kwargs <- list(labels_key = labels, method = method, resource = resource, layer = NULL,
-                 n_neighbors = as.integer(n_neighbors), n_perms = as.integer(n_perms), expr_prop = expr_prop,
-                 min_cells = as.integer(min.cells), random_state = as.integer(seed.use), verbose = verbose)
+                 n_neighbors = n_neighbors, n_perms = n_perms, expr_prop = expr_prop, min_cells = min.cells,
+                 random_state = seed.use, verbose = verbose)
   out <- .py_task("interactions", input$adata, kwargs, plot, paste0("isthmus: ", method, " ligand-receptor"))
   table <- as.data.frame(lapply(out$table, function(x) if (is.list(x)) .as_chr(x) else x), stringsAsFactors = FALSE)
   attr(table, "record") <- out$record

@@ -36,7 +36,7 @@ TransferLabels <- function(query, reference, labels = NULL, method = c("scanvi",
                            n_latent = 10, max_epochs = NULL, scanvi_epochs = 20, query_epochs = 100,
                            retrain = FALSE, model.dir = NULL, allow.non.integer = FALSE, seed.use = 42,
                            verbose = TRUE) {
-  method <- match.arg(method)
+  method <- .choose_method(method, "TransferLabels")
   .check_task_object(query, "query")
   reference_model <- NULL
   if (is.character(reference)) {
@@ -62,12 +62,10 @@ TransferLabels <- function(query, reference, labels = NULL, method = c("scanvi",
   input <- .task_input(query, assay, layer, columns = query_batch)
   kwargs <- list(labels_key = labels %||% "", method = method, batch_key = batch, layer = NULL,
                  reference_model = reference_model, threshold = threshold, min_gene_overlap = min.gene.overlap,
-                 n_latent = as.integer(n_latent), max_epochs = .as_int_or_null(max_epochs),
-                 scanvi_epochs = as.integer(scanvi_epochs), query_epochs = as.integer(query_epochs),
-                 allow_non_integer = allow.non.integer,
+                 n_latent = n_latent, max_epochs = max_epochs, scanvi_epochs = scanvi_epochs,
+                 query_epochs = query_epochs, allow_non_integer = allow.non.integer,
                  model_dir = if (method == "scanvi" && is.null(reference_model)) model.dir %||% .session_model_dir("scanvi-reference"),
-                 random_state = as.integer(seed.use),
-                 verbose = verbose)
+                 random_state = seed.use, verbose = verbose)
   out <- .py_task("transfer_labels", ref_adata, input$adata, kwargs)
   .transfer_into(query, out, method, input$assay)
 }

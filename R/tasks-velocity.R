@@ -54,7 +54,7 @@ RunVelocity <- function(object, method = c("velovi", "scvelo"), spliced = "splic
                         reduction = "umap", mode = c("dynamical", "stochastic"), n_top_genes = 2000,
                         n_neighbors = 30, n_pcs = 30, max_epochs = NULL, model.dir = NULL, group.by = NULL,
                         png = NULL, seed.use = 42, verbose = TRUE, ...) {
-  method <- match.arg(method)
+  method <- .choose_method(method, "RunVelocity")
   mode <- match.arg(mode)
   .check_task_object(object)
   counts <- .velocity_counts(object, spliced, unspliced)
@@ -65,7 +65,7 @@ RunVelocity <- function(object, method = c("velovi", "scvelo"), spliced = "splic
          "UMAP computed.", call. = FALSE)
   }
   meta <- .cell_meta(object)
-  .check_columns(meta, group.by, allow_na = group.by)
+  .check_columns(meta, group.by)  # only the plot reads it
   obsm <- list()
   if (!is.null(found)) {
     emb <- .embedding_of(object, found)
@@ -75,10 +75,9 @@ RunVelocity <- function(object, method = c("velovi", "scvelo"), spliced = "splic
   spliced_adata <- .lean_anndata(counts$spliced, counts$what[1], meta[group.by], obsm)
   unspliced_adata <- .lean_anndata(counts$unspliced, counts$what[2], NULL)
   kwargs <- list(method = method, mode = mode, basis = if (is.null(found)) "umap" else "input",
-                 n_top_genes = .as_int_or_null(n_top_genes), n_neighbors = as.integer(n_neighbors),
-                 n_pcs = as.integer(n_pcs), max_epochs = .as_int_or_null(max_epochs),
-                 model_dir = if (method == "velovi") model.dir %||% .session_model_dir(method), color = group.by,
-                 random_state = as.integer(seed.use), verbose = verbose, ...)
+                 n_top_genes = n_top_genes, n_neighbors = n_neighbors, n_pcs = n_pcs, max_epochs = max_epochs,
+                 model_dir = model.dir %||% .session_model_dir(method), color = group.by, random_state = seed.use,
+                 verbose = verbose, ...)
   title <- paste0("isthmus: ", method, if (method == "scvelo") paste0(" (", mode, ")"), " velocity")
   out <- .py_task("velocity", spliced_adata, unspliced_adata, kwargs,
                              if (!is.null(png)) normalizePath(png, mustWork = FALSE), title)
@@ -294,7 +293,7 @@ VelocityScores <- function(object, group.by, transitions, methods = NULL, reduct
                  velocity_emb = .matrix_to_py(moving, "velocity embedding", orientation = "same"))
     adata <- .lean_anndata(values, paste0(method, " velocity"), meta[group.by], obsm)
     out <- .py_task("velocity_scores", adata, list(cluster_key = group.by, transitions = pairs,
-                                                  n_neighbors = as.integer(n_neighbors), coherence = coherence))
+                                                  n_neighbors = n_neighbors, coherence = coherence))
     table <- as.data.frame(out, stringsAsFactors = FALSE)
     data.frame(method = method, table[c("metric", "group", "value", "n_cells")], stringsAsFactors = FALSE)
   })

@@ -155,16 +155,30 @@ def _import_torch_with_its_own_blas() -> None:
 # here, and gets plain arrays / frames back to place in the Seurat or SCE object.
 
 
-def call(name: str, *args) -> dict[str, Any]:
+# Bridge functions that only move data: they run without torch, so a conversion stays quick.
+_DATA_ONLY = {"anndata_from_r", "mudata_from_r", "anndata_to_r", "mudata_to_r", "fetch", "release", "release_all",
+              "is_anndata", "is_mudata", "read_h5ad", "read_h5mu", "write_h5ad", "write_h5mu", "versions",
+              "torch_import_state"}
+
+
+def call(name: str, *args, argument_names: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Run the bridge function ``name`` for R: {"value": its result, "warnings": isthmus's own
     warnings as text}. R raises those as R warnings, which suppressWarnings(), tryCatch() and
     testthat see; reticulate only prints Python's warnings. Other libraries' warnings are shown
-    as before, and everything caught is shown if the call fails."""
+    as before, and everything caught is shown if the call fails.
+
+    The one door from R into the core: every task call first loads torch on its own BLAS
+    (``_prepare``), whatever else it imports, and messages name arguments as the R verb does
+    (``argument_names``: Python name -> R name)."""
+    from . import _arguments
+
     function = globals().get(name)
     if name.startswith("_") or not callable(function):
         raise ValueError(f"isthmus: no bridge function {name!r}")
+    if name not in _DATA_ONLY:
+        _prepare()
     failure = None
-    with warnings.catch_warnings(record=True) as caught:
+    with warnings.catch_warnings(record=True) as caught, _arguments.names_of(argument_names, "r"):
         try:
             value = function(*args)
         except BaseException as error:  # raised again below, once what it warned is shown
@@ -176,6 +190,13 @@ def call(name: str, *args) -> dict[str, Any]:
     ours = [str(w.message) for w in caught if str(w.message).startswith("isthmus:")]
     _show(w for w in caught if not str(w.message).startswith("isthmus:"))
     return {"value": value, "warnings": ours}
+
+
+def methods_table() -> dict[str, Any]:
+    """The method registry (tl.methods()) as columns, for isthmus_methods() and the verbs' choices."""
+    from . import tl
+
+    return _columns(tl.methods())
 
 
 def _show(caught) -> None:
@@ -195,7 +216,6 @@ def _columns(frame) -> dict[str, Any]:
 
 def integrate(adata, kwargs: Mapping[str, Any]) -> dict[str, Any]:
     """tl.integrate for R: the latent space and its record (the model stays on disk)."""
-    _prepare()
     from . import tl
 
     key = f"X_{kwargs['method']}"
@@ -214,7 +234,6 @@ def cluster(embedding, kwargs: Mapping[str, Any]) -> list[str]:
 
 
 def transfer_labels(reference, query, kwargs: Mapping[str, Any]) -> dict[str, Any]:
-    _prepare()
     from . import tl
 
     result = tl.transfer_labels(reference, query, key_added="transfer", **kwargs)
@@ -225,7 +244,6 @@ def transfer_labels(reference, query, kwargs: Mapping[str, Any]) -> dict[str, An
 def rna_protein(rna, protein, kwargs: Mapping[str, Any]) -> dict[str, Any]:
     """tl.rna_protein for R: two lean AnnDatas of the same cells (RNA counts with the batch column;
     protein counts) as one MuData; the per-cell and per-protein results back as arrays."""
-    _prepare()
     import mudata as md
 
     from . import tl
@@ -240,7 +258,6 @@ def rna_protein(rna, protein, kwargs: Mapping[str, Any]) -> dict[str, Any]:
 def rna_atac(rna, atac, kwargs: Mapping[str, Any]) -> dict[str, Any]:
     """tl.rna_atac for R: two lean AnnDatas over the same cells (RNA counts with the batch column;
     peak counts, all-zero for cells without ATAC) as one MuData; the embeddings back as arrays."""
-    _prepare()
     import mudata as md
 
     from . import tl
@@ -255,7 +272,6 @@ def rna_atac(rna, atac, kwargs: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def denoise(adata, kwargs: Mapping[str, Any]) -> dict[str, Any]:
-    _prepare()
     from . import tl
 
     values = tl.denoise(adata, key_added="denoised", **kwargs)
@@ -265,7 +281,6 @@ def denoise(adata, kwargs: Mapping[str, Any]) -> dict[str, Any]:
 def generate(adata, kwargs: Mapping[str, Any]) -> dict[str, Any]:
     """A new AnnData of synthetic cells (counts in X only; R converts it with as_seurat() /
     as_sce()) and its record."""
-    _prepare()
     from . import tl
 
     synthetic = tl.generate(adata, **kwargs)
@@ -287,10 +302,24 @@ def check_generated(real, synthetic, kwargs: Mapping[str, Any]):
     return _columns(tl.check_generated(real, synthetic, **kwargs))
 
 
+def _check_output(path: str | None, argument: str) -> None:
+    """An output file is checked before the work, so that a typo in its folder does not lose a
+    minute of computing."""
+    if not path:
+        return
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise ValueError(f"isthmus: {argument} = \"{path}\": the folder {folder} does not exist; create it or "
+                         "choose another path.")
+    if os.path.isdir(path) or not os.access(folder, os.W_OK):
+        raise ValueError(f"isthmus: {argument} = \"{path}\" cannot be written (a folder, or a folder without write "
+                         "permission).")
+
+
 def compare(adata, kwargs: Mapping[str, Any], png: str | None, title: str | None) -> dict[str, Any]:
-    _prepare()
     from . import tl
 
+    _check_output(png, "png")
     table = tl.compare(adata, **kwargs)
     if png:
         tl.plot_comparison(table, png, title=title)
@@ -300,7 +329,6 @@ def compare(adata, kwargs: Mapping[str, Any], png: str | None, title: str | None
 def bio_scores(labels, embeddings: Mapping[str, Any], neighbors: Mapping[str, Any]) -> dict[str, Any]:
     """tl.bio_scores for R: reductions as matrices; Seurat Neighbor objects as (indices from 1,
     distances)."""
-    _prepare()
     import numpy as np
 
     from . import tl
@@ -315,7 +343,6 @@ def bio_scores(labels, embeddings: Mapping[str, Any], neighbors: Mapping[str, An
 
 
 def spatial_domains(adata, kwargs: Mapping[str, Any]) -> dict[str, Any]:
-    _prepare()
     from . import tl
 
     domains = tl.spatial_domains(adata, key_added="domains", **kwargs)
@@ -334,7 +361,6 @@ def _proportions(frame) -> dict[str, Any]:
 
 
 def deconvolve(spatial, reference, kwargs: Mapping[str, Any]) -> dict[str, Any]:
-    _prepare()
     from . import tl
 
     proportions = tl.deconvolve(spatial, reference, key_added="deconvolution", **kwargs)
@@ -342,7 +368,6 @@ def deconvolve(spatial, reference, kwargs: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def map_cells(spatial, reference, kwargs: Mapping[str, Any]) -> dict[str, Any]:
-    _prepare()
     from . import tl
 
     result = tl.map_cells(spatial, reference, key_added="mapping", **kwargs)
@@ -352,14 +377,17 @@ def map_cells(spatial, reference, kwargs: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def interactions(adata, kwargs: Mapping[str, Any], png: str | None, title: str | None) -> dict[str, Any]:
-    _prepare()
     from . import tl
 
+    _check_output(png, "plot")
     kwargs = dict(kwargs)
     if isinstance(kwargs.get("resource"), Mapping):  # a data.frame from R, as columns
+        import numpy as np
         import pandas as pd
 
-        kwargs["resource"] = pd.DataFrame({k: list(v) for k, v in kwargs["resource"].items()})
+        # a one-row data.frame arrives as scalars: keep each column a column, not a string's letters
+        kwargs["resource"] = pd.DataFrame({k: list(np.atleast_1d(np.asarray(v, dtype=object)))
+                                           for k, v in kwargs["resource"].items()})
     table = tl.interactions(adata, key_added="interactions", **kwargs)
     if png:
         tl.plot_interactions(table, png, title=title)
@@ -374,10 +402,10 @@ def velocity(spliced, unspliced, kwargs: Mapping[str, Any], png: str | None, tit
     """tl.velocity for R: two lean AnnDatas of the same cells x genes (spliced counts, with the
     colour column and the user's embedding as obsm["X_input"]; unspliced counts) joined into one;
     the per-cell and per-gene results back as arrays (velocity: cells x fitted genes)."""
-    _prepare()
     from . import tl
     from .tl import _velocity
 
+    _check_output(png, "png")
     kwargs = dict(kwargs)
     color = kwargs.pop("color", None)
     adata = _velocity.spliced_unspliced(spliced, unspliced)

@@ -45,7 +45,7 @@ test_that("scVI takes covariates from meta.data; bad columns and non-counts are 
   na$batch[3] <- NA
   expect_error(RunSCVI(na, batch = "batch", max_epochs = 1, verbose = FALSE), "'batch' has 1 NA values")
   expect_error(RunSCVI(obj, layer = "data", max_epochs = 1, verbose = FALSE), "non-integer")
-  expect_error(IntegrateCells(obj, "harmony"), "Harmony needs batch")
+  expect_error(IntegrateCells(obj, "harmony"), "harmony needs batch")
   expect_error(RunSCANVI(obj, labels = "nope", max_epochs = 1, verbose = FALSE), "'nope' is not in")
 })
 

@@ -278,6 +278,10 @@ def load_model(model_dir: str, adata=None):
         raise ValueError(f"isthmus: a saved {name} model is reloaded for the data it was set up on; pass it (adata).")
     module, attribute = SCVI_MODEL_CLASSES[name]
     model_class = getattr(importlib.import_module(module), attribute)
+    quiet_lightning()
+    import scvi
+
+    scvi.settings.verbosity = logging.WARNING  # "File ... already downloaded" says nothing here
     if name in ("SCVI", "SCANVI"):
         import scvi
 

@@ -10,7 +10,7 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 
-from . import _common
+from . import _common, _runner
 from ._deconvolve import deconvolution_scores, deconvolve, pseudo_spots, split_halves
 from ._embed import integrate
 from ._registry import lookup, method_names
@@ -114,6 +114,8 @@ def compare(
     each; see pseudo_spots), the other is the reference; methods from destvi, stereoscope, nnls,
     scored by RMSE, JSD and Pearson against the true cell fractions.
     """
+    checked = _runner.validate(compare, {k: v for k, v in locals().items() if k != "kwargs"})
+    max_epochs, random_state = checked["max_epochs"], checked["random_state"]
     if task not in TASKS:
         raise ValueError(f"isthmus: unknown task {task!r}; available: {', '.join(TASKS)}")
     available = {"integration": method_names("integrate"), "label_transfer": method_names("transfer_labels"),
@@ -123,6 +125,9 @@ def compare(
     if unknown:
         raise ValueError(f"isthmus: {task} has no method {unknown}; available: {', '.join(available)}")
     _common.check_column(adata, labels_key, "labels", allow_na=True)
+    if adata.obs[labels_key].isna().all():
+        raise ValueError(f"isthmus: labels column {labels_key!r} has no label in any cell; the scores compare "
+                         "methods against known labels.")
     _common.check_column(adata, batch_key, "batch")
     # the methods run on a working object holding only what they read, so that the user's own
     # embeddings (an X_pca from scanpy, say) are not overwritten by the comparison's

@@ -170,6 +170,8 @@ def cluster(adata, *, use_rep: str, resolution: float = 1.0, n_neighbors: int = 
     own neighbours are not overwritten."""
     import scanpy as sc
 
+    checked = _runner.validate(cluster, locals())  # the same argument checks as every task
+    resolution, n_neighbors, random_state = checked["resolution"], checked["n_neighbors"], checked["random_state"]
     _common.obsm_of(adata, use_rep)  # a clear error before scanpy's
     name = key_added or f"leiden_{use_rep.removeprefix('X_')}"
     sc.pp.neighbors(adata, use_rep=use_rep, n_neighbors=n_neighbors, random_state=random_state,

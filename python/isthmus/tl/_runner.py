@@ -190,6 +190,10 @@ def validate(function: Callable[..., Any], arguments: dict[str, Any]) -> dict[st
         kind, allow_none = _simple_type(parameter.annotation)
         if kind is not None:
             out[name] = check_argument(name, arguments[name], kind, allow_none)
+        elif "Sequence[str]" in str(parameter.annotation) and isinstance(arguments[name], str):
+            # one name where a list of names is asked for (R's length-1 vectors arrive as strings):
+            # a list of one, not a string's letters
+            out[name] = [arguments[name]]
     return out
 
 

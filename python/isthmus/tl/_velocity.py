@@ -515,6 +515,7 @@ def velocity_scores(
     scored). ``vkey`` may list several velocities (e.g. one per method) scored on the same
     neighbours.
     """
+    n_neighbors = _runner.validate(velocity_scores, {"n_neighbors": n_neighbors})["n_neighbors"]
     from sklearn.neighbors import NearestNeighbors
 
     _common.check_column(adata, cluster_key, "cluster")
