@@ -55,8 +55,9 @@ IntegrateModalities <- function(object, method = c("totalvi", "multivi", "pca"),
   counts <- .modality_counts(object, second$assay)
   other <- .lean_anndata(counts, paste0(second$kind, " assay ", second$assay), NULL)
   if (method == "totalvi") n_latent <- n_latent %||% 20
-  kwargs <- list(method = method, batch_key = batch, n_latent = n_latent, n_comps = n_comps, max_epochs = max_epochs,
+  kwargs <- list(method = method, batch_key = batch, n_comps = n_comps, max_epochs = max_epochs,
                  model_dir = model.dir %||% .session_model_dir(method), random_state = seed.use, verbose = verbose, ...)
+  kwargs$n_latent <- n_latent  # NULL leaves the model's own default
   if (second$kind == "protein") {
     out <- .py_task("rna_protein", rna$adata, other, kwargs)
   } else {
