@@ -21,10 +21,32 @@
 
 .sce_x_assay <- function(sce, x) {
   assays <- SummarizedExperiment::assayNames(sce)
-  if (!length(assays)) stop("isthmus: the SingleCellExperiment has no assays.", call. = FALSE)
+  # an AnnData without X (layers only, or nothing) came in: none goes back out either
+  if (is.null(x) && (!length(assays) || isTRUE(SingleCellExperiment::int_metadata(sce)$isthmus_no_x))) return(NULL)
   if (is.null(x)) x <- if ("logcounts" %in% assays) "logcounts" else assays[[1]]
   if (!x %in% assays) stop("isthmus: assay '", x, "' is not in the object; it has: ", paste(assays, collapse = ", "), call. = FALSE)
   x
+}
+
+# scanpy spelling: reducedDim "PCA" <-> obsm "X_pca". Other names (obsm "spatial", "X_Foo",
+# reducedDim "corral") keep their spelling both ways, so a name survives a round trip.
+.obsm_name <- function(reduced_dim) {
+  if (!startsWith(reduced_dim, "X_") && identical(reduced_dim, toupper(reduced_dim)) &&
+      !identical(reduced_dim, tolower(reduced_dim))) paste0("X_", tolower(reduced_dim)) else reduced_dim
+}
+
+.reduced_dim_name <- function(obsm) {
+  rest <- sub("^X_", "", obsm)
+  if (startsWith(obsm, "X_") && identical(rest, tolower(rest)) && !identical(rest, toupper(rest))) toupper(rest) else obsm
+}
+
+# varm has no SingleCellExperiment slot: it travels as a rowData column "varm" holding a
+# DataFrame of matrices (as zellkonverter keeps it).
+.varm_from_row_data <- function(row_data) {
+  vm <- if ("varm" %in% names(row_data)) row_data[["varm"]]
+  if (!methods::is(vm, "DataFrame") || !length(vm) ||
+      !all(vapply(as.list(vm), function(m) is.matrix(m) && is.numeric(m), logical(1)))) return(NULL)
+  lapply(as.list(vm), unname)
 }
 
 .sce_to_parts <- function(sce, x, report, where = "sce") {
@@ -41,13 +63,17 @@
                  character_columns = list(obs = .character_columns(SummarizedExperiment::colData(sce)),
                                           var = .character_columns(SummarizedExperiment::rowData(sce))),
                  main_exp_name = SingleCellExperiment::mainExpName(sce) %||% "")
-  parts <- list(obs_names = cells, var_names = features, X = mats[[x]], layers = mats[setdiff(assays, x)],
+  row_data <- SummarizedExperiment::rowData(sce)
+  varm <- .varm_from_row_data(row_data)
+  if (!is.null(varm)) row_data$varm <- NULL
+  parts <- list(obs_names = cells, var_names = features, X = if (!is.null(x)) mats[[x]], layers = mats[setdiff(assays, x)],
                 obs = .frame_to_py(SummarizedExperiment::colData(sce), cells, paste0(where, " colData"), report),
-                var = .frame_to_py(SummarizedExperiment::rowData(sce), features, paste0(where, " rowData"), report),
-                obsm = list(), varm = list(), obsp = list(), uns = list())
+                var = .frame_to_py(row_data, features, paste0(where, " rowData"), report),
+                obsm = list(), varm = lapply(varm, .matrix_to_py, what = paste0(where, " rowData$varm"), orientation = "same"),
+                obsp = list(), uns = list())
   for (name in SingleCellExperiment::reducedDimNames(sce)) {
     rd <- SingleCellExperiment::reducedDim(sce, name, withDimnames = FALSE)
-    obsm <- paste0("X_", tolower(name))  # scanpy spelling: reducedDim "PCA" <-> obsm "X_pca"
+    obsm <- .obsm_name(name)
     if (is.data.frame(rd) || methods::is(rd, "DataFrame")) {
       parts$obsm[[obsm]] <- .uns_to_py(as.data.frame(rd, optional = TRUE), paste0(where, " reducedDim ", name), report)
       record$reduced_dims[[name]] <- list(obsm = obsm)
@@ -95,6 +121,8 @@
   uns$isthmus <- NULL
   cells <- .as_chr(parts$obs_names)
   features <- .as_chr(parts$var_names)
+  .check_py_names(cells, "obs_names")
+  .check_py_names(features, "var_names")
   assays <- list()
   x_name <- x_assay %||% record$x_assay %||% "X"
   if (!is.null(parts$X)) assays[[x_name]] <- .matrix_from_py(parts$X)
@@ -114,7 +142,7 @@
   reduced <- record$reduced_dims %||% list()
   for (obsm_name in setdiff(names(.named_list(parts$obsm)), if (spatial) "spatial")) {
     rec_name <- Filter(function(r) identical(reduced[[r]]$obsm, obsm_name), names(reduced))
-    name <- if (length(rec_name)) rec_name[[1]] else toupper(sub("^X_", "", obsm_name))
+    name <- if (length(rec_name)) rec_name[[1]] else .reduced_dim_name(obsm_name)
     m <- .matrix_from_py(parts$obsm[[obsm_name]])
     if (is.data.frame(m)) m <- S4Vectors::DataFrame(m, check.names = FALSE)  # reducedDims hold data frames too
     rec <- reduced[[name]]
@@ -126,11 +154,27 @@
     SingleCellExperiment::reducedDim(sce, name, withDimnames = FALSE) <- m
   }
   for (name in names(.named_list(parts$obsp))) {
-    # no dimnames: colPair<- turns the matrix into SelfHits, which refuses named indices
-    SingleCellExperiment::colPair(sce, name) <- .matrix_from_py(parts$obsp[[name]])
+    # SelfHits built here from every stored entry: colPair<- given the matrix would drop NaN
+    # entries (NaN != 0 is NA), e.g. scanpy's distances of unreachable neighbours
+    g <- .matrix_from_py(parts$obsp[[name]])
+    g <- methods::as(if (inherits(g, "sparseMatrix")) g else methods::as(g, "CsparseMatrix"), "TsparseMatrix")
+    SingleCellExperiment::colPair(sce, name) <- S4Vectors::SelfHits(
+      from = g@i + 1L, to = g@j + 1L, nnode = ncol(sce), value = g@x, sort.by.query = TRUE)
+  }
+  varm <- lapply(.named_list(parts$varm), .matrix_from_py)
+  varm <- Filter(function(m) is.matrix(m) && is.numeric(m), varm)
+  if (length(varm)) {
+    if ("varm" %in% names(SummarizedExperiment::rowData(sce))) {
+      .report_dropped(report, "varm", "rowData already has a column 'varm'")
+    } else {
+      vm <- S4Vectors::make_zero_col_DFrame(nrow(sce))
+      for (name in names(varm)) vm[[name]] <- varm[[name]]
+      SummarizedExperiment::rowData(sce)$varm <- vm
+    }
   }
   if (nzchar(record$main_exp_name %||% "")) SingleCellExperiment::mainExpName(sce) <- record$main_exp_name
   if (length(uns)) S4Vectors::metadata(sce) <- lapply(uns, .uns_from_py)
+  if (is.null(parts$X)) SingleCellExperiment::int_metadata(sce)$isthmus_no_x <- TRUE
   if (spatial) sce <- .spe_from_sce(sce, parts, record, report)
   sce
 }

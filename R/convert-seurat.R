@@ -24,6 +24,16 @@
   }
 }
 
+# Names that come from Python: the fix is made there.
+.check_py_names <- function(names, what) {
+  dup <- unique(names[duplicated(names)])
+  if (length(dup)) {
+    stop("isthmus: the AnnData's ", what, " are not unique (", paste(utils::head(dup, 5), collapse = ", "),
+         if (length(dup) > 5) paste0(", ... ", length(dup), " in all") else "", "); R objects need unique names. ",
+         "Call adata.", what, "_make_unique() in Python first.", call. = FALSE)
+  }
+}
+
 .check_dimnames <- function(m, rows, cols, what) {
   if (!identical(rownames(m), rows) || !identical(colnames(m), cols)) {
     stop("isthmus: the row/column names of ", what, " do not match the object's features/cells; ",
@@ -91,10 +101,17 @@
     }
   }
   rownames(var) <- features
-  record$highly_variable_added <- !"highly_variable" %in% names(var)
+  record$highly_variable_added <- !"highly_variable" %in% names(var) && length(record$variable_features) > 0
   if (record$highly_variable_added) var$highly_variable <- features %in% .as_chr(record$variable_features)
   record$character_columns <- .character_columns(var)
   parts$var <- .frame_to_py(var, features, paste0("assay ", assay, " feature metadata"), report)
+  # varm entries that belong to no reduction were kept in the assay's misc$varm on the way in
+  varm <- misc$varm
+  if (is.list(varm) && length(varm) && !is.null(names(varm)) &&
+      all(vapply(varm, function(m) is.matrix(m) && is.numeric(m) && nrow(m) == length(features), logical(1)))) {
+    for (name in names(varm)) parts$varm[[name]] <- .matrix_to_py(unname(varm[[name]]), paste0("varm ", name), orientation = "same")
+    misc$varm <- NULL
+  }
   if (length(misc)) record$misc <- .uns_to_py(misc, paste0("assay ", assay, " misc"), report)
   parts$record <- record
   parts
@@ -120,7 +137,9 @@
 .reduction_to_parts <- function(red, name, features_by_assay, report) {
   emb <- red@cell.embeddings
   key <- red@key
-  obsm <- paste0("X_", name)
+  # a reduction read from an obsm key without scanpy's "X_" remembers that key (see .seurat_from_parts)
+  obsm <- red@misc$isthmus_obsm %||% paste0("X_", name)
+  red@misc$isthmus_obsm <- NULL
   record <- list(key = key, obsm = obsm, colnames = colnames(emb), assay = red@assay.used,
                  global = red@global, stdev = if (length(red@stdev)) array(red@stdev) else NULL)
   attrs <- attributes(emb)[setdiff(names(attributes(emb)), c("dim", "dimnames"))]
@@ -156,7 +175,10 @@
   .check_names(cells, "cells")
   meta <- obj@meta.data
   if (!identical(rownames(meta), cells)) stop("isthmus: meta.data rows do not match the cells.", call. = FALSE)
-  ident_added <- !"ident" %in% names(meta)
+  idents <- SeuratObject::Idents(obj)
+  # identities that only repeat the project name (nothing set them) carry nothing: no column
+  trivial <- nlevels(idents) <= 1 && all(as.character(idents) == obj@project.name)
+  ident_added <- !"ident" %in% names(meta) && !trivial
   if (ident_added) meta$ident <- unname(SeuratObject::Idents(obj))
   record <- list(from = "Seurat", project_name = obj@project.name, version = as.character(obj@version),
                  active_assay = SeuratObject::DefaultAssay(obj), ident_added = ident_added,
@@ -189,6 +211,10 @@
     if (length(spatial$uns)) parts$uns[["spatial"]] <- spatial$uns
     record$images <- spatial$record
   }
+  if (!is.null(spatial) && is.list(obj@misc$spatial)) {
+    parts$uns$spatial <- .merge_spatial_rest(parts$uns$spatial, obj@misc$spatial)
+    obj@misc$spatial <- NULL
+  }
   clash <- intersect(names(obj@misc), c("isthmus", names(parts$uns)))
   if (length(clash)) .report_dropped(report, paste0("misc$", clash), "the name is reserved in uns")
   misc <- obj@misc[setdiff(names(obj@misc), clash)]
@@ -214,7 +240,7 @@
   global <- .seurat_global_parts(obj, .features_by_assay(obj, assay), report)
   a <- .seurat_assay_to_parts(obj[[assay]], assay, colnames(obj), x, report)
   # reductions computed on other assays have loadings only there
-  varm <- global$varm[[assay]] %||% list()
+  varm <- c(global$varm[[assay]] %||% list(), a$varm)
   record <- global$record
   record$assays <- list(a$record)
   names(record$assays) <- assay
@@ -229,11 +255,14 @@
 
 .named_list <- function(x) if (is.null(x) || !length(x)) list() else x
 
-# The Seurat v4 feature-name rule: underscores become dashes. Report it rather than hide it.
+# The Seurat v4 feature-name rules: '_' and '|' become '-'. Applied here to every matrix of the
+# assay at once (Seurat renames only the one it is given) and reported.
 .seurat_feature_names <- function(features, what, report) {
-  fixed <- gsub("_", "-", features, fixed = TRUE)
+  fixed <- gsub("|", "-", gsub("_", "-", features, fixed = TRUE), fixed = TRUE)
   if (!identical(fixed, features)) {
-    .report_changed(report, paste0(what, " feature names"), "Seurat replaces '_' with '-' in feature names")
+    chars <- c("'_'", "'|'")[c(any(grepl("_", features, fixed = TRUE)), any(grepl("|", features, fixed = TRUE)))]
+    .report_changed(report, paste0(what, " feature names"),
+                    paste0("Seurat replaces ", paste(chars, collapse = " and "), " with '-' in feature names"))
   }
   fixed
 }
@@ -246,6 +275,9 @@
   layers <- .named_list(parts$layers)
   mats <- list()
   x <- if (!is.null(parts$X)) .matrix_from_py(parts$X)
+  if (is.null(x) && is.null(record$x_slot)) {
+    .report_changed(report, paste0("X (assay ", assay, ")"), "the AnnData has no X: the assay's data slot is filled from its counts and becomes X on the way back")
+  }
   # Without a record: X is the data slot, unless it holds counts (non-negative integers) and no
   # counts layer exists, as in most .h5ad files written from raw data.
   x_slot <- record$x_slot %||% (if (!"counts" %in% names(layers) && .is_counts(x)) "counts" else "data")
@@ -339,7 +371,9 @@
   if (!identical(record$from, "Seurat")) record <- list()  # e.g. an AnnData that came from an SCE
   uns$isthmus <- NULL
   cells <- .as_chr(global$obs_names)
-  .check_names(cells, "cells")
+  if (!length(cells)) stop("isthmus: the AnnData / MuData has 0 cells; a Seurat object needs at least one.", call. = FALSE)
+  .check_py_names(cells, "obs_names")
+  for (p in mods) .check_py_names(.as_chr(p$var_names), "var_names")
   assay_records <- record$assays %||% list()
   built <- list()
   for (k in seq_along(mods)) {
@@ -386,6 +420,7 @@
   names(varm_by_assay) <- assay_names
   reductions <- record$reductions %||% list()
   obsm <- .named_list(global$obsm)
+  used_varm <- list()
   for (obsm_name in setdiff(names(obsm), c("spatial", "scale.data"))) {
     rec_name <- Filter(function(r) identical(reductions[[r]]$obsm, obsm_name), names(reductions))
     name <- if (length(rec_name)) rec_name[[1]] else sub("^X_", "", obsm_name)
@@ -396,9 +431,19 @@
     }
     rownames(emb) <- cells
     rec <- reductions[[name]]
+    if (is.null(rec) && name %in% c(names(obj@assays), names(obj@reductions))) {
+      # e.g. a layer and an obsm entry of the same name (anndata's own test files): Seurat keeps
+      # one namespace for assays and reductions
+      .report_changed(report, paste0("obsm ", obsm_name), paste0("an assay has that name: the reduction is '", name, "_obsm'"))
+      name <- paste0(name, "_obsm")
+    }
     assay <- rec$assay %||% first
     red_assay <- if (assay %in% names(varm_by_assay)) assay else first
-    obj[[name]] <- .reduction_from_parts(name, emb, rec, varm_by_assay[[red_assay]], feature_names[[red_assay]], assay, report)
+    red <- .reduction_from_parts(name, emb, rec, varm_by_assay[[red_assay]], feature_names[[red_assay]], assay, report)
+    if (is.null(rec) && !identical(obsm_name, paste0("X_", name))) red@misc$isthmus_obsm <- obsm_name
+    used_varm[[red_assay]] <- c(used_varm[[red_assay]], .as_chr(rec$loadings$varm), .as_chr(rec$projected$varm),
+                                if (is.null(rec$loadings) && name == "pca") "PCs")
+    obj[[name]] <- red
   }
   for (name in names(.named_list(global$obsp))) {
     g <- .matrix_from_py(global$obsp[[name]])
@@ -409,8 +454,17 @@
     if (nzchar(assay_used)) SeuratObject::DefaultAssay(g) <- assay_used
     obj@graphs[[name]] <- g
   }
+  # varm entries no reduction took: the assay's misc$varm (as_anndata() puts them back in varm)
+  for (assay in names(varm_by_assay)) {
+    rest <- varm_by_assay[[assay]][setdiff(names(varm_by_assay[[assay]]), used_varm[[assay]])]
+    rest <- Filter(function(m) is.matrix(m) && is.numeric(m), rest)
+    if (!length(rest)) next
+    rest <- lapply(rest, function(m) { rownames(m) <- rownames(obj[[assay]]); m })
+    obj@assays[[assay]]@misc$varm <- c(obj@assays[[assay]]@misc$varm, rest)
+  }
   obj <- .images_from_parts(obj, global, uns, record$images, first, report)
-  uns$spatial <- NULL
+  uns$spatial <- attr(obj, "spatial_rest")  # what the images have no slot for (NULL: nothing)
+  attr(obj, "spatial_rest") <- NULL
   for (name in .as_chr(record$uns_added)) uns[[name]] <- NULL
   obj@misc <- if (length(uns)) lapply(uns, .uns_from_py) else list()
   if (!is.null(record$tools)) obj@tools <- .uns_from_py(record$tools)

@@ -36,8 +36,19 @@
     libraries[[sample]]$scalefactors[[paste0("tissue_", id, "_scalef")]] <- images$scaleFactor[[k]]
   }
   if (length(libraries)) {
-    if (!is.null(parts$uns$spatial)) .report_changed(report, "metadata$spatial", "replaced by the images of imgData()")
-    parts$uns$spatial <- libraries
+    # metadata$spatial keeps what imgData() has no place for (Space Ranger metadata, other scale
+    # factors; see .spe_from_sce): the images and their scale factors join it
+    kept <- parts$uns$spatial
+    if (!is.null(kept) && !is.list(kept)) .report_changed(report, "metadata$spatial", "replaced by the images of imgData()")
+    if (!is.list(kept)) kept <- list()
+    for (sample in names(libraries)) {
+      entry <- kept[[sample]] %||% list()
+      entry$images <- libraries[[sample]]$images
+      entry$scalefactors <- c(libraries[[sample]]$scalefactors,
+                              entry$scalefactors[setdiff(names(entry$scalefactors), names(libraries[[sample]]$scalefactors))])
+      kept[[sample]] <- entry
+    }
+    parts$uns$spatial <- kept
   }
   record$image_samples <- as.character(images$sample_id)
   record$image_ids <- as.character(images$image_id)
@@ -55,7 +66,18 @@
   if (!isFALSE(record$spatial_coords_rownames)) rownames(coords) <- colnames(sce)
   libraries <- .named_list(.named_list(parts$uns)$spatial)
   meta <- S4Vectors::metadata(sce)
-  meta$spatial <- NULL
+  # what imgData() has no place for stays in metadata$spatial (the images and their scale
+  # factors move to imgData(); .spe_to_parts puts them back together)
+  rest <- lapply(libraries, function(lib) {
+    lib <- .named_list(lib)
+    carried <- paste0("tissue_", names(.named_list(lib$images)), "_scalef")
+    lib$images <- NULL
+    lib$scalefactors <- .named_list(lib$scalefactors)[setdiff(names(.named_list(lib$scalefactors)), carried)]
+    if (!length(lib$scalefactors)) lib$scalefactors <- NULL
+    lib
+  })
+  rest <- Filter(length, rest)
+  meta$spatial <- if (length(rest)) rest
   S4Vectors::metadata(sce) <- meta
   if (is.null(sce$sample_id)) {
     # scanpy keeps the slice of each cell in obs["library_id"] (squidpy) or has one library
@@ -79,18 +101,12 @@
       scale <- 1
     }
     image <- SpatialExperiment::SpatialImage(.array_to_raster(pixels))
+    .report_changed(report, paste0("uns$spatial$", pair[1], "$images$", pair[2]),
+                    "a SpatialImage is a raster of 8-bit colours: pixel values are rounded to 1/255")
     rows[[length(rows) + 1]] <- S4Vectors::DataFrame(sample_id = pair[1], image_id = pair[2],
                                                      data = I(list(image)), scaleFactor = as.numeric(scale))
   }
   if (length(rows)) SpatialExperiment::imgData(spe) <- do.call(rbind, rows)
-  for (sample in names(libraries)) {
-    other <- setdiff(names(.named_list(libraries[[sample]]$scalefactors)),
-                     paste0("tissue_", names(.named_list(libraries[[sample]]$images)), "_scalef"))
-    if (length(other)) {
-      .report_dropped(report, paste0("uns$spatial$", sample, "$scalefactors ", paste(other, collapse = ", ")),
-                      "SpatialExperiment keeps one scale factor per image")
-    }
-  }
   spe
 }
 

@@ -269,6 +269,8 @@ as_sce <- function(data, x_assay = NULL, spatial = NULL) {
   main_uns$isthmus$x_assay <- main_parts$uns$isthmus$x_assay %||% record$x_assay
   main_parts$uns <- main_uns
   sce <- .sce_from_parts(main_parts, report, x_assay)
+  # the main modality's name, so that as_mudata() gives it back under that name (not "rna")
+  if (is.null(SingleCellExperiment::mainExpName(sce))) SingleCellExperiment::mainExpName(sce) <- main
   presence <- list()
   for (m in setdiff(names(mods), main)) {
     name <- record$modalities[[m]]$name %||% m
@@ -303,7 +305,8 @@ as_sce <- function(data, x_assay = NULL, spatial = NULL) {
 #' @return `write_*`: the file path, invisibly. `read_*`: the R object.
 #' @export
 write_h5ad <- function(object, file, compression = NULL, ...) {
-  file <- normalizePath(file, mustWork = FALSE)
+  file <- normalizePath(.check_path(file), mustWork = FALSE)
+  .check_compression(compression)
   adata <- as_anndata(object, ...)
   .py_core()$write_h5ad(adata, file, compression)
   invisible(file)
@@ -312,7 +315,8 @@ write_h5ad <- function(object, file, compression = NULL, ...) {
 #' @rdname write_h5ad
 #' @export
 write_h5mu <- function(object, file, compression = NULL, ...) {
-  file <- normalizePath(file, mustWork = FALSE)
+  file <- normalizePath(.check_path(file), mustWork = FALSE)
+  .check_compression(compression)
   mdata <- as_mudata(object, ...)
   .py_core()$write_h5mu(mdata, file, compression)
   invisible(file)
@@ -322,6 +326,7 @@ write_h5mu <- function(object, file, compression = NULL, ...) {
 #' @export
 read_h5ad <- function(file, to = c("Seurat", "SingleCellExperiment", "SpatialExperiment"), ...) {
   to <- match.arg(to)
+  .check_path(file)
   if (!file.exists(file)) stop("isthmus: file not found: ", file, call. = FALSE)
   core <- .py_core()
   on.exit(core$release_all(), add = TRUE)
@@ -336,12 +341,29 @@ read_h5ad <- function(file, to = c("Seurat", "SingleCellExperiment", "SpatialExp
 #' @export
 read_h5mu <- function(file, to = c("Seurat", "SingleCellExperiment"), ...) {
   to <- match.arg(to)
+  .check_path(file)
   if (!file.exists(file)) stop("isthmus: file not found: ", file, call. = FALSE)
   core <- .py_core()
   on.exit(core$release_all(), add = TRUE)
   out <- core$read_h5mu(normalizePath(file))
   if (to == "Seurat") return(.seurat_from_mudata_parts(out, "h5mu -> Seurat"))
   .sce_from_mudata_parts(out, NULL, "h5mu -> SingleCellExperiment")
+}
+
+# `file` must be one path: a vector of several reached Python as a list (a TypeError there).
+.check_path <- function(file) {
+  if (!is.character(file) || length(file) != 1 || is.na(file) || !nzchar(file)) {
+    stop("isthmus: `file` must be one file path (a single string), not ",
+         if (is.character(file)) paste0(length(file), " strings") else paste0("a ", class(file)[1]), ".", call. = FALSE)
+  }
+  file
+}
+
+.check_compression <- function(compression) {
+  if (is.null(compression)) return(invisible())
+  if (!is.character(compression) || length(compression) != 1 || !compression %in% c("gzip", "lzf")) {
+    stop("isthmus: `compression` must be NULL, \"gzip\" or \"lzf\", not ", deparse(compression)[1], ".", call. = FALSE)
+  }
 }
 
 # How many modalities an object has (used by the Python side's read_rds()).

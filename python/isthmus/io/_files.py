@@ -25,9 +25,11 @@ def _read_elem(elem):
     return read_elem(elem)
 
 
-def _matrix_spec(elem, *, what: str, n_obs: int, n_vars: int) -> dict[str, Any]:
+def _matrix_spec(elem, *, what: str, n_obs: int, n_vars: int, report: ConversionReport) -> dict[str, Any] | None:
     encoding = elem.attrs.get("encoding-type", "")
     if isinstance(elem, h5py.Group) and encoding == "csr_matrix":
+        if elem["data"].dtype != "float64":
+            report.changed(what.replace("/", " "), f"{elem['data'].dtype} values became doubles (an R dgCMatrix holds doubles)")
         nnz = elem["data"].shape[0]
         check_nnz_fits_r(nnz, what)
         return {
@@ -38,12 +40,58 @@ def _matrix_spec(elem, *, what: str, n_obs: int, n_vars: int) -> dict[str, Any]:
             "nrow": n_vars,
             "ncol": n_obs,
         }
-    # CSC or dense: read into memory and describe it as usual (a CSC file is rare for cells x genes)
-    return _mapping_to_r({"m": _read_elem(elem)}, where=what, orientation="transpose", report=ConversionReport())["m"]
+    # CSC or dense: read into memory and describe it as usual (a CSC file is rare for cells x genes);
+    # what R cannot hold (a 3-d array) is reported and left out
+    group, _, name = what.partition("/")
+    if isinstance(elem, h5py.Group) and encoding == "csc_matrix":
+        report.changed(f"{group}[{name!r}]", "a CSC matrix comes back as CSR (the layout R shares without a copy)")
+    return _mapping_to_r({name: _read_elem(elem)}, where=group, orientation="transpose", report=report).get(name)
+
+
+_HDF5_HINT = "an .h5ad file is an HDF5 file written by anndata (adata.write_h5ad)"
+
+
+def check_h5_file(path: str, *, expect: str) -> None:
+    """Say what is wrong with a file before h5py / anndata fail on it with their own words.
+
+    ``expect``: "h5ad" or "h5mu"."""
+    import os
+
+    if os.path.getsize(path) == 0:
+        raise ValueError(f"isthmus: {path} is empty (0 bytes), not an .{expect} file.")
+    if not h5py.is_hdf5(path):
+        raise ValueError(f"isthmus: {path} is not an HDF5 file, so not an .{expect} file ({_HDF5_HINT}); "
+                         "it may be truncated or of another format.")
+    with h5py.File(path, "r") as f:
+        encoding = f.attrs.get("encoding-type", "")
+        encoding = encoding.decode() if isinstance(encoding, bytes) else str(encoding)
+        is_mudata = encoding == "MuData" or "mod" in f
+        if expect == "h5ad" and is_mudata:
+            raise ValueError(f"isthmus: {path} holds a MuData (.h5mu), not an AnnData; read it with read_h5mu().")
+        if expect == "h5mu" and not is_mudata:
+            hint = " It looks like an AnnData: read it with read_h5ad()." if "obs" in f else ""
+            raise ValueError(f"isthmus: {path} is not a MuData file: it has no 'mod' group.{hint}")
+        if expect == "h5ad" and not ("obs" in f and "var" in f):
+            raise ValueError(f"isthmus: {path} is an HDF5 file but not an AnnData: it has no 'obs' and 'var' "
+                             f"(top-level entries: {', '.join(list(f.keys())[:10]) or 'none'}).")
+
+
+def _legacy_layout(f) -> bool:
+    """anndata < 0.7 wrote obs / var as compound datasets (and raw.X at the top level)."""
+    return isinstance(f["obs"], h5py.Dataset) or "encoding-type" not in f["obs"].attrs
 
 
 def read_h5ad_parts(path: str, report: ConversionReport) -> dict[str, Any]:
+    check_h5_file(path, expect="h5ad")
     f = h5py.File(path, "r")
+    if _legacy_layout(f):
+        # the old layout is small in practice; anndata itself knows every variant of it
+        import anndata as ad
+
+        from ._parts import anndata_to_parts
+
+        f.close()
+        return anndata_to_parts(ad.read_h5ad(path), report, where="adata")
     HANDLES.keep_open(f)
     obs = _read_elem(f["obs"])
     var = _read_elem(f["var"])
@@ -55,7 +103,9 @@ def read_h5ad_parts(path: str, report: ConversionReport) -> dict[str, Any]:
     layers = {}
     if "layers" in f:
         for name, elem in f["layers"].items():
-            layers[name] = _matrix_spec(elem, what=f"layers[{name!r}]", n_obs=n_obs, n_vars=n_vars)
+            spec = _matrix_spec(elem, what=f"layers/{name}", n_obs=n_obs, n_vars=n_vars, report=report)
+            if spec is not None:
+                layers[name] = spec
     if "raw" in f:
         report.dropped("raw", "read the file with anndata and convert adata.raw.to_adata() to keep it")
     if "varp" in f and len(f["varp"]):
@@ -63,7 +113,7 @@ def read_h5ad_parts(path: str, report: ConversionReport) -> dict[str, Any]:
     return {
         "obs_names": [str(n) for n in obs.index],
         "var_names": [str(n) for n in var.index],
-        "X": _matrix_spec(f["X"], what="X", n_obs=n_obs, n_vars=n_vars) if "X" in f else None,
+        "X": _matrix_spec(f["X"], what="adata/X", n_obs=n_obs, n_vars=n_vars, report=report) if "X" in f else None,
         "layers": layers,
         "obs": frame_to_r(obs, where="obs", report=report),
         "var": frame_to_r(var, where="var", report=report),
@@ -74,4 +124,4 @@ def read_h5ad_parts(path: str, report: ConversionReport) -> dict[str, Any]:
     }
 
 
-__all__ = ["read_h5ad_parts"]
+__all__ = ["check_h5_file", "read_h5ad_parts"]

@@ -43,10 +43,14 @@ def uns_from_r(value: Any) -> Any:
             return frame_from_r(value["__isthmus_frame__"])
         if "__isthmus_matrix__" in value:
             return matrix_from_r(value["__isthmus_matrix__"], copy=True)
+        if "__isthmus_array__" in value:  # an R character array, values in column-major order
+            spec = value["__isthmus_array__"]
+            dim = [int(d) for d in np.atleast_1d(spec["dim"])]
+            return np.array(_as_list(spec["values"]), dtype=object).reshape(dim, order="F")
         return {str(k): uns_from_r(v) for k, v in value.items()}
     if isinstance(value, list):
         return [uns_from_r(v) for v in value]
-    if isinstance(value, np.ndarray) and value.ndim == 1 and value.dtype.kind in "iufb":
+    if isinstance(value, np.ndarray) and value.dtype.kind in "iufb":
         return value.copy()  # reticulate may hand over R memory; uns must own its arrays
     return value
 
@@ -152,7 +156,26 @@ HANDLES = ArrayHandles()
 _BY_HANDLE = 1_000_000
 
 
-def _matrix_for_r(mat: Any, *, what: str, orientation: str = "transpose") -> dict[str, Any]:
+def report_matrix_type(mat: Any, what: str, report: ConversionReport | None, orientation: str = "transpose") -> None:
+    """R holds doubles, 32-bit integers and logicals: name any other dtype that changes, and a
+    sparse layout that comes back as the other one (cells x features as CSR, the rest as CSC:
+    the layouts R's dgCMatrix shares without a copy)."""
+    if report is None:
+        return
+    dtype = np.dtype(mat.dtype)
+    if sparse.issparse(mat):
+        back = "csr" if orientation == "transpose" else "csc"
+        if mat.format != back:
+            report.changed(what, f"a {mat.format.upper()} matrix comes back as {back.upper()} (the layout R shares without a copy)")
+        if dtype != np.float64:
+            report.changed(what, f"{dtype} values became doubles (an R dgCMatrix holds doubles)")
+    elif dtype not in (np.float64, np.int32, np.bool_):
+        report.changed(what, f"{dtype} values became R {'integers' if dtype.kind in 'iu' else 'doubles'}")
+
+
+def _matrix_for_r(mat: Any, *, what: str, orientation: str = "transpose",
+                  report: ConversionReport | None = None) -> dict[str, Any]:
+    report_matrix_type(mat, what, report, orientation)
     spec = matrix_to_r(mat, what=what, orientation=orientation)
     for key in ("x", "i", "p"):
         if key in spec and spec[key].shape[0] > _BY_HANDLE:
@@ -171,8 +194,17 @@ def uns_to_r(value: Any, *, where: str, report: ConversionReport) -> Any:
         return [uns_to_r(v, where=where, report=report) for v in value]
     if isinstance(value, np.ndarray):
         if value.dtype.kind in "OSU":
+            if value.ndim >= 2:
+                # reticulate fills an R character matrix in the wrong order: send the values in
+                # R's (column-major) order with the dims
+                return {"__isthmus_array__": {"values": [str(v) for v in value.ravel(order="F")],
+                                              "dim": [int(d) for d in value.shape]}}
             return value.astype(str)
         if value.dtype.kind in "iufb":
+            if value.dtype not in (np.float64, np.int32, np.bool_):
+                report.changed(where, f"a {value.dtype} array was carried as an R integer / double vector (its dtype is not kept)")
+            if value.size == 1 and value.ndim == 1:
+                report.changed(where, "a length-1 array became an R scalar (written back as a scalar)")
             return value
         report.dropped(where, f"arrays of dtype {value.dtype} have no R counterpart")
         return None
@@ -196,7 +228,7 @@ def _mapping_to_r(mapping: Mapping[str, Any], *, where: str, orientation: str, r
             if not sparse.issparse(mat) and mat.dtype.kind not in "iufb":
                 report.dropped(f"{where}[{name!r}]", f"dtype {mat.dtype} is not numeric")
                 continue
-            out[name] = _matrix_for_r(mat, what=f"{where}[{name!r}]", orientation=orientation)
+            out[name] = _matrix_for_r(mat, what=f"{where}[{name!r}]", orientation=orientation, report=report)
         else:
             report.dropped(f"{where}[{name!r}]", f"type {type(value).__name__} is not carried")
     return out
@@ -207,7 +239,7 @@ def anndata_to_parts(adata: ad.AnnData, report: ConversionReport, where: str = "
         raise ValueError("isthmus: convert a backed AnnData with read_h5ad(); or call adata.to_memory()")
     x = None
     if adata.X is not None:
-        x = _matrix_for_r(adata.X, what=f"{where}.X")
+        x = _matrix_for_r(adata.X, what=f"{where}.X", report=report)
     parts = {
         "obs_names": [str(n) for n in adata.obs_names],
         "var_names": [str(n) for n in adata.var_names],
@@ -248,7 +280,20 @@ def _expand_rows(adata: ad.AnnData, obs_names: pd.Index) -> ad.AnnData:
     )
 
 
+def check_mudata_axis(mdata) -> None:
+    """Seurat and SingleCellExperiment hold modalities of the same cells (MuData's axis 0)."""
+    axis = getattr(mdata, "axis", 0)
+    if axis != 0:
+        what = "features (var)" if axis == 1 else "cells and features"
+        raise ValueError(
+            f"isthmus: this MuData has axis={axis}: its modalities share {what}, not cells, and Seurat / "
+            "SingleCellExperiment have no such layout. Convert each modality on its own (e.g. "
+            "as_seurat(mdata$mod[['name']]) or read_h5ad() of each), or build an axis=0 MuData."
+        )
+
+
 def mudata_to_parts(mdata, report: ConversionReport) -> dict[str, Any]:
+    check_mudata_axis(mdata)
     obs_names = pd.Index(mdata.obs_names)
     mods = {}
     for name, m in mdata.mod.items():
