@@ -58,7 +58,7 @@ test_that("AnnData parts R has no slot for are reported, not dropped silently", 
   expect_warning(back <- as_seurat(adata), "not carried")
   report <- conversion_report(back)
   expect_setequal(report$part[report$status == "not carried"], c("adata.varp", "adata.raw", "obsm scores"))
-  # an SCE keeps the data frame as a reducedDim
+  # an SCE keeps the data frame as a reducedDim, under the obsm key as it is spelled
   sce <- quietly(as_sce(adata))
-  expect_identical(SingleCellExperiment::reducedDim(sce, "SCORES")$s1, as.numeric(seq_len(ncol(pbmc_small)) - 1))
+  expect_identical(SingleCellExperiment::reducedDim(sce, "scores")$s1, as.numeric(seq_len(ncol(pbmc_small)) - 1))
 })
