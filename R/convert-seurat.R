@@ -291,7 +291,11 @@
   with_names <- function(m, rows) { dimnames(m) <- list(rows, cells); m }
   mats <- lapply(mats, with_names, rows = features)
   for (name in setdiff(names(mats), "scale.data")) {
-    if (!inherits(mats[[name]], "dgCMatrix")) mats[[name]] <- methods::as(mats[[name]], "CsparseMatrix")
+    if (!inherits(mats[[name]], "dgCMatrix")) {
+      where <- if (identical(name, x_slot) && !is.null(x)) "X" else paste0("layers ", name)
+      .report_changed(report, paste0(where, " (assay ", assay, ")"), "a dense matrix is stored sparse: Seurat keeps counts / data as dgCMatrix")
+      mats[[name]] <- methods::as(mats[[name]], "CsparseMatrix")
+    }
   }
   if (is.null(mats[["scale.data"]]) && !is.null(record$scale_data_features) && !is.null(parts$obsm[["scale.data"]])) {
     # scale.data of the variable features only travels in obsm
@@ -302,7 +306,10 @@
   other <- setdiff(names(layers), c("counts", "data", "scale.data"))
   extra <- lapply(stats::setNames(other, other), function(name) {
     m <- with_names(.matrix_from_py(layers[[name]]), features)
-    if (!inherits(m, "dgCMatrix")) m <- methods::as(m, "CsparseMatrix")
+    if (!inherits(m, "dgCMatrix")) {
+      .report_changed(report, paste0("layers ", name), "a dense matrix is stored sparse: Seurat keeps an assay's counts as dgCMatrix")
+      m <- methods::as(m, "CsparseMatrix")
+    }
     if (assay5) SeuratObject::CreateAssay5Object(counts = m) else SeuratObject::CreateAssayObject(counts = m)
   })
   if (assay5) return(list(assay = .assay5_from_parts(mats, parts, assay, cells, record, report), extra = extra))

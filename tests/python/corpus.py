@@ -329,25 +329,32 @@ def mudata_diffs(a, b) -> list[str]:
 
 # Words a report may use for each AnnData part, R's names included.
 ALIASES = {
-    "X": ["x", "assay"], "layers": ["layer", "assay"], "obs": ["obs", "meta.data", "coldata"],
-    "var": ["var", "rowdata", "feature"], "obsm": ["obsm", "reduction", "reduceddim", "spatial"],
-    "varm": ["varm", "loadings"], "obsp": ["obsp", "graph", "colpair"], "varp": ["varp"],
+    "X": ["x"], "layers": ["layers", "layer", "assay"], "obs": ["obs", "meta.data", "coldata"],
+    "var": ["var", "rowdata", "feature"], "obsm": ["obsm", "reduction", "reduceddim", "spatial", "image"],
+    "varm": ["varm", "loadings"], "obsp": ["obsp", "graph", "colpair"], "uns_spatial": ["image"], "varp": ["varp"],
     "uns": ["uns", "misc", "metadata"], "raw": ["raw"], "mod": ["mod"], "shape": ["shape"], "axis": ["axis"],
     "obs_names": ["obs_names", "cell"], "var_names": ["var_names", "feature"],
 }
 
 
+def _names_word(text: str, word: str) -> bool:
+    """``word`` as a word of ``text`` (not inside another word: "x" is not in "matrix")."""
+    import re
+
+    return re.search(rf"(^|[^a-z0-9]){re.escape(word)}($|[^a-z0-9])", text) is not None
+
+
 def is_reported(path: str, rows: list[tuple[str, str, str]]) -> bool:
-    """A difference is named by the report when a row names its part (the group in any of its
-    R or Python spellings, and its key)."""
+    """A difference is named by the report when a row's part names it: the group in any of its
+    R or Python spellings, and its key, each as a word."""
     parts = [p for p in path.split("/") if p]
     if parts and parts[0] == "mod" and len(parts) > 2:
         parts = parts[2:]
     group, key = parts[0], (parts[1] if len(parts) > 1 else None)
-    for part, _status, detail in rows:
-        text = f"{part} {detail}".lower()
-        if not any(word in text for word in ALIASES.get(group, [group.lower()])):
+    for part, _status, _detail in rows:
+        text = part.lower()
+        if not any(_names_word(text, word) for word in ALIASES.get(group, [group.lower()])):
             continue
-        if key is None or key.lower() in text:
+        if key is None or _names_word(text, key.lower()):
             return True
     return False
