@@ -79,6 +79,11 @@
       record$reduced_dims[[name]] <- list(obsm = obsm)
       next
     }
+    if (inherits(rd, "sparseMatrix")) {  # e.g. a sparse obsm entry read from an AnnData
+      parts$obsm[[obsm]] <- .matrix_to_py(rd, paste0("reducedDim ", name), orientation = "same")
+      record$reduced_dims[[name]] <- list(obsm = obsm)
+      next
+    }
     if (!is.matrix(rd) || !is.numeric(rd)) {
       .report_dropped(report, paste0(where, " reducedDim ", name), paste0("a ", class(rd)[1], " is not a numeric matrix"))
       next
@@ -106,6 +111,7 @@
   if (methods::is(ranges, "GRanges") || (methods::is(ranges, "GRangesList") && sum(lengths(ranges)) > 0)) {
     .report_dropped(report, paste0(where, " rowRanges"), "genomic ranges are not carried")
   }
+  record$source_types <- SingleCellExperiment::int_metadata(sce)$isthmus_source
   parts$uns$isthmus <- record
   if (methods::is(sce, "SpatialExperiment")) parts <- .spe_to_parts(sce, parts, report)
   parts
@@ -175,6 +181,8 @@
   if (nzchar(record$main_exp_name %||% "")) SingleCellExperiment::mainExpName(sce) <- record$main_exp_name
   if (length(uns)) S4Vectors::metadata(sce) <- lapply(uns, .uns_from_py)
   if (is.null(parts$X)) SingleCellExperiment::int_metadata(sce)$isthmus_no_x <- TRUE
+  # dtypes and layouts R cannot hold, given back on the way out (python/isthmus/io/_types.py)
+  if (length(parts$source_types)) SingleCellExperiment::int_metadata(sce)$isthmus_source <- parts$source_types
   if (spatial) sce <- .spe_from_sce(sce, parts, record, report)
   sce
 }

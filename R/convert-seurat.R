@@ -204,7 +204,10 @@
   }
   if (length(obj@neighbors)) .report_dropped(report, "neighbors", "Seurat Neighbor objects are not carried (graphs are)")
   if (length(obj@commands)) .report_dropped(report, "commands", "the Seurat command log has no AnnData counterpart")
-  if (length(obj@tools)) record$tools <- .uns_to_py(obj@tools, "tools", report)
+  # dtypes and layouts of the AnnData this object was read from (python/isthmus/io/_types.py)
+  record$source_types <- obj@tools$isthmus_source
+  tools <- obj@tools[setdiff(names(obj@tools), "isthmus_source")]
+  if (length(tools)) record$tools <- .uns_to_py(tools, "tools", report)
   spatial <- .images_to_parts(obj, report)
   if (!is.null(spatial)) {
     parts$obsm[["spatial"]] <- spatial$obsm
@@ -236,9 +239,15 @@
     stop("isthmus: assay '", assay, "' is not in the object; it has: ", paste(SeuratObject::Assays(obj), collapse = ", "), call. = FALSE)
   }
   others <- setdiff(SeuratObject::Assays(obj), assay)
-  for (other in others) .report_dropped(report, paste0("assay ", other), "AnnData holds one assay; use as_mudata() for all")
+  # assays made from the layers of an AnnData (as_seurat()) go back to being its layers
+  as_layers <- Filter(function(o) identical(obj[[o]]@misc$isthmus_layer_of, assay) &&
+                        identical(rownames(obj[[o]]), rownames(obj[[assay]])), others)
+  for (other in setdiff(others, as_layers)) .report_dropped(report, paste0("assay ", other), "AnnData holds one assay; use as_mudata() for all")
   global <- .seurat_global_parts(obj, .features_by_assay(obj, assay), report)
   a <- .seurat_assay_to_parts(obj[[assay]], assay, colnames(obj), x, report)
+  for (other in as_layers) {
+    a$layers[[other]] <- .matrix_to_py(.assay_matrix(obj, other, "counts"), paste0("assay ", other), sparse_only = TRUE)
+  }
   # reductions computed on other assays have loadings only there
   varm <- c(global$varm[[assay]] %||% list(), a$varm)
   record <- global$record
@@ -407,6 +416,8 @@
         next
       }
       obj[[extra]] <- built[[assay]]$extra[[extra]]
+      # as_anndata() of `assay` gives it back as a layer
+      obj@assays[[extra]]@misc$isthmus_layer_of <- assay
     }
   }
   meta <- .restore_character(.frame_from_py(global$obs), record$character_columns)
@@ -432,6 +443,10 @@
     rec_name <- Filter(function(r) identical(reductions[[r]]$obsm, obsm_name), names(reductions))
     name <- if (length(rec_name)) rec_name[[1]] else sub("^X_", "", obsm_name)
     emb <- .matrix_from_py(obsm[[obsm_name]])
+    if (inherits(emb, "sparseMatrix")) {
+      .report_changed(report, paste0("obsm ", obsm_name), "a sparse matrix became a dense reduction (Seurat's embeddings are dense)")
+      emb <- as.matrix(emb)
+    }
     if (!is.numeric(emb) || !is.matrix(emb)) {
       .report_dropped(report, paste0("obsm ", obsm_name), "a reduction needs a numeric matrix (this is a data frame)")
       next

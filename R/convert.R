@@ -195,6 +195,7 @@ as_seurat <- function(data, assay = "RNA") {
   record <- parts$uns$isthmus %||% list()
   assay <- if (length(record$assays)) names(record$assays)[1] else assay
   obj <- .seurat_from_parts(list(parts), parts, assay, report)
+  if (length(parts$source_types)) obj@tools$isthmus_source <- parts$source_types
   .finish_report(obj, report, direction)
 }
 

@@ -112,3 +112,26 @@ def test_every_fixture_comes_back_or_is_refused_clearly(corpus_results):
     for row in table:
         print("| " + " | ".join(str(c) for c in row) + " |")
     assert not silent_all, json.dumps({f"{k[0]} / {k[1]}": v for k, v in silent_all.items()}, indent=1)
+
+
+def test_the_comparison_sees_each_kind_of_difference():
+    """The corpus test is only as good as its comparison: each change below must be found."""
+    import numpy as np
+    from scipy import sparse
+
+    base = ad.AnnData(X=np.ones((3, 2), dtype=np.float32), obsm={"spatial": np.zeros((3, 2))},
+                      obsp={"d": sparse.csr_matrix(np.array([[0, np.nan, 0], [1, 0, 0], [0, 0, 0]]))},
+                      uns={"m": np.array([["a", "b"], ["c", "d"]])})
+    changes = {
+        "X": lambda a: setattr(a, "X", a.X.astype(np.float64)),
+        "obsm/spatial": lambda a: a.obsm.__setitem__("X_spatial", a.obsm.pop("spatial")),
+        "obsp/d": lambda a: a.obsp.__setitem__("d", sparse.csr_matrix(np.nan_to_num(a.obsp["d"].toarray()))),
+        "uns/m": lambda a: a.uns.__setitem__("m", a.uns["m"].T.copy()),
+    }
+    for path, change in changes.items():
+        other = base.copy()
+        change(other)
+        assert path in corpus.anndata_diffs(base, other), path
+    assert corpus.anndata_diffs(base, base.copy()) == []
+    assert corpus.is_reported("obsm/spatial", [("obsm['spatial']", "changed", "")])
+    assert not corpus.is_reported("X", [("matrix", "changed", "x")])

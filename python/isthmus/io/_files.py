@@ -11,6 +11,7 @@ from typing import Any
 
 import h5py
 
+from . import _types
 from ._buffers import check_nnz_fits_r
 from ._frames import frame_to_r
 from ._parts import HANDLES, _mapping_to_r, uns_to_r
@@ -110,17 +111,22 @@ def read_h5ad_parts(path: str, report: ConversionReport) -> dict[str, Any]:
         report.dropped("raw", "read the file with anndata and convert adata.raw.to_adata() to keep it")
     if "varp" in f and len(f["varp"]):
         report.dropped("varp", "feature x feature graphs have no Seurat/SCE slot")
+    obsm, varm, obsp = group("obsm"), group("varm"), group("obsp")
+    uns = _read_elem(f["uns"]) if "uns" in f else {}
+    types = _types.record(X=f["X"] if "X" in f else None, layers=dict(f["layers"]) if "layers" in f else {},
+                          obs=obs, var=var, obsm=obsm, varm=varm, obsp=obsp, uns=uns)
     return {
+        "source_types": types,
         "obs_names": [str(n) for n in obs.index],
         "var_names": [str(n) for n in var.index],
         "X": _matrix_spec(f["X"], what="adata/X", n_obs=n_obs, n_vars=n_vars, report=report) if "X" in f else None,
         "layers": layers,
         "obs": frame_to_r(obs, where="obs", report=report),
         "var": frame_to_r(var, where="var", report=report),
-        "obsm": _mapping_to_r(group("obsm"), where="obsm", orientation="same", report=report),
-        "varm": _mapping_to_r(group("varm"), where="varm", orientation="same", report=report),
-        "obsp": _mapping_to_r(group("obsp"), where="obsp", orientation="same", report=report),
-        "uns": uns_to_r(_read_elem(f["uns"]) if "uns" in f else {}, where="uns", report=report),
+        "obsm": _mapping_to_r(obsm, where="obsm", orientation="same", report=report),
+        "varm": _mapping_to_r(varm, where="varm", orientation="same", report=report),
+        "obsp": _mapping_to_r(obsp, where="obsp", orientation="same", report=report),
+        "uns": uns_to_r(uns, where="uns", report=report),
     }
 
 

@@ -25,6 +25,7 @@ from scipy import sparse
 
 from ._buffers import matrix_from_r, matrix_to_r, vector_from_r
 from ._frames import frame_from_r, frame_to_r, _as_list
+from . import _types
 from ._report import ConversionReport
 
 # --------------------------------------------------------------------------------------------
@@ -71,6 +72,11 @@ def anndata_from_parts(parts: Mapping[str, Any], copy: bool = False) -> ad.AnnDa
         return out
 
     x = matrix_from_r(parts["X"], copy) if parts.get("X") is not None else None
+    uns = uns_from_r(_named(parts.get("uns")))
+    record = uns.get("isthmus")
+    types = record.pop("source_types", None) if isinstance(record, dict) else None
+    if isinstance(record, dict) and not record:
+        del uns["isthmus"]
     adata = ad.AnnData(
         X=x,
         obs=obs,
@@ -79,8 +85,10 @@ def anndata_from_parts(parts: Mapping[str, Any], copy: bool = False) -> ad.AnnDa
         obsm=matrices("obsm"),
         varm=matrices("varm"),
         obsp=matrices("obsp"),
-        uns=uns_from_r(_named(parts.get("uns"))),
+        uns=uns,
     )
+    if types:
+        _types.restore(adata, types)
     return adata
 
 
@@ -252,6 +260,8 @@ def anndata_to_parts(adata: ad.AnnData, report: ConversionReport, where: str = "
         "obsp": _mapping_to_r(adata.obsp, where=f"{where}.obsp", orientation="same", report=report),
         "uns": uns_to_r(dict(adata.uns), where=f"{where}.uns", report=report),
     }
+    parts["source_types"] = _types.record(X=adata.X, layers=adata.layers, obs=adata.obs, var=adata.var,
+                                          obsm=adata.obsm, varm=adata.varm, obsp=adata.obsp, uns=adata.uns)
     if len(adata.varp):
         report.dropped(f"{where}.varp", "feature x feature graphs have no Seurat/SCE slot")
     if adata.raw is not None:

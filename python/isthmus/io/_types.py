@@ -1,0 +1,180 @@
+"""The dtypes and sparse layouts R cannot hold, recorded on the way into R and restored on the way
+back out (issue 15: float32 stays float32, int64 stays int64, a CSC layer stays CSC, a dense X
+stays dense, a length-1 uns array stays an array).
+
+R keeps the record with the object (SingleCellExperiment: ``int_metadata(sce)$isthmus_source``;
+Seurat: ``obj@tools$isthmus_source``) and hands it back in ``uns["isthmus"]["source_types"]``.
+Only parts that would change are listed, so the record is small and empty for R-born objects.
+
+    {"X": {"dtype": "float32", "format": "dense"}, "layers": {name: {...}}, "obsm": ..., "varm": ...,
+     "obsp": ..., "obs": {column: dtype}, "var": {column: dtype}, "uns": {"a/b/c": {...}},
+     "layer_names": [...]}
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import numpy as np
+import pandas as pd
+from scipy import sparse
+
+# what comes back from R without a record: dense float64 / int32 / bool, CSR (cells x features)
+# or CSC (obsm, varm, obsp) float64
+_KEPT_DENSE = {np.dtype("float64"), np.dtype("int32"), np.dtype("bool")}
+
+
+def _describe(value: Any, back_format: str) -> dict[str, str] | None:
+    """dtype and layout of a matrix (in memory or an h5py element), if R would change them."""
+    fmt, dtype = None, None
+    if sparse.issparse(value):
+        fmt, dtype = value.format, value.dtype
+    elif hasattr(value, "attrs") and hasattr(value, "keys"):  # an h5py group: a sparse matrix
+        enc = value.attrs.get("encoding-type", "")
+        enc = enc.decode() if isinstance(enc, bytes) else str(enc)
+        if enc not in ("csr_matrix", "csc_matrix"):
+            return None
+        fmt, dtype = enc[:3], value["data"].dtype
+    elif hasattr(value, "dtype") and hasattr(value, "shape") and len(value.shape) == 2:
+        fmt, dtype = "dense", value.dtype
+    else:
+        return None
+    dtype = np.dtype(dtype)
+    if fmt == "dense":
+        # X and layers may come back sparse (Seurat keeps counts / data sparse): note dense ones
+        if dtype in _KEPT_DENSE and back_format != "csr":
+            return None
+    elif fmt == back_format and dtype == np.float64:
+        return None
+    return {"dtype": dtype.str, "format": fmt}
+
+
+def _columns(frame: pd.DataFrame) -> dict[str, str]:
+    out = {}
+    for name in frame.columns:
+        dtype = frame[name].dtype
+        if isinstance(dtype, pd.CategoricalDtype) or dtype == object:
+            continue
+        if str(dtype) in ("float64", "int32", "bool", "Int32", "boolean"):
+            continue
+        if pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype):
+            out[str(name)] = str(dtype)
+    return out
+
+
+def _uns(value: Any, path: str, out: dict[str, Any]) -> None:
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            _uns(v, f"{path}/{k}" if path else str(k), out)
+    elif isinstance(value, np.ndarray) and value.dtype.kind in "iufb":
+        length1 = value.ndim == 1 and value.size == 1
+        if value.dtype not in _KEPT_DENSE or length1:
+            out[path] = {"dtype": value.dtype.str, "length1": bool(length1)}
+
+
+def record(*, X: Any, layers: Mapping[str, Any], obs: pd.DataFrame, var: pd.DataFrame, obsm: Mapping[str, Any],
+           varm: Mapping[str, Any], obsp: Mapping[str, Any], uns: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {"layer_names": [str(k) for k in layers], "x_absent": X is None}
+    x = _describe(X, "csr") if X is not None else None
+    if x:
+        out["X"] = x
+    for key, mapping, back in (("layers", layers, "csr"), ("obsm", obsm, "csc"), ("varm", varm, "csc"),
+                               ("obsp", obsp, "csc")):
+        found = {str(k): d for k, v in mapping.items() if (d := _describe(v, back))}
+        if found:
+            out[key] = found
+    for key, frame in (("obs", obs), ("var", var)):
+        found = _columns(frame)
+        if found:
+            out[key] = found
+    found: dict[str, Any] = {}
+    _uns(uns, "", found)
+    if found:
+        out["uns"] = found
+    return out
+
+
+def _restore_matrix(value: Any, want: Mapping[str, str]) -> Any:
+    dtype = np.dtype(want["dtype"])
+    fmt = want["format"]
+    if dtype.kind in "iu":
+        values = value.data if sparse.issparse(value) else np.asarray(value)
+        # only values that are still integers of that range go back to an integer dtype
+        if values.size and (not np.all(np.isfinite(values)) or np.any(values != np.round(values))
+                            or values.min() < np.iinfo(dtype).min or values.max() > np.iinfo(dtype).max):
+            return value
+    if fmt == "dense":
+        out = value.toarray() if sparse.issparse(value) else np.asarray(value)
+        return out.astype(dtype, copy=False)
+    if not sparse.issparse(value):
+        value = sparse.csr_matrix(value)
+    out = value.asformat(fmt)
+    return out.astype(dtype, copy=False) if out.dtype != dtype else out
+
+
+def _restore_column(series: pd.Series, dtype: str) -> pd.Series:
+    try:
+        if dtype.startswith(("int", "uint")) and series.isna().any():
+            return series  # a missing value has no place in a NumPy integer column
+        return series.astype(dtype)
+    except (TypeError, ValueError):
+        return series
+
+
+def _get(uns: Mapping[str, Any], path: str):
+    parent = uns
+    keys = path.split("/")
+    for k in keys[:-1]:
+        if not isinstance(parent, Mapping) or k not in parent:
+            return None, None
+        parent = parent[k]
+    return (parent, keys[-1]) if isinstance(parent, Mapping) and keys[-1] in parent else (None, None)
+
+
+def restore(adata, types: Mapping[str, Any]) -> None:
+    """Give ``adata`` (built from R) back the dtypes and layouts ``types`` recorded."""
+    if not types:
+        return
+    # a layer R added (Seurat's data beside counts) that is X itself goes: it was not in the file
+    names = types.get("layer_names")
+    if names is not None and adata.X is not None:
+        names = {names} if isinstance(names, str) else set(names)  # R sends one name as a str
+        for name in [k for k in adata.layers if k not in names]:
+            if _same_memory(adata.layers[name], adata.X):
+                del adata.layers[name]
+    if types.get("x_absent") and adata.X is not None and any(_same_memory(m, adata.X) for m in adata.layers.values()):
+        adata.X = None  # Seurat filled its data slot from a layer: the file had no X
+    if "X" in types and adata.X is not None:
+        adata.X = _restore_matrix(adata.X, types["X"])
+    for key in ("layers", "obsm", "varm", "obsp"):
+        target = getattr(adata, key)
+        for name, want in dict(types.get(key) or {}).items():
+            if name in target and not isinstance(target[name], pd.DataFrame):
+                target[name] = _restore_matrix(target[name], want)
+    for key in ("obs", "var"):
+        frame = getattr(adata, key)
+        for name, dtype in dict(types.get(key) or {}).items():
+            if name in frame.columns:
+                frame[name] = _restore_column(frame[name], str(dtype))
+    for path, want in dict(types.get("uns") or {}).items():
+        parent, k = _get(adata.uns, path)
+        if parent is None:
+            continue
+        value = np.asarray(parent[k])
+        if value.dtype.kind not in "iufb":
+            continue
+        if want.get("length1"):
+            value = value.reshape(1)
+        dtype = np.dtype(want["dtype"])
+        if dtype.kind in "iu" and value.size and np.any(value != np.round(value)):
+            continue
+        parent[k] = value.astype(dtype)
+
+
+def _same_memory(a: Any, b: Any) -> bool:
+    da = a.data if sparse.issparse(a) else a
+    db = b.data if sparse.issparse(b) else b
+    try:
+        return np.shares_memory(np.asarray(da), np.asarray(db))
+    except (TypeError, ValueError):
+        return False
