@@ -67,6 +67,7 @@
   varm <- .varm_from_row_data(row_data)
   if (!is.null(varm)) row_data$varm <- NULL
   parts <- list(obs_names = cells, var_names = features, X = if (!is.null(x)) mats[[x]], layers = mats[setdiff(assays, x)],
+                varp = list(),
                 obs = .frame_to_py(SummarizedExperiment::colData(sce), cells, paste0(where, " colData"), report),
                 var = .frame_to_py(row_data, features, paste0(where, " rowData"), report),
                 obsm = list(), varm = lapply(varm, .matrix_to_py, what = paste0(where, " rowData$varm"), orientation = "same"),
@@ -97,7 +98,18 @@
     g <- methods::as(SingleCellExperiment::colPair(sce, name, asSparse = TRUE), "CsparseMatrix")
     parts$obsp[[name]] <- .matrix_to_py(methods::as(g, "dMatrix"), paste0("colPair ", name), orientation = "same")
   }
-  if (length(SingleCellExperiment::rowPairNames(sce))) .report_dropped(report, paste0(where, " rowPairs"), "feature x feature graphs are not carried")
+  for (name in SingleCellExperiment::rowPairNames(sce)) {
+    g <- methods::as(SingleCellExperiment::rowPair(sce, name, asSparse = TRUE), "CsparseMatrix")
+    parts$varp[[name]] <- .matrix_to_py(methods::as(g, "dMatrix"), paste0("rowPair ", name), orientation = "same")
+  }
+  raw_name <- SingleCellExperiment::int_metadata(sce)$isthmus_raw
+  if (!is.null(raw_name) && raw_name %in% SingleCellExperiment::altExpNames(sce)) {
+    # adata.raw, kept as an altExp by .sce_from_parts
+    raw <- SingleCellExperiment::altExp(sce, raw_name)
+    parts$raw <- list(var_names = rownames(raw),
+                      X = .sce_assay_matrix(SummarizedExperiment::assay(raw, 1, withDimnames = FALSE), paste0(where, " altExp ", raw_name), report),
+                      var = .frame_to_py(SummarizedExperiment::rowData(raw), rownames(raw), paste0(where, " altExp ", raw_name, " rowData"), report))
+  }
   meta <- S4Vectors::metadata(sce)
   if (length(meta)) {
     nms <- names(meta) %||% rep("", length(meta))
@@ -180,6 +192,24 @@
   }
   if (nzchar(record$main_exp_name %||% "")) SingleCellExperiment::mainExpName(sce) <- record$main_exp_name
   if (length(uns)) S4Vectors::metadata(sce) <- lapply(uns, .uns_from_py)
+  for (name in names(.named_list(parts$varp))) {
+    g <- .matrix_from_py(parts$varp[[name]])
+    g <- methods::as(if (inherits(g, "sparseMatrix")) g else methods::as(g, "CsparseMatrix"), "TsparseMatrix")
+    SingleCellExperiment::rowPair(sce, name) <- S4Vectors::SelfHits(
+      from = g@i + 1L, to = g@j + 1L, nnode = nrow(sce), value = g@x, sort.by.query = TRUE)
+  }
+  if (!is.null(parts$raw$X)) {
+    # adata.raw: an altExp of the same cells (its features may differ), marked for the way back
+    raw_name <- if ("raw" %in% SingleCellExperiment::altExpNames(sce)) "adata_raw" else "raw"
+    raw_features <- .as_chr(parts$raw$var_names)
+    m <- .matrix_from_py(parts$raw$X)
+    dimnames(m) <- list(raw_features, cells)
+    raw_var <- .frame_from_py(parts$raw$var)
+    raw <- SingleCellExperiment::SingleCellExperiment(
+      assays = list(X = m), rowData = S4Vectors::DataFrame(raw_var, check.names = FALSE, row.names = raw_features))
+    SingleCellExperiment::altExp(sce, raw_name) <- raw
+    SingleCellExperiment::int_metadata(sce)$isthmus_raw <- raw_name
+  }
   if (is.null(parts$X)) SingleCellExperiment::int_metadata(sce)$isthmus_no_x <- TRUE
   # dtypes and layouts R cannot hold, given back on the way out (python/isthmus/io/_types.py)
   if (length(parts$source_types)) SingleCellExperiment::int_metadata(sce)$isthmus_source <- parts$source_types

@@ -112,6 +112,16 @@
     for (name in names(varm)) parts$varm[[name]] <- .matrix_to_py(unname(varm[[name]]), paste0("varm ", name), orientation = "same")
     misc$varm <- NULL
   }
+  # varp (feature x feature graphs) likewise, in misc$varp
+  varp <- misc$varp
+  if (is.list(varp) && length(varp) && !is.null(names(varp)) &&
+      all(vapply(varp, function(m) inherits(m, "sparseMatrix") && all(dim(m) == length(features)), logical(1)))) {
+    for (name in names(varp)) {
+      parts$varp[[name]] <- .matrix_to_py(methods::as(methods::as(varp[[name]], "CsparseMatrix"), "dMatrix"),
+                                          paste0("varp ", name), orientation = "same")
+    }
+    misc$varp <- NULL
+  }
   if (length(misc)) record$misc <- .uns_to_py(misc, paste0("assay ", assay, " misc"), report)
   parts$record <- record
   parts
@@ -242,7 +252,8 @@
   # assays made from the layers of an AnnData (as_seurat()) go back to being its layers
   as_layers <- Filter(function(o) identical(obj[[o]]@misc$isthmus_layer_of, assay) &&
                         identical(rownames(obj[[o]]), rownames(obj[[assay]])), others)
-  for (other in setdiff(others, as_layers)) .report_dropped(report, paste0("assay ", other), "AnnData holds one assay; use as_mudata() for all")
+  raws <- Filter(function(o) identical(obj[[o]]@misc$isthmus_raw_of, assay), others)  # adata.raw
+  for (other in setdiff(others, c(as_layers, raws))) .report_dropped(report, paste0("assay ", other), "AnnData holds one assay; use as_mudata() for all")
   global <- .seurat_global_parts(obj, .features_by_assay(obj, assay), report)
   a <- .seurat_assay_to_parts(obj[[assay]], assay, colnames(obj), x, report)
   for (other in as_layers) {
@@ -255,9 +266,16 @@
   names(record$assays) <- assay
   uns <- global$uns
   uns$isthmus <- record
+  raw <- NULL
+  if (length(raws)) {
+    r <- obj[[raws[[1]]]]
+    raw_var <- if (inherits(r, "Assay5")) r[[]] else r@meta.features
+    raw <- list(var_names = rownames(r), X = .matrix_to_py(.assay_matrix(obj, raws[[1]], "data"), paste0("assay ", raws[[1]]), sparse_only = TRUE),
+                var = .frame_to_py(raw_var, rownames(r), paste0("assay ", raws[[1]], " feature metadata"), report))
+  }
   list(obs_names = global$obs_names, var_names = a$var_names, X = a$X, layers = a$layers,
        obs = global$obs, var = a$var, obsm = c(global$obsm, a$obsm), varm = varm,
-       obsp = global$obsp, uns = uns)
+       obsp = global$obsp, varp = a$varp, raw = raw, uns = uns)
 }
 
 # ---- parts -> Seurat --------------------------------------------------------------------------
@@ -475,6 +493,46 @@
     assay_used <- record$graphs[[name]]$assay %||% first
     if (nzchar(assay_used)) SeuratObject::DefaultAssay(g) <- assay_used
     obj@graphs[[name]] <- g
+  }
+  # adata.raw: an assay of its own (data only: raw.X is usually normalised), marked for the way back
+  for (k in seq_along(mods)) {
+    raw <- mods[[k]]$raw
+    if (is.null(raw$X)) next
+    assay <- assay_names[[k]]
+    name <- if (!"raw" %in% names(obj@assays)) "raw" else paste0(assay, "_raw")
+    raw_features <- .as_chr(raw$var_names)
+    v5 <- inherits(obj@assays[[assay]], "Assay5")
+    if (!v5) raw_features <- .seurat_feature_names(raw_features, "raw", report)
+    m <- .matrix_from_py(raw$X)
+    if (!inherits(m, "dgCMatrix")) {
+      .report_changed(report, "raw X", "a dense matrix is stored sparse: Seurat keeps an assay's data as dgCMatrix")
+      m <- methods::as(m, "CsparseMatrix")
+    }
+    dimnames(m) <- list(raw_features, cells)
+    raw_var <- .frame_from_py(raw$var)
+    rownames(raw_var) <- raw_features
+    if (v5) {
+      a <- SeuratObject::CreateAssay5Object(data = m)
+      if (ncol(raw_var)) a[[names(raw_var)]] <- raw_var
+    } else {
+      a <- SeuratObject::CreateAssayObject(data = m)
+      a@meta.features <- raw_var
+    }
+    SeuratObject::Key(a) <- .safe_key(paste0(name, "x"))
+    a@misc$isthmus_raw_of <- assay
+    obj[[name]] <- a
+  }
+  for (k in seq_along(mods)) {
+    varp <- lapply(.named_list(mods[[k]]$varp), .matrix_from_py)
+    if (!length(varp)) next
+    assay <- assay_names[[k]]
+    feats <- rownames(obj[[assay]])
+    varp <- lapply(varp, function(g) {
+      g <- if (inherits(g, "sparseMatrix")) g else methods::as(g, "CsparseMatrix")
+      dimnames(g) <- list(feats, feats)
+      g
+    })
+    obj@assays[[assay]]@misc$varp <- c(obj@assays[[assay]]@misc$varp, varp)
   }
   # varm entries no reduction took: the assay's misc$varm (as_anndata() puts them back in varm)
   for (assay in names(varm_by_assay)) {

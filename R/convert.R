@@ -42,7 +42,8 @@ as_anndata.Seurat <- function(object, assay = NULL, x_layer = NULL, copy = FALSE
 #' @export
 as_anndata.SingleCellExperiment <- function(object, x_layer = NULL, copy = FALSE, ...) {
   report <- .new_report()
-  for (alt in SingleCellExperiment::altExpNames(object)) {
+  raw_name <- SingleCellExperiment::int_metadata(object)$isthmus_raw  # adata.raw, which goes back there
+  for (alt in setdiff(SingleCellExperiment::altExpNames(object), raw_name)) {
     .report_dropped(report, paste0("altExp ", alt), "AnnData holds one modality; use as_mudata() for all")
   }
   parts <- .sce_to_parts(object, x_layer, report)

@@ -219,9 +219,10 @@ conversion_report <- function(x) {
     m <- methods::as(methods::as(x, "CsparseMatrix"), "dMatrix")
     return(list(`__isthmus_matrix__` = .matrix_to_py(m, where, orientation = "same")))
   }
-  if (is.factor(x)) {
-    .report_changed(report, where, "a factor was carried as character")
-    x <- as.character(x)
+  if (is.factor(x) || (is.atomic(x) && is.null(dim(x)) && is.null(names(x)) && length(x) > 1 && anyNA(x) &&
+                        typeof(x) %in% c("logical", "integer", "character"))) {
+    # a factor (pandas Categorical) or a vector with NA (a nullable array), as a column is
+    return(list(`__isthmus_column__` = .column_to_py(x, where, report)))
   }
   if (is.list(x) && is.null(attr(x, "class"))) {
     out <- list()
@@ -254,6 +255,7 @@ conversion_report <- function(x) {
   if (is.list(x)) {
     if (!is.null(x$`__isthmus_frame__`)) return(.frame_from_py(x$`__isthmus_frame__`))
     if (!is.null(x$`__isthmus_matrix__`)) return(.matrix_from_py(x$`__isthmus_matrix__`))
+    if (!is.null(x$`__isthmus_column__`)) return(.column_from_py(x$`__isthmus_column__`))
     if (!is.null(x$`__isthmus_array__`)) {
       a <- x$`__isthmus_array__`
       return(array(.as_chr(a$values), dim = as.integer(unlist(a$dim))))

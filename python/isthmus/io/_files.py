@@ -30,7 +30,7 @@ def _matrix_spec(elem, *, what: str, n_obs: int, n_vars: int, report: Conversion
     encoding = elem.attrs.get("encoding-type", "")
     if isinstance(elem, h5py.Group) and encoding == "csr_matrix":
         if elem["data"].dtype != "float64":
-            report.changed(what.replace("/", " "), f"{elem['data'].dtype} values became doubles (an R dgCMatrix holds doubles)")
+            report.changed(what.replace("/", " "), f"{elem['data'].dtype} values are doubles in R (a dgCMatrix holds doubles; restored when written back)")
         nnz = elem["data"].shape[0]
         check_nnz_fits_r(nnz, what)
         return {
@@ -45,7 +45,7 @@ def _matrix_spec(elem, *, what: str, n_obs: int, n_vars: int, report: Conversion
     # what R cannot hold (a 3-d array) is reported and left out
     group, _, name = what.partition("/")
     if isinstance(elem, h5py.Group) and encoding == "csc_matrix":
-        report.changed(f"{group}[{name!r}]", "a CSC matrix comes back as CSR (the layout R shares without a copy)")
+        report.changed(f"{group}[{name!r}]", "a CSC matrix is CSR in R (the layout R shares without a copy; restored when written back)")
     return _mapping_to_r({name: _read_elem(elem)}, where=group, orientation="transpose", report=report).get(name)
 
 
@@ -107,16 +107,24 @@ def read_h5ad_parts(path: str, report: ConversionReport) -> dict[str, Any]:
             spec = _matrix_spec(elem, what=f"layers/{name}", n_obs=n_obs, n_vars=n_vars, report=report)
             if spec is not None:
                 layers[name] = spec
-    if "raw" in f:
-        report.dropped("raw", "read the file with anndata and convert adata.raw.to_adata() to keep it")
-    if "varp" in f and len(f["varp"]):
-        report.dropped("varp", "feature x feature graphs have no Seurat/SCE slot")
+    raw = None
+    if "raw" in f and "X" in f["raw"]:
+        raw_var = _read_elem(f["raw/var"])
+        raw = {"var_names": [str(n) for n in raw_var.index],
+               "X": _matrix_spec(f["raw/X"], what="raw/X", n_obs=n_obs, n_vars=raw_var.shape[0], report=report),
+               "var": frame_to_r(raw_var, where="raw.var", report=report)}
+        if "varm" in f["raw"] and len(f["raw/varm"]):
+            report.dropped("raw.varm", "the raw data's varm is not carried (its X and var are)")
+    varp = group("varp")
     obsm, varm, obsp = group("obsm"), group("varm"), group("obsp")
     uns = _read_elem(f["uns"]) if "uns" in f else {}
     types = _types.record(X=f["X"] if "X" in f else None, layers=dict(f["layers"]) if "layers" in f else {},
-                          obs=obs, var=var, obsm=obsm, varm=varm, obsp=obsp, uns=uns)
+                          obs=obs, var=var, obsm=obsm, varm=varm, obsp=obsp, uns=uns, varp=varp,
+                          raw_x=f["raw/X"] if raw is not None else None)
     return {
         "source_types": types,
+        "raw": raw,
+        "varp": _mapping_to_r(varp, where="varp", orientation="same", report=report),
         "obs_names": [str(n) for n in obs.index],
         "var_names": [str(n) for n in var.index],
         "X": _matrix_spec(f["X"], what="adata/X", n_obs=n_obs, n_vars=n_vars, report=report) if "X" in f else None,

@@ -24,7 +24,7 @@ import pandas as pd
 from scipy import sparse
 
 from ._buffers import matrix_from_r, matrix_to_r, vector_from_r
-from ._frames import frame_from_r, frame_to_r, _as_list
+from ._frames import _as_list, column_from_r, column_to_r, frame_from_r, frame_to_r
 from . import _types
 from ._report import ConversionReport
 
@@ -44,6 +44,10 @@ def uns_from_r(value: Any) -> Any:
             return frame_from_r(value["__isthmus_frame__"])
         if "__isthmus_matrix__" in value:
             return matrix_from_r(value["__isthmus_matrix__"], copy=True)
+        if "__isthmus_column__" in value:  # a factor or a vector with NA
+            column = column_from_r(value["__isthmus_column__"])
+            return column if isinstance(column, pd.Categorical) or not isinstance(column, np.ndarray) \
+                else np.asarray(column)
         if "__isthmus_array__" in value:  # an R character array, values in column-major order
             spec = value["__isthmus_array__"]
             dim = [int(d) for d in np.atleast_1d(spec["dim"])]
@@ -85,8 +89,13 @@ def anndata_from_parts(parts: Mapping[str, Any], copy: bool = False) -> ad.AnnDa
         obsm=matrices("obsm"),
         varm=matrices("varm"),
         obsp=matrices("obsp"),
+        varp=matrices("varp"),
         uns=uns,
     )
+    raw = parts.get("raw")
+    if isinstance(raw, Mapping) and raw.get("X") is not None:
+        raw_var = frame_from_r(raw["var"])
+        adata.raw = ad.AnnData(X=matrix_from_r(raw["X"], copy), obs=pd.DataFrame(index=obs.index), var=raw_var)
     if types:
         _types.restore(adata, types)
     return adata
@@ -174,11 +183,11 @@ def report_matrix_type(mat: Any, what: str, report: ConversionReport | None, ori
     if sparse.issparse(mat):
         back = "csr" if orientation == "transpose" else "csc"
         if mat.format != back:
-            report.changed(what, f"a {mat.format.upper()} matrix comes back as {back.upper()} (the layout R shares without a copy)")
+            report.changed(what, f"a {mat.format.upper()} matrix is {back.upper()} in R (the layout R shares without a copy; restored when written back)")
         if dtype != np.float64:
-            report.changed(what, f"{dtype} values became doubles (an R dgCMatrix holds doubles)")
+            report.changed(what, f"{dtype} values are doubles in R (a dgCMatrix holds doubles; restored when written back)")
     elif dtype not in (np.float64, np.int32, np.bool_):
-        report.changed(what, f"{dtype} values became R {'integers' if dtype.kind in 'iu' else 'doubles'}")
+        report.changed(what, f"{dtype} values are R {'integers' if dtype.kind in 'iu' else 'doubles'} in R (restored when written back)")
 
 
 def _matrix_for_r(mat: Any, *, what: str, orientation: str = "transpose",
@@ -193,9 +202,24 @@ def _matrix_for_r(mat: Any, *, what: str, orientation: str = "transpose",
 
 def uns_to_r(value: Any, *, where: str, report: ConversionReport) -> Any:
     if isinstance(value, Mapping):
-        return {str(k): uns_to_r(v, where=f"{where}[{k!r}]", report=report) for k, v in value.items()}
+        out = {}
+        for k, v in value.items():
+            converted = uns_to_r(v, where=f"{where}[{k!r}]", report=report)
+            if converted is not None or v is None:  # a part that was not carried is left out
+                out[str(k)] = converted
+        return out
     if isinstance(value, pd.DataFrame):
         return {"__isthmus_frame__": frame_to_r(value, where=where, report=report)}
+    if isinstance(value, (pd.Categorical, pd.api.extensions.ExtensionArray, pd.Series)):
+        # categorical and nullable arrays: an R factor / vector with NA, as a data frame column
+        return {"__isthmus_column__": column_to_r(pd.Series(value), where=where, report=report)}
+    if isinstance(value, np.ndarray) and value.dtype.names is not None:
+        # a record array (scanpy's rank_genes_groups): an R data frame; restored on the way back
+        return {"__isthmus_frame__": frame_to_r(pd.DataFrame.from_records(value), where=where, report=report)}
+    if isinstance(value, np.ndarray) and value.dtype.kind == "O" and value.ndim == 1 and \
+            not all(isinstance(v, str) for v in value):
+        # strings with missing values: an R character vector with NA (not the string "None")
+        return {"__isthmus_column__": column_to_r(pd.Series(value), where=where, report=report)}
     if sparse.issparse(value):
         return {"__isthmus_matrix__": matrix_to_r(value, what=where, orientation="same")}
     if isinstance(value, (list, tuple)):
@@ -210,9 +234,10 @@ def uns_to_r(value: Any, *, where: str, report: ConversionReport) -> Any:
             return value.astype(str)
         if value.dtype.kind in "iufb":
             if value.dtype not in (np.float64, np.int32, np.bool_):
-                report.changed(where, f"a {value.dtype} array was carried as an R integer / double vector (its dtype is not kept)")
+                report.changed(where, f"a {value.dtype} array is an R integer / double vector in R "
+                                      "(its dtype is restored when written back)")
             if value.size == 1 and value.ndim == 1:
-                report.changed(where, "a length-1 array became an R scalar (written back as a scalar)")
+                report.changed(where, "a length-1 array is an R scalar in R (an array again when written back)")
             return value
         report.dropped(where, f"arrays of dtype {value.dtype} have no R counterpart")
         return None
@@ -260,12 +285,19 @@ def anndata_to_parts(adata: ad.AnnData, report: ConversionReport, where: str = "
         "obsp": _mapping_to_r(adata.obsp, where=f"{where}.obsp", orientation="same", report=report),
         "uns": uns_to_r(dict(adata.uns), where=f"{where}.uns", report=report),
     }
+    parts["varp"] = _mapping_to_r(adata.varp, where=f"{where}.varp", orientation="same", report=report)
+    raw = adata.raw
+    if raw is not None:
+        parts["raw"] = {
+            "var_names": [str(n) for n in raw.var_names],
+            "X": _matrix_for_r(raw.X, what=f"{where}.raw.X", report=report),
+            "var": frame_to_r(raw.var, where=f"{where}.raw.var", report=report),
+        }
+        if len(raw.varm):
+            report.dropped(f"{where}.raw.varm", "the raw data's varm is not carried (its X and var are)")
     parts["source_types"] = _types.record(X=adata.X, layers=adata.layers, obs=adata.obs, var=adata.var,
-                                          obsm=adata.obsm, varm=adata.varm, obsp=adata.obsp, uns=adata.uns)
-    if len(adata.varp):
-        report.dropped(f"{where}.varp", "feature x feature graphs have no Seurat/SCE slot")
-    if adata.raw is not None:
-        report.dropped(f"{where}.raw", "convert adata.raw.to_adata() separately to keep it")
+                                          obsm=adata.obsm, varm=adata.varm, obsp=adata.obsp, uns=adata.uns,
+                                          varp=adata.varp, raw_x=None if raw is None else raw.X)
     return parts
 
 

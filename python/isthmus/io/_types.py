@@ -66,6 +66,8 @@ def _uns(value: Any, path: str, out: dict[str, Any]) -> None:
     if isinstance(value, Mapping):
         for k, v in value.items():
             _uns(v, f"{path}/{k}" if path else str(k), out)
+    elif isinstance(value, np.ndarray) and value.dtype.names is not None:
+        out[path] = {"recarray": [[name, value.dtype[name].str] for name in value.dtype.names]}
     elif isinstance(value, np.ndarray) and value.dtype.kind in "iufb":
         length1 = value.ndim == 1 and value.size == 1
         if value.dtype not in _KEPT_DENSE or length1:
@@ -73,13 +75,17 @@ def _uns(value: Any, path: str, out: dict[str, Any]) -> None:
 
 
 def record(*, X: Any, layers: Mapping[str, Any], obs: pd.DataFrame, var: pd.DataFrame, obsm: Mapping[str, Any],
-           varm: Mapping[str, Any], obsp: Mapping[str, Any], uns: Mapping[str, Any]) -> dict[str, Any]:
+           varm: Mapping[str, Any], obsp: Mapping[str, Any], uns: Mapping[str, Any],
+           varp: Mapping[str, Any] | None = None, raw_x: Any = None) -> dict[str, Any]:
     out: dict[str, Any] = {"layer_names": [str(k) for k in layers], "x_absent": X is None}
     x = _describe(X, "csr") if X is not None else None
     if x:
         out["X"] = x
+    raw = _describe(raw_x, "csr") if raw_x is not None else None
+    if raw:
+        out["raw_X"] = raw
     for key, mapping, back in (("layers", layers, "csr"), ("obsm", obsm, "csc"), ("varm", varm, "csc"),
-                               ("obsp", obsp, "csc")):
+                               ("obsp", obsp, "csc"), ("varp", varp or {}, "csc")):
         found = {str(k): d for k, v in mapping.items() if (d := _describe(v, back))}
         if found:
             out[key] = found
@@ -146,7 +152,11 @@ def restore(adata, types: Mapping[str, Any]) -> None:
         adata.X = None  # Seurat filled its data slot from a layer: the file had no X
     if "X" in types and adata.X is not None:
         adata.X = _restore_matrix(adata.X, types["X"])
-    for key in ("layers", "obsm", "varm", "obsp"):
+    if "raw_X" in types and adata.raw is not None:
+        raw = adata.raw.to_adata()
+        raw.X = _restore_matrix(raw.X, types["raw_X"])
+        adata.raw = raw
+    for key in ("layers", "obsm", "varm", "obsp", "varp"):
         target = getattr(adata, key)
         for name, want in dict(types.get(key) or {}).items():
             if name in target and not isinstance(target[name], pd.DataFrame):
@@ -159,6 +169,14 @@ def restore(adata, types: Mapping[str, Any]) -> None:
     for path, want in dict(types.get("uns") or {}).items():
         parent, k = _get(adata.uns, path)
         if parent is None:
+            continue
+        if want.get("recarray") is not None and isinstance(parent[k], pd.DataFrame):
+            fields = [(str(f[0]), str(f[1])) for f in want["recarray"]]
+            frame = parent[k]
+            if [f[0] for f in fields] == [str(c) for c in frame.columns]:
+                parent[k] = np.rec.fromarrays([frame[c].to_numpy() for c in frame.columns], dtype=fields)
+            continue
+        if isinstance(parent[k], pd.DataFrame) or "dtype" not in want:
             continue
         value = np.asarray(parent[k])
         if value.dtype.kind not in "iufb":
