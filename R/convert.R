@@ -204,11 +204,29 @@ as_seurat <- function(data, assay = "RNA") {
   record$modalities[[mod]] %||% switch(mod, rna = "RNA", atac = "ATAC", prot = "ADT", mod)
 }
 
+# A modality's own cell annotations (its obs columns, obsm, obsp; MuData keeps the shared ones
+# globally) have no place in a Seurat assay or the main experiment of an SCE: name them.
+.report_modality_cells <- function(report, mods, which = names(mods)) {
+  for (m in which) {
+    p <- mods[[m]]
+    cols <- .as_chr(p$obs$names)
+    if (length(cols)) .report_dropped(report, paste0("mdata.mod['", m, "'].obs ", paste(cols, collapse = ", ")),
+                                      "per-modality cell columns are not carried (the global obs is): mdata.pull_obs() first")
+    for (key in c("obsm", "obsp")) {
+      for (name in names(.named_list(p[[key]]))) {
+        .report_dropped(report, paste0("mdata.mod['", m, "'].", key, " ", name),
+                        paste0("per-modality ", key, " is not carried (the global one is)"))
+      }
+    }
+  }
+}
+
 .seurat_from_mudata_parts <- function(out, direction) {
   report <- .report_merge_py(.new_report(), out$report)
   parts <- out$parts
   record <- parts$uns$isthmus %||% list()
   mods <- .named_list(parts$mod)
+  .report_modality_cells(report, mods)
   assays <- vapply(names(mods), function(m) {
     name <- .assay_name(m, record)
     if (is.list(name)) name$name else name
@@ -263,6 +281,7 @@ as_sce <- function(data, x_assay = NULL, spatial = NULL) {
   mods <- .named_list(parts$mod)
   is_main <- vapply(names(mods), function(m) isTRUE(record$modalities[[m]]$main), logical(1))
   main <- if (any(is_main)) names(mods)[is_main][1] else names(mods)[1]
+  .report_modality_cells(report, mods, main)  # altExps keep their own colData / reducedDims
   main_parts <- mods[[main]]
   main_parts$obs <- parts$obs
   main_parts$obsm <- parts$obsm

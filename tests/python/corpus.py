@@ -186,7 +186,160 @@ def scanpy_wheel_pbmc68k(folder: Path) -> Path | None:
     return path if path.exists() else None
 
 
+def anndata_pre07_h5py(folder: Path) -> Path:
+    """The pre-0.7 layout (anndata 0.5/0.6), written with h5py: obs / var / obsm / varm as
+    compound datasets, categories in uns["<column>_categories"], raw.X / raw.var at the top level
+    with h5sparse attributes."""
+    import h5py
+
+    rng = _rng(12)
+    n, m = 12, 6
+    path = folder / "anndata_pre07_h5py.h5ad"
+    with h5py.File(path, "w") as f:
+        f.create_dataset("X", data=rng.random((n, m)).astype(np.float32))
+        obs = np.zeros(n, dtype=[("index", "S8"), ("louvain", "i1"), ("n_genes", "<i8"), ("score", "<f4")])
+        obs["index"] = [f"cell{k}".encode() for k in range(n)]
+        obs["louvain"] = np.arange(n) % 3
+        obs["n_genes"] = rng.integers(100, 1000, n)
+        obs["score"] = rng.random(n)
+        f.create_dataset("obs", data=obs)
+        var = np.zeros(m, dtype=[("index", "S8"), ("means", "<f4")])
+        var["index"] = [f"gene{k}".encode() for k in range(m)]
+        var["means"] = rng.random(m)
+        f.create_dataset("var", data=var)
+        obsm = np.zeros(n, dtype=[("X_pca", "<f4", (3,)), ("X_umap", "<f8", (2,))])
+        obsm["X_pca"] = rng.normal(size=(n, 3))
+        obsm["X_umap"] = rng.normal(size=(n, 2))
+        f.create_dataset("obsm", data=obsm)
+        varm = np.zeros(m, dtype=[("PCs", "<f8", (3,))])
+        varm["PCs"] = rng.normal(size=(m, 3))
+        f.create_dataset("varm", data=varm)
+        uns = f.create_group("uns")
+        uns.create_dataset("louvain_categories", data=np.array([b"0", b"1", b"2"]))
+        uns.create_dataset("louvain_colors", data=np.array([b"#1f77b4", b"#ff7f0e", b"#279e68"]))
+        params = uns.create_group("neighbors").create_group("params")
+        params.create_dataset("n_neighbors", data=np.array([15]))
+        params.create_dataset("method", data=np.array([b"umap"]))
+        raw = sparse.random(n, m + 2, density=0.5, format="csr", random_state=12, dtype=np.float32)
+        g = f.create_group("raw.X")
+        g.attrs["h5sparse_format"] = "csr"
+        g.attrs["h5sparse_shape"] = np.array(raw.shape)
+        g.create_dataset("data", data=raw.data)
+        g.create_dataset("indices", data=raw.indices)
+        g.create_dataset("indptr", data=raw.indptr)
+        raw_var = np.zeros(m + 2, dtype=[("index", "S8")])
+        raw_var["index"] = [f"gene{k}".encode() for k in range(m + 2)]
+        f.create_dataset("raw.var", data=raw_var)
+    return path
+
+
+def anndata_07_h5py(folder: Path) -> Path:
+    """The anndata 0.7 layout, written with h5py: data frames of encoding 0.1.0 whose categorical
+    columns hold codes with an object reference to obs/__categories/<column>, a CSR matrix as a
+    group with h5sparse attributes, a layer and an obsm entry of the same name."""
+    import h5py
+
+    rng = _rng(13)
+    n, m = 10, 5
+    path = folder / "anndata_07_h5py.h5ad"
+    strings = h5py.special_dtype(vlen=str)
+    with h5py.File(path, "w") as f:
+        f.attrs["encoding-type"] = "anndata"
+        f.attrs["encoding-version"] = "0.1.0"
+        x = sparse.random(n, m, density=0.5, format="csr", random_state=13)
+        g = f.create_group("X")
+        g.attrs["h5sparse_format"] = "csr"
+        g.attrs["h5sparse_shape"] = np.array(x.shape)
+        for key in ("data", "indices", "indptr"):
+            g.create_dataset(key, data=getattr(x, key))
+
+        def frame(name, index, columns):
+            grp = f.create_group(name)
+            grp.attrs["_index"] = "_index"
+            grp.attrs["column-order"] = np.array(list(columns), dtype=object).astype(strings) if columns else np.array([], dtype="S1")
+            grp.attrs["encoding-type"] = "dataframe"
+            grp.attrs["encoding-version"] = "0.1.0"
+            grp.create_dataset("_index", data=np.array(index, dtype=object), dtype=strings)
+            for col, values in columns.items():
+                if isinstance(values, pd.Categorical):
+                    cats = grp.require_group("__categories").create_dataset(
+                        col, data=np.array(list(values.categories), dtype=object), dtype=strings)
+                    codes = grp.create_dataset(col, data=values.codes.astype(np.int8))
+                    codes.attrs["categories"] = cats.ref
+                else:
+                    grp.create_dataset(col, data=values)
+
+        frame("obs", [f"c{k}" for k in range(n)],
+              {"group": pd.Categorical(["a", "b"] * (n // 2)), "count": np.arange(n, dtype=np.int64)})
+        frame("var", [f"g{k}" for k in range(m)], {})
+        f.create_group("layers").create_dataset("same", data=rng.random((n, m)))
+        f.create_group("obsm").create_dataset("same", data=rng.random((n, 2)))
+        f.create_group("uns").create_dataset("note", data="written like anndata 0.7", dtype=strings)
+    return path
+
+
+def names_and_uns_types(folder: Path) -> Path:
+    """Names Seurat rewrites ('_', '|'), an integer dense X, raw and varp, and uns values of every
+    pandas / NumPy kind anndata writes by default (categorical, nullable, int64, uint8, length-1)."""
+    rng = _rng(14)
+    n, m = 12, 6
+    adata = ad.AnnData(
+        X=rng.integers(0, 20, size=(n, m)).astype(np.int64),
+        obs=pd.DataFrame(index=[f"cell_{k}" for k in range(n)]),
+        var=pd.DataFrame({"symbol": [f"S{k}" for k in range(m)]}, index=[f"gene_{k}|v1" for k in range(m)]),
+        varp={"corr": sparse.random(m, m, density=0.3, format="csr", random_state=14)},
+        uns={
+            "categorical": pd.Categorical(["x", "y", "x", None], categories=["y", "x"]),
+            "nullable": pd.array([1, None, 3], dtype="Int64"),
+            "nullable_bool": pd.array([True, None], dtype="boolean"),
+            "int64": np.array([1, 2, 3], dtype=np.int64),
+            "uint8": np.array([7, 8], dtype=np.uint8),
+            "one": np.array([4.5]),
+        },
+    )
+    adata.raw = adata
+    path = folder / "names_and_uns_types.h5ad"
+    adata.write_h5ad(path)
+    return path
+
+
+def squidpy_two_libraries(folder: Path) -> Path:
+    """squidpy's layout for several slices: obs["library_id"] and one uns["spatial"] entry each."""
+    rng = _rng(15)
+    n = N_OBS
+    libs = pd.Categorical(["slice_A"] * (n // 2) + ["slice_B"] * (n - n // 2))
+    spatial = {lib: {"images": {"hires": _visium_image((80, 80), k)},
+                     "scalefactors": {"tissue_hires_scalef": 0.2, "spot_diameter_fullres": 50.0}}
+               for k, lib in enumerate(["slice_A", "slice_B"])}
+    adata = ad.AnnData(X=rng.random((n, N_VAR)), obs=pd.DataFrame({"library_id": libs}, index=_names("spot", n)),
+                       var=pd.DataFrame(index=_names("g", N_VAR)), obsm={"spatial": rng.random((n, 2)) * 300},
+                       uns={"spatial": spatial})
+    path = folder / "squidpy_two_libraries.h5ad"
+    adata.write_h5ad(path)
+    return path
+
+
+def mudata_partial(folder: Path) -> Path:
+    """MuData axis 0 whose modalities hold different cells, with per-modality annotations."""
+    import mudata as md
+
+    rna = _modality(16, "gene", N_OBS, N_VAR)
+    rna.obs["rna_qc"] = np.arange(N_OBS, dtype=float)
+    atac = _modality(17, "peak", N_OBS - 6, 8)
+    with md.set_options(pull_on_update=False):
+        mdata = md.MuData({"rna": rna, "atac": atac})
+        mdata.obs["sample"] = pd.Categorical(["s1", "s2"] * (N_OBS // 2))
+        path = folder / "mudata_partial.h5mu"
+        mdata.write_h5mu(path)
+    return path
+
+
 FIXTURES = {
+    "anndata_pre07_h5py": anndata_pre07_h5py,
+    "anndata_07_h5py": anndata_07_h5py,
+    "names_and_uns_types": names_and_uns_types,
+    "squidpy_two_libraries": squidpy_two_libraries,
+    "mudata_partial": mudata_partial,
     "every_element": every_element,
     "scanpy_visium": scanpy_visium,
     "same_name_layer_obsm": same_name_layer_obsm,
@@ -219,9 +372,9 @@ def _same_array(a, b) -> bool:
     return np.array_equal(da, db)
 
 
-def _frame_diffs(a: pd.DataFrame, b: pd.DataFrame, where: str) -> list[str]:
+def _frame_diffs(a: pd.DataFrame, b: pd.DataFrame, where: str, index: bool = True) -> list[str]:
     out = []
-    if list(a.index) != list(b.index):
+    if index and list(a.index) != list(b.index):
         out.append(f"{where}/index")
     for col in a.columns:
         if col not in b.columns:
@@ -258,6 +411,10 @@ def _uns_diffs(a, b, where: str) -> list[str]:
         return out
     if isinstance(a, pd.DataFrame):
         return _frame_diffs(a, b, where) if isinstance(b, pd.DataFrame) else [where]
+    if isinstance(a, (pd.Categorical, pd.api.extensions.ExtensionArray)):
+        if type(a) is not type(b) or a.dtype != b.dtype:
+            return [where]
+        return [] if pd.Series(a).equals(pd.Series(b)) else [where]
     if isinstance(a, (np.ndarray, list)) or sparse.issparse(a):
         if isinstance(a, list):
             a = np.asarray(a)
@@ -297,8 +454,9 @@ def anndata_diffs(a: ad.AnnData, b: ad.AnnData, where: str = "") -> list[str]:
         out.append(f"{p}var_names")
     if (a.X is None) != (b.X is None) or (a.X is not None and not _same_array(a.X, b.X)):
         out.append(f"{p}X")
-    out += _frame_diffs(a.obs, b.obs, f"{p}obs")
-    out += _frame_diffs(a.var, b.var, f"{p}var")
+    # the frames' indexes are obs_names / var_names, compared above
+    out += _frame_diffs(a.obs, b.obs, f"{p}obs", index=False)
+    out += _frame_diffs(a.var, b.var, f"{p}var", index=False)
     for key in ("layers", "obsm", "varm", "obsp", "varp"):
         out += _mapping_diffs(getattr(a, key), getattr(b, key), f"{p}{key}")
     out += _uns_diffs(dict(a.uns), dict(b.uns), f"{p}uns")

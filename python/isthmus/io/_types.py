@@ -66,6 +66,9 @@ def _uns(value: Any, path: str, out: dict[str, Any]) -> None:
     if isinstance(value, Mapping):
         for k, v in value.items():
             _uns(v, f"{path}/{k}" if path else str(k), out)
+    elif isinstance(value, pd.api.extensions.ExtensionArray) and not isinstance(value, pd.Categorical):
+        if str(value.dtype) not in ("Int32", "boolean"):  # what R's integer / logical give back
+            out[path] = {"extension": str(value.dtype)}
     elif isinstance(value, np.ndarray) and value.dtype.names is not None:
         out[path] = {"recarray": [[name, value.dtype[name].str] for name in value.dtype.names]}
     elif isinstance(value, np.ndarray) and value.dtype.kind in "iufb":
@@ -175,6 +178,12 @@ def restore(adata, types: Mapping[str, Any]) -> None:
             frame = parent[k]
             if [f[0] for f in fields] == [str(c) for c in frame.columns]:
                 parent[k] = np.rec.fromarrays([frame[c].to_numpy() for c in frame.columns], dtype=fields)
+            continue
+        if want.get("extension") is not None:
+            try:
+                parent[k] = pd.array(parent[k], dtype=str(want["extension"]))
+            except (TypeError, ValueError):
+                pass  # values R changed so that the dtype no longer fits: keep them as they are
             continue
         if isinstance(parent[k], pd.DataFrame) or "dtype" not in want:
             continue
