@@ -48,12 +48,38 @@
                               entry$scalefactors[setdiff(names(entry$scalefactors), names(libraries[[sample]]$scalefactors))])
       kept[[sample]] <- entry
     }
+    for (sample in names(libraries)) {
+      if (!is.null(kept[[sample]]$scalefactors$spot_diameter_fullres)) next
+      # scanpy's plot needs a spot size, which imgData() does not keep (read10xVisium drops it)
+      in_sample <- if (ncol(coords) >= 2) which(as.character(spe$sample_id) == sample) else integer()
+      spot <- .estimate_spot_diameter(coords[in_sample, 1:2, drop = FALSE])
+      if (is.null(spot)) next
+      kept[[sample]]$scalefactors$spot_diameter_fullres <- spot
+      .report_changed(report, paste0("uns$spatial$", sample, "$scalefactors$spot_diameter_fullres"),
+                      paste0("a SpatialExperiment keeps no spot size: estimated as 0.7 x the median distance ",
+                             "between neighbouring spots (", signif(spot, 4), " px; Space Ranger's ratio for DLPFC 151673)"))
+    }
     parts$uns$spatial <- kept
   }
   record$image_samples <- as.character(images$sample_id)
   record$image_ids <- as.character(images$image_id)
   parts$uns$isthmus <- record
   parts
+}
+
+# Space Ranger's spot_diameter_fullres is about 0.70 x the distance between neighbouring spot
+# centres (DLPFC 151673: 96.4 px for 137 px). Measured on at most 500 spots (against all).
+.estimate_spot_diameter <- function(xy) {
+  if (nrow(xy) < 2) return(NULL)
+  probe <- unique(round(seq(1, nrow(xy), length.out = min(500, nrow(xy)))))
+  nearest <- vapply(probe, function(i) {
+    d <- sqrt((xy[, 1] - xy[i, 1])^2 + (xy[, 2] - xy[i, 2])^2)
+    d[i] <- Inf
+    min(d)
+  }, numeric(1))
+  nearest <- nearest[is.finite(nearest) & nearest > 0]
+  if (!length(nearest)) return(NULL)
+  0.7 * stats::median(nearest)
 }
 
 # An SCE built from the parts (its obsm "spatial" left out of reducedDims) into a

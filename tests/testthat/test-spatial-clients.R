@@ -117,5 +117,9 @@ test_that("scanpy plots the spots of a SpatialExperiment that isthmus wrote", {
     imgData = SpatialExperiment::readImgData(spatial_dir(), sample_id = "151673"))
   file <- withr::local_tempfile(fileext = ".h5ad")
   quietly(write_h5ad(spe, file))
+  # imgData() keeps no spot size: estimated from the spot spacing, and said
+  expect_true(any(grepl("spot_diameter_fullres", conversion_report()$part)))
+  spot <- py_value(reticulate::import("anndata")$read_h5ad(file), "uns['spatial']['151673']['scalefactors']['spot_diameter_fullres']")
+  expect_equal(spot, 96.4, tolerance = 0.05)  # Space Ranger's value for this slice
   expect_gt(red_pixels(scanpy_plot(file, "151673")), 5000)
 })
