@@ -284,12 +284,15 @@
 
 # The Seurat v4 feature-name rules: '_' and '|' become '-'. Applied here to every matrix of the
 # assay at once (Seurat renames only the one it is given) and reported.
-.seurat_feature_names <- function(features, what, report) {
-  fixed <- gsub("|", "-", gsub("_", "-", features, fixed = TRUE), fixed = TRUE)
+# SeuratObject 5 (Assay5) allows '_' and still replaces '|' (`underscores = FALSE`).
+.seurat_feature_names <- function(features, what, report, underscores = TRUE) {
+  fixed <- gsub("|", "-", features, fixed = TRUE)
+  if (underscores) fixed <- gsub("_", "-", fixed, fixed = TRUE)
   if (!identical(fixed, features)) {
-    chars <- c("'_'", "'|'")[c(any(grepl("_", features, fixed = TRUE)), any(grepl("|", features, fixed = TRUE)))]
+    chars <- c("'_'", "'|'")[c(underscores && any(grepl("_", features, fixed = TRUE)), any(grepl("|", features, fixed = TRUE)))]
     .report_changed(report, paste0(what, " feature names"),
-                    paste0("Seurat replaces ", paste(chars, collapse = " and "), " with '-' in feature names"))
+                    paste0("Seurat replaces ", paste(chars, collapse = " and "), " with '-' in feature names ",
+                           "(written back to AnnData, an object read from one gets its original names again)"))
   }
   fixed
 }
@@ -298,7 +301,7 @@
   features <- .as_chr(parts$var_names)
   record <- record %||% list()
   assay5 <- .use_assay5(record$class)
-  if (!assay5) features <- .seurat_feature_names(features, paste("assay", assay), report)
+  features <- .seurat_feature_names(features, paste("assay", assay), report, underscores = !assay5)
   layers <- .named_list(parts$layers)
   mats <- list()
   x <- if (!is.null(parts$X)) .matrix_from_py(parts$X)
@@ -502,7 +505,7 @@
     name <- if (!"raw" %in% names(obj@assays)) "raw" else paste0(assay, "_raw")
     raw_features <- .as_chr(raw$var_names)
     v5 <- inherits(obj@assays[[assay]], "Assay5")
-    if (!v5) raw_features <- .seurat_feature_names(raw_features, "raw", report)
+    raw_features <- .seurat_feature_names(raw_features, "raw", report, underscores = !v5)
     m <- .matrix_from_py(raw$X)
     if (!inherits(m, "dgCMatrix")) {
       .report_changed(report, "raw X", "a dense matrix is stored sparse: Seurat keeps an assay's data as dgCMatrix")

@@ -120,7 +120,8 @@ def read_h5ad_parts(path: str, report: ConversionReport) -> dict[str, Any]:
     uns = _read_elem(f["uns"]) if "uns" in f else {}
     types = _types.record(X=f["X"] if "X" in f else None, layers=dict(f["layers"]) if "layers" in f else {},
                           obs=obs, var=var, obsm=obsm, varm=varm, obsp=obsp, uns=uns, varp=varp,
-                          raw_x=f["raw/X"] if raw is not None else None)
+                          raw_x=f["raw/X"] if raw is not None else None,
+                          raw_var_names=raw["var_names"] if raw is not None else None)
     return {
         "source_types": types,
         "raw": raw,

@@ -297,7 +297,8 @@ def anndata_to_parts(adata: ad.AnnData, report: ConversionReport, where: str = "
             report.dropped(f"{where}.raw.varm", "the raw data's varm is not carried (its X and var are)")
     parts["source_types"] = _types.record(X=adata.X, layers=adata.layers, obs=adata.obs, var=adata.var,
                                           obsm=adata.obsm, varm=adata.varm, obsp=adata.obsp, uns=adata.uns,
-                                          varp=adata.varp, raw_x=None if raw is None else raw.X)
+                                          varp=adata.varp, raw_x=None if raw is None else raw.X,
+                                          raw_var_names=None if raw is None else raw.var_names)
     return parts
 
 

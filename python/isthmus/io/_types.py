@@ -77,10 +77,21 @@ def _uns(value: Any, path: str, out: dict[str, Any]) -> None:
             out[path] = {"dtype": value.dtype.str, "length1": bool(length1)}
 
 
+def _renamed_by_seurat(names) -> list[str] | None:
+    """Feature names Seurat rewrites ('_', '|' -> '-'), kept to be given back."""
+    names = [str(n) for n in names]
+    return names if any("_" in n or "|" in n for n in names) else None
+
+
 def record(*, X: Any, layers: Mapping[str, Any], obs: pd.DataFrame, var: pd.DataFrame, obsm: Mapping[str, Any],
            varm: Mapping[str, Any], obsp: Mapping[str, Any], uns: Mapping[str, Any],
-           varp: Mapping[str, Any] | None = None, raw_x: Any = None) -> dict[str, Any]:
+           varp: Mapping[str, Any] | None = None, raw_x: Any = None,
+           raw_var_names: Any = None) -> dict[str, Any]:
     out: dict[str, Any] = {"layer_names": [str(k) for k in layers], "x_absent": X is None}
+    for key, names in (("var_names", var.index), ("raw_var_names", raw_var_names if raw_var_names is not None else [])):
+        kept = _renamed_by_seurat(names)
+        if kept:
+            out[key] = kept
     x = _describe(X, "csr") if X is not None else None
     if x:
         out["X"] = x
@@ -140,10 +151,37 @@ def _get(uns: Mapping[str, Any], path: str):
     return (parent, keys[-1]) if isinstance(parent, Mapping) and keys[-1] in parent else (None, None)
 
 
+def _original_names(current, kept) -> list[str] | None:
+    """``current`` names with Seurat's rewriting undone, where each maps back to one original."""
+    if kept is None:
+        return None
+    kept = [kept] if isinstance(kept, str) else [str(k) for k in kept]
+    back: dict[str, str | None] = {}
+    for name in kept:
+        for rewritten in {name.replace("|", "-"), name.replace("|", "-").replace("_", "-")}:
+            back[rewritten] = None if rewritten in back and back[rewritten] != name else name
+    out = []
+    for name in map(str, current):
+        original = name if name in kept else back.get(name)
+        if original is None:
+            return None  # a name R made up or an ambiguous one: keep the names as they are
+        out.append(original)
+    return out if len(set(out)) == len(out) else None
+
+
 def restore(adata, types: Mapping[str, Any]) -> None:
-    """Give ``adata`` (built from R) back the dtypes and layouts ``types`` recorded."""
+    """Give ``adata`` (built from R) back the dtypes, layouts and names ``types`` recorded."""
     if not types:
         return
+    names = _original_names(adata.var_names, types.get("var_names"))
+    if names is not None:
+        adata.var_names = names
+    if adata.raw is not None and types.get("raw_var_names") is not None:
+        raw_names = _original_names(adata.raw.var_names, types.get("raw_var_names"))
+        if raw_names is not None:
+            raw = adata.raw.to_adata()
+            raw.var_names = raw_names
+            adata.raw = raw
     # a layer R added (Seurat's data beside counts) that is X itself goes: it was not in the file
     names = types.get("layer_names")
     if names is not None and adata.X is not None:
