@@ -63,12 +63,15 @@
                  character_columns = list(obs = .character_columns(SummarizedExperiment::colData(sce)),
                                           var = .character_columns(SummarizedExperiment::rowData(sce))),
                  main_exp_name = SingleCellExperiment::mainExpName(sce) %||% "")
+  col_data <- SummarizedExperiment::colData(sce)
+  # the sample_id a SpatialExperiment needs, made by .spe_from_sce for an AnnData without one
+  if (isTRUE(SingleCellExperiment::int_metadata(sce)$isthmus_sample_id_added)) col_data$sample_id <- NULL
   row_data <- SummarizedExperiment::rowData(sce)
   varm <- .varm_from_row_data(row_data)
   if (!is.null(varm)) row_data$varm <- NULL
   parts <- list(obs_names = cells, var_names = features, X = if (!is.null(x)) mats[[x]], layers = mats[setdiff(assays, x)],
                 varp = list(),
-                obs = .frame_to_py(SummarizedExperiment::colData(sce), cells, paste0(where, " colData"), report),
+                obs = .frame_to_py(col_data, cells, paste0(where, " colData"), report),
                 var = .frame_to_py(row_data, features, paste0(where, " rowData"), report),
                 obsm = list(), varm = lapply(varm, .matrix_to_py, what = paste0(where, " rowData$varm"), orientation = "same"),
                 obsp = list(), uns = list())

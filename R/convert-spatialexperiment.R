@@ -109,6 +109,7 @@
     # scanpy keeps the slice of each cell in obs["library_id"] (squidpy) or has one library
     sce$sample_id <- if (!is.null(sce$library_id)) as.character(sce$library_id) else
       (names(libraries)[1] %||% "sample01")
+    SingleCellExperiment::int_metadata(sce)$isthmus_sample_id_added <- TRUE  # not written back to obs
   }
   spe <- methods::as(sce, "SpatialExperiment")
   SpatialExperiment::spatialCoords(spe) <- coords

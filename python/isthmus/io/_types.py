@@ -87,7 +87,8 @@ def record(*, X: Any, layers: Mapping[str, Any], obs: pd.DataFrame, var: pd.Data
            varm: Mapping[str, Any], obsp: Mapping[str, Any], uns: Mapping[str, Any],
            varp: Mapping[str, Any] | None = None, raw_x: Any = None,
            raw_var_names: Any = None) -> dict[str, Any]:
-    out: dict[str, Any] = {"layer_names": [str(k) for k in layers], "x_absent": X is None}
+    out: dict[str, Any] = {"layer_names": [str(k) for k in layers], "x_absent": X is None,
+                           "var_columns": [str(c) for c in var.columns]}
     for key, names in (("var_names", var.index), ("raw_var_names", raw_var_names if raw_var_names is not None else [])):
         kept = _renamed_by_seurat(names)
         if kept:
@@ -185,12 +186,25 @@ def restore(adata, types: Mapping[str, Any]) -> None:
     # a layer R added (Seurat's data beside counts) that is X itself goes: it was not in the file
     names = types.get("layer_names")
     if names is not None and adata.X is not None:
-        names = {names} if isinstance(names, str) else set(names)  # R sends one name as a str
+        names = set(_names(names))
         for name in [k for k in adata.layers if k not in names]:
             if _same_memory(adata.layers[name], adata.X):
                 del adata.layers[name]
-    if types.get("x_absent") and adata.X is not None and any(_same_memory(m, adata.X) for m in adata.layers.values()):
-        adata.X = None  # Seurat filled its data slot from a layer: the file had no X
+    if types.get("x_absent") and adata.X is not None:
+        # Seurat made X from a layer (v4: data is counts; v5: counts is the only layer): the file had none
+        if any(_same_memory(m, adata.X) for m in adata.layers.values()):
+            adata.X = None
+        else:
+            missing = [n for n in _names(types.get("layer_names")) if n not in adata.layers]
+            if len(missing) == 1:
+                adata.layers[missing[0]] = adata.X
+                adata.X = None
+    if types.get("var_columns") is not None:
+        # columns Seurat 5 adds when variable features are set (from highly_variable)
+        kept = set(_names(types.get("var_columns")))
+        added = [c for c in ("var.features", "var.features.rank") if c in adata.var.columns and c not in kept]
+        if added:
+            adata.var = adata.var.drop(columns=added)
     if "X" in types and adata.X is not None:
         adata.X = _restore_matrix(adata.X, types["X"])
     if "raw_X" in types and adata.raw is not None:
@@ -234,6 +248,13 @@ def restore(adata, types: Mapping[str, Any]) -> None:
         if dtype.kind in "iu" and value.size and np.any(value != np.round(value)):
             continue
         parent[k] = value.astype(dtype)
+
+
+def _names(value: Any) -> list[str]:
+    """A list of names from R: one name arrives as a str, none as None or an empty list."""
+    if value is None:
+        return []
+    return [value] if isinstance(value, str) else [str(v) for v in value]
 
 
 def _same_memory(a: Any, b: Any) -> bool:
