@@ -134,12 +134,21 @@
     # an AnnData from scanpy/squidpy: one image per library in uns["spatial"], or SlideSeq
     record <- list()
     if (length(libraries)) {
-      if (length(libraries) > 1) {
-        .report_dropped(report, "uns$spatial", "several libraries without a library column: only the first is carried")
-      }
       # the class Seurat itself now makes for Visium data (VisiumV2 since Seurat 5.1)
       visium <- if (.has_seurat_spatial("VisiumV2")) "VisiumV2" else "VisiumV1"
-      record[[.seurat_image_name(names(libraries)[1])]] <- list(class = visium, library = names(libraries)[1], cells = cells)
+      libs <- names(libraries)
+      by_cell <- as.character(obj@meta.data$library_id %||% rep(NA_character_, length(cells)))
+      if (length(libs) > 1 && all(by_cell %in% libs) &&
+          !anyDuplicated(vapply(libs, .seurat_image_name, character(1)))) {
+        # squidpy's layout: obs["library_id"] says which slice (image) each spot belongs to
+        for (lib in libs) record[[.seurat_image_name(lib)]] <- list(class = visium, library = lib, cells = cells[by_cell == lib])
+      } else {
+        if (length(libs) > 1) {
+          .report_dropped(report, paste0("uns$spatial ", paste(libs[-1], collapse = ", ")),
+                          "several libraries and no obs column library_id naming each spot's: only the first is carried")
+        }
+        record[[.seurat_image_name(libs[1])]] <- list(class = visium, library = libs[1], cells = cells)
+      }
     } else {
       record$slice1 <- list(class = "SlideSeq", cells = cells)
     }
@@ -166,7 +175,9 @@
       if (is.null(record_in)) {
         keep <- lib
         keep$images[[used]] <- NULL
-        keep$scalefactors[c("tissue_lowres_scalef", "tissue_hires_scalef", "spot_diameter_fullres", "fiducial_diameter_fullres")] <- NULL
+        four <- c("tissue_lowres_scalef", "tissue_hires_scalef", "spot_diameter_fullres", "fiducial_diameter_fullres")
+        keep$scalefactors[four] <- NULL
+        keep$absent_scalefactors <- setdiff(four, names(lib$scalefactors))  # Seurat fills them in; not written back
         keep$isthmus_image <- used
         keep$library <- rec$library
         keep$pixel_max <- if (max(lib$images[[used]], na.rm = TRUE) > 1) 255
@@ -216,8 +227,9 @@
     if (identical(r$pixel_max, 255)) entry$images[[used]] <- entry$images[[used]] * 255
     for (img in names(r$images)) entry$images[[img]] <- r$images[[img]]
     entry$scalefactors <- c(entry$scalefactors, r$scalefactors)
+    entry$scalefactors[.as_chr(r$absent_scalefactors)] <- NULL
     entry$metadata <- r$metadata  # the original metadata, not isthmus's note of the source
-    for (other in setdiff(names(r), c("images", "scalefactors", "metadata", "isthmus_image", "library", "pixel_max"))) {
+    for (other in setdiff(names(r), c("images", "scalefactors", "metadata", "isthmus_image", "library", "pixel_max", "absent_scalefactors"))) {
       entry[[other]] <- r[[other]]
     }
     entry <- Filter(Negate(is.null), entry)

@@ -509,10 +509,15 @@ def is_reported(path: str, rows: list[tuple[str, str, str]]) -> bool:
     if parts and parts[0] == "mod" and len(parts) > 2:
         parts = parts[2:]
     group, key = parts[0], (parts[1] if len(parts) > 1 else None)
+    leaf = parts[-1] if len(parts) > 2 else None
     for part, _status, _detail in rows:
         text = part.lower()
         if not any(_names_word(text, word) for word in ALIASES.get(group, [group.lower()])):
             continue
-        if key is None or _names_word(text, key.lower()):
+        if key is not None and not _names_word(text, key.lower()):
+            continue
+        # a nested part (uns/spatial/<library>/scalefactors/<name>): the row names the leaf, or a
+        # part above it (the whole library's entry)
+        if leaf is None or any(_names_word(text, p.lower()) for p in parts[2:]):
             return True
     return False
