@@ -323,11 +323,12 @@ def mudata_partial(folder: Path) -> Path:
     """MuData axis 0 whose modalities hold different cells, with per-modality annotations."""
     import mudata as md
 
-    rna = _modality(16, "gene", N_OBS, N_VAR)
-    rna.obs["rna_qc"] = np.arange(N_OBS, dtype=float)
+    gex = _modality(16, "gene", N_OBS, N_VAR)
+    gex.obs["gex_qc"] = np.arange(N_OBS, dtype=float)
     atac = _modality(17, "peak", N_OBS - 6, 8)
     with md.set_options(pull_on_update=False):
-        mdata = md.MuData({"rna": rna, "atac": atac})
+        # a first modality not called "rna": it must keep its name on every route
+        mdata = md.MuData({"gex": gex, "atac": atac})
         mdata.obs["sample"] = pd.Categorical(["s1", "s2"] * (N_OBS // 2))
         path = folder / "mudata_partial.h5mu"
         mdata.write_h5mu(path)

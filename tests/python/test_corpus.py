@@ -1,9 +1,11 @@
 """Files other tools write, read into R on both routes and written back: every difference must
 be named by conversion_report() (zero silent losses), or the file refused with a clear error.
 
-One R process per route reads every fixture (read_h5ad / read_h5mu), writes it back
-(write_h5ad / write_h5mu) and saves the reports of both directions; Python compares the two
-files part by part (tests/python/corpus.py). The table printed at the end (pytest -s) is the
+One R process reads every fixture on every route (read_h5ad / read_h5mu into Seurat,
+SingleCellExperiment and, for spatial files, SpatialExperiment; and "in memory": anndata / mudata
+read the file and as_seurat() / as_sce() convert the Python object), writes it back (write_h5ad /
+write_h5mu; as_anndata() / as_mudata()) and saves the reports of both directions; Python compares
+each result with the file part by part (tests/python/corpus.py). The table printed at the end (pytest -s) is the
 one quoted in the issue's note.
 """
 
@@ -34,12 +36,24 @@ for (k in seq_len(nrow(jobs))) {{
   if (j$route == "SpatialExperiment" && !requireNamespace("SpatialExperiment", quietly = TRUE)) {{
     error <- "SKIP: SpatialExperiment is not installed"
   }} else tryCatch({{
-    reader <- if (grepl("h5mu$", j$input)) isthmus::read_h5mu else isthmus::read_h5ad
-    writer <- if (grepl("h5mu$", j$input)) isthmus::write_h5mu else isthmus::write_h5ad
-    obj <- suppressWarnings(reader(j$input, to = j$route))
-    rows <- rbind(rows, isthmus::conversion_report(obj))
-    suppressWarnings(writer(obj, j$output))
-    rows <- rbind(rows, isthmus::conversion_report())
+    mu <- grepl("h5mu$", j$input)
+    if (grepl(" in memory$", j$route)) {{
+      # the Python objects themselves: as_seurat() / as_sce(), then as_anndata() / as_mudata()
+      data <- if (mu) reticulate::import("mudata")$read_h5mu(j$input) else reticulate::import("anndata")$read_h5ad(j$input)
+      to <- if (startsWith(j$route, "Seurat")) isthmus::as_seurat else isthmus::as_sce
+      obj <- suppressWarnings(to(data))
+      rows <- rbind(rows, isthmus::conversion_report(obj))
+      out <- suppressWarnings(if (mu) isthmus::as_mudata(obj) else isthmus::as_anndata(obj))
+      rows <- rbind(rows, isthmus::conversion_report())
+      if (mu) out$write_h5mu(j$output) else out$write_h5ad(j$output)
+    }} else {{
+      reader <- if (mu) isthmus::read_h5mu else isthmus::read_h5ad
+      writer <- if (mu) isthmus::write_h5mu else isthmus::write_h5ad
+      obj <- suppressWarnings(reader(j$input, to = j$route))
+      rows <- rbind(rows, isthmus::conversion_report(obj))
+      suppressWarnings(writer(obj, j$output))
+      rows <- rbind(rows, isthmus::conversion_report())
+    }}
   }}, error = function(e) error <<- conditionMessage(e))
   write.csv(rows, j$report, row.names = FALSE)
   writeLines(error, j$error)
@@ -56,7 +70,7 @@ def corpus_results(tmp_path_factory, run_r):
         if path is not None:
             inputs[name] = path
     jobs = []
-    for route in (*ROUTES, "SpatialExperiment"):
+    for route in (*ROUTES, "SpatialExperiment", *(f"{r} in memory" for r in ROUTES)):
         for name, path in inputs.items():
             if route == "SpatialExperiment" and name not in SPATIAL:
                 continue
