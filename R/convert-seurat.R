@@ -216,7 +216,7 @@
   if (length(obj@commands)) .report_dropped(report, "commands", "the Seurat command log has no AnnData counterpart")
   # dtypes and layouts of the AnnData this object was read from (python/isthmus/io/_types.py)
   record$source_types <- obj@tools$isthmus_source
-  tools <- obj@tools[setdiff(names(obj@tools), "isthmus_source")]
+  tools <- obj@tools[setdiff(names(obj@tools), c("isthmus_source", "isthmus_source_mods"))]
   if (length(tools)) record$tools <- .uns_to_py(tools, "tools", report)
   spatial <- .images_to_parts(obj, report)
   if (!is.null(spatial)) {

@@ -84,6 +84,8 @@ as_mudata.Seurat <- function(object, assays = NULL, x_layer = NULL, copy = FALSE
   object@misc$isthmus_presence <- NULL
   masks <- lapply(presence, function(column) .presence_mask(object@meta.data, column, cells))
   object@meta.data <- object@meta.data[, setdiff(names(object@meta.data), unlist(presence)), drop = FALSE]
+  source_mods <- object@tools$isthmus_source_mods %||% list()
+  object@tools$isthmus_source_mods <- NULL
   global <- .seurat_global_parts(object, .features_by_assay(object, assays), report)
   mods <- list()
   record <- global$record
@@ -100,6 +102,8 @@ as_mudata.Seurat <- function(object, assays = NULL, x_layer = NULL, copy = FALSE
     record$assays[[assay]] <- a$record
     record$modalities[[mod]] <- assay
     a$record <- NULL
+    types <- source_mods[[assay]]  # dtypes / layouts of the MuData modality this assay was read from
+    if (length(types)) a$uns <- list(isthmus = list(source_types = types))
     mods[[mod]] <- a
   }
   uns <- global$uns
@@ -134,7 +138,9 @@ as_mudata.SingleCellExperiment <- function(object, x_layer = NULL, copy = FALSE,
   main_parts$obs <- .empty_frame(cells)
   main_parts$obsm <- list()
   main_parts$obsp <- list()
-  main_parts$uns <- list(isthmus = list(from = "SingleCellExperiment", x_assay = record$x_assay))
+  main_parts$uns <- list(isthmus = list(from = "SingleCellExperiment", x_assay = record$x_assay,
+                                        source_types = record$source_types))  # the modality's own dtypes
+  record$source_types <- NULL
   col_df <- as.data.frame(col)
   main_parts$present <- .presence_mask(col_df, presence[[main_name]], cells)
   mods[[main]] <- main_parts
@@ -232,6 +238,9 @@ as_seurat <- function(data, assay = "RNA") {
     if (is.list(name)) name$name else name
   }, character(1))
   obj <- .seurat_from_parts(unname(mods), parts, unname(assays), report)
+  types <- stats::setNames(lapply(mods, function(m) m$source_types), assays)
+  types <- Filter(length, types)
+  if (length(types)) obj@tools$isthmus_source_mods <- types  # given back by as_mudata()
   obj <- .mark_presence(obj, out$presence, names(mods), assays)
   .finish_report(obj, report, direction)
 }

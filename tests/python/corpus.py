@@ -155,6 +155,7 @@ def mudata_axis0(folder: Path) -> Path:
 
     rna = _modality(8, "gene", N_OBS, N_VAR)
     prot = _modality(9, "prot", N_OBS, 5)
+    prot.X = prot.X.astype(np.float32).tocsc()  # a dtype and a layout R does not hold
     with md.set_options(pull_on_update=False):
         mdata = md.MuData({"rna": rna, "prot": prot})
         mdata.obs["group"] = pd.Categorical(["g1", "g2"] * (N_OBS // 2))
