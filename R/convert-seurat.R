@@ -24,6 +24,11 @@
   }
 }
 
+.same_memory <- function(a, b) {
+  inherits(a, "dgCMatrix") && inherits(b, "dgCMatrix") && length(a@x) > 0 &&
+    identical(.Call(C_isthmus_data_address, a@x), .Call(C_isthmus_data_address, b@x))
+}
+
 # Names that come from Python: the fix is made there.
 .check_py_names <- function(names, what) {
   dup <- unique(names[duplicated(names)])
@@ -79,7 +84,10 @@
                 obsm = list(), varm = list())
   record <- list(assay = assay, key = SeuratObject::Key(assay_obj), x_slot = x_slot,
                  variable_features = SeuratObject::VariableFeatures(assay_obj),
-                 class = "Assay")
+                 class = "Assay",
+                 # data is counts itself (an assay made from counts only): the layer for it may be
+                 # left out on the Python side (the AnnData it was read from had none), and is rebuilt
+                 data_is_counts = .same_memory(assay_obj@counts, assay_obj@data))
   scale <- assay_obj@scale.data
   if (length(scale) && !identical(colnames(scale), cells)) {
     stop("isthmus: scale.data of assay ", assay, " has other cells than the assay.", call. = FALSE)
@@ -315,6 +323,7 @@
   for (name in names(layers)) {
     if (name %in% c("counts", "data", "scale.data") && is.null(mats[[name]])) mats[[name]] <- .matrix_from_py(layers[[name]])
   }
+  if (is.null(mats$counts) && isTRUE(record$data_is_counts) && !is.null(mats$data)) mats$counts <- mats$data
   if (!length(intersect(names(mats), c("counts", "data")))) {
     stop("isthmus: modality for assay ", assay, " has neither X nor a counts/data layer.", call. = FALSE)
   }
