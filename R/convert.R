@@ -210,14 +210,12 @@ as_seurat <- function(data, assay = "RNA") {
   record$modalities[[mod]] %||% switch(mod, rna = "RNA", atac = "ATAC", prot = "ADT", mod)
 }
 
-# A modality's own cell annotations (its obs columns, obsm, obsp; MuData keeps the shared ones
-# globally) have no place in a Seurat assay or the main experiment of an SCE: name them.
+# A modality's own obsm / obsp (MuData keeps the shared ones globally) have no place in a
+# Seurat assay or the main experiment of an SCE: name them.
 .report_modality_cells <- function(report, mods, which = names(mods)) {
   for (m in which) {
     p <- mods[[m]]
-    cols <- .as_chr(p$obs$names)
-    if (length(cols)) .report_dropped(report, paste0("mdata.mod['", m, "'].obs ", paste(cols, collapse = ", ")),
-                                      "per-modality cell columns are not carried (the global obs is): mdata.pull_obs() first")
+    # (its obs columns travel in the global obs as "<mod>:<column>")
     for (key in c("obsm", "obsp")) {
       for (name in names(.named_list(p[[key]]))) {
         .report_dropped(report, paste0("mdata.mod['", m, "'].", key, " ", name),

@@ -113,7 +113,11 @@ def _mudata_from_parts(parts: Mapping[str, Any], copy: bool):
     import mudata as md
 
     mods = {}
+    moved: dict[str, tuple[list[str], Mapping[str, Any]]] = {}
     for name, p in _named(parts["mod"]).items():
+        record = _named(_named(p.get("uns")).get("isthmus")).get("source_types")
+        if isinstance(record, Mapping) and record.get("obs_columns") is not None:
+            moved[name] = (_types._names(record.get("obs_columns")), _named(record.get("obs")))
         adata = anndata_from_parts(p, copy)
         if p.get("present") is not None:  # cells R marked absent from this modality
             adata = adata[np.asarray(vector_from_r(p["present"]), dtype=bool)].copy()
@@ -122,7 +126,16 @@ def _mudata_from_parts(parts: Mapping[str, Any], copy: bool):
     global_names = _as_list(parts["obs_names"])
     if list(mdata.obs_names) != global_names and set(mdata.obs_names) == set(global_names):
         mdata = mdata[global_names].copy()  # R's cell order, not the union in modality order
-    mdata.obs = frame_from_r(parts["obs"])
+    obs = frame_from_r(parts["obs"])
+    for name, (columns, dtypes) in moved.items():  # "<mod>:<column>" back into the modality
+        m = mdata.mod[name]
+        for col in columns:
+            key = f"{name}:{col}"
+            if key in obs.columns:
+                values = obs[key].reindex(m.obs_names)
+                m.obs[col] = _types._restore_column(values, str(dtypes[col])) if col in dtypes else values
+                obs = obs.drop(columns=key)
+    mdata.obs = obs
     for key in ("obsm", "obsp"):
         target = getattr(mdata, key)
         for name, spec in _named(parts.get(key)).items():
@@ -339,18 +352,36 @@ def mudata_to_parts(mdata, report: ConversionReport) -> dict[str, Any]:
     check_mudata_axis(mdata)
     obs_names = pd.Index(mdata.obs_names)
     mods = {}
+    # a modality's own obs columns travel in the global obs as "<mod>:<column>" (mudata's own
+    # spelling, see pull_obs) and go back into the modality on the way out (_mudata_from_parts)
+    global_obs = mdata.obs.copy()
     for name, m in mdata.mod.items():
-        if m.n_obs != len(obs_names) or not m.obs_names.equals(obs_names):
-            if len(m.obs.columns) or len(m.obsm) or len(m.obsp):
-                report.dropped(f"mdata.mod[{name!r}] obs/obsm/obsp", "per-modality cell annotations of a "
+        moved = []
+        for col in m.obs.columns:
+            key = f"{name}:{col}"
+            if key in global_obs.columns:
+                report.dropped(f"mdata.mod[{name!r}].obs[{col!r}]", f"the global obs has a column {key!r} already")
+                continue
+            global_obs[key] = m.obs[col].reindex(obs_names)
+            moved.append(str(col))
+        partial = m.n_obs != len(obs_names) or not m.obs_names.equals(obs_names)
+        if partial:
+            if len(m.obsm) or len(m.obsp):
+                report.dropped(f"mdata.mod[{name!r}] obsm/obsp", "per-modality obsm / obsp of a "
                                "modality that lacks some cells are not carried (the global ones are)")
-            m = _expand_rows(m, obs_names)
-        mods[name] = anndata_to_parts(m, report, where=f"mdata.mod[{name!r}]")
+            m_full = _expand_rows(m, obs_names)
+        else:
+            m_full = m
+        mods[name] = anndata_to_parts(m_full, report, where=f"mdata.mod[{name!r}]")
+        mods[name]["obs"] = frame_to_r(pd.DataFrame(index=obs_names), where=f"mdata.mod[{name!r}].obs", report=report)
+        mods[name]["source_types"]["obs"] = _types.record(
+            X=None, layers={}, obs=m.obs, var=m.var.iloc[:, :0], obsm={}, varm={}, obsp={}, uns={}).get("obs", {})
+        mods[name]["source_types"]["obs_columns"] = moved
     obsm = {k: v for k, v in mdata.obsm.items() if k not in mdata.mod}  # mudata's own presence masks
     return {
         "mod": mods,
         "obs_names": [str(n) for n in mdata.obs_names],
-        "obs": frame_to_r(mdata.obs, where="mdata.obs", report=report),
+        "obs": frame_to_r(global_obs, where="mdata.obs", report=report),
         "obsm": _mapping_to_r(obsm, where="mdata.obsm", orientation="same", report=report),
         "obsp": _mapping_to_r(mdata.obsp, where="mdata.obsp", orientation="same", report=report),
         "uns": uns_to_r(dict(mdata.uns), where="mdata.uns", report=report),
