@@ -237,7 +237,7 @@ def anndata_pre07_h5py(folder: Path) -> Path:
 def anndata_07_h5py(folder: Path) -> Path:
     """The anndata 0.7 layout, written with h5py: data frames of encoding 0.1.0 whose categorical
     columns hold codes with an object reference to obs/__categories/<column>, a CSR matrix as a
-    group with h5sparse attributes, a layer and an obsm entry of the same name."""
+    group with h5sparse attributes, a layer and an obsm entry of the same name, a 3-d layer."""
     import h5py
 
     rng = _rng(13)
@@ -273,7 +273,9 @@ def anndata_07_h5py(folder: Path) -> Path:
         frame("obs", [f"c{k}" for k in range(n)],
               {"group": pd.Categorical(["a", "b"] * (n // 2)), "count": np.arange(n, dtype=np.int64)})
         frame("var", [f"g{k}" for k in range(m)], {})
-        f.create_group("layers").create_dataset("same", data=rng.random((n, m)))
+        layers = f.create_group("layers")
+        layers.create_dataset("same", data=rng.random((n, m)))
+        layers.create_dataset("cube", data=rng.random((n, m, 2)))  # R has no 3-d assay: reported
         f.create_group("obsm").create_dataset("same", data=rng.random((n, 2)))
         f.create_group("uns").create_dataset("note", data="written like anndata 0.7", dtype=strings)
     return path
