@@ -21,10 +21,32 @@
 
 .sce_x_assay <- function(sce, x) {
   assays <- SummarizedExperiment::assayNames(sce)
-  if (!length(assays)) stop("isthmus: the SingleCellExperiment has no assays.", call. = FALSE)
+  # an AnnData without X (layers only, or nothing) came in: none goes back out either
+  if (is.null(x) && (!length(assays) || isTRUE(SingleCellExperiment::int_metadata(sce)$isthmus_no_x))) return(NULL)
   if (is.null(x)) x <- if ("logcounts" %in% assays) "logcounts" else assays[[1]]
   if (!x %in% assays) stop("isthmus: assay '", x, "' is not in the object; it has: ", paste(assays, collapse = ", "), call. = FALSE)
   x
+}
+
+# scanpy spelling: reducedDim "PCA" <-> obsm "X_pca". Other names (obsm "spatial", "X_Foo",
+# reducedDim "corral") keep their spelling both ways, so a name survives a round trip.
+.obsm_name <- function(reduced_dim) {
+  if (!startsWith(reduced_dim, "X_") && identical(reduced_dim, toupper(reduced_dim)) &&
+      !identical(reduced_dim, tolower(reduced_dim))) paste0("X_", tolower(reduced_dim)) else reduced_dim
+}
+
+.reduced_dim_name <- function(obsm) {
+  rest <- sub("^X_", "", obsm)
+  if (startsWith(obsm, "X_") && identical(rest, tolower(rest)) && !identical(rest, toupper(rest))) toupper(rest) else obsm
+}
+
+# varm has no SingleCellExperiment slot: it travels as a rowData column "varm" holding a
+# DataFrame of matrices (as zellkonverter keeps it).
+.varm_from_row_data <- function(row_data) {
+  vm <- if ("varm" %in% names(row_data)) row_data[["varm"]]
+  if (!methods::is(vm, "DataFrame") || !length(vm) ||
+      !all(vapply(as.list(vm), function(m) is.matrix(m) && is.numeric(m), logical(1)))) return(NULL)
+  lapply(as.list(vm), unname)
 }
 
 .sce_to_parts <- function(sce, x, report, where = "sce") {
@@ -41,15 +63,28 @@
                  character_columns = list(obs = .character_columns(SummarizedExperiment::colData(sce)),
                                           var = .character_columns(SummarizedExperiment::rowData(sce))),
                  main_exp_name = SingleCellExperiment::mainExpName(sce) %||% "")
-  parts <- list(obs_names = cells, var_names = features, X = mats[[x]], layers = mats[setdiff(assays, x)],
-                obs = .frame_to_py(SummarizedExperiment::colData(sce), cells, paste0(where, " colData"), report),
-                var = .frame_to_py(SummarizedExperiment::rowData(sce), features, paste0(where, " rowData"), report),
-                obsm = list(), varm = list(), obsp = list(), uns = list())
+  col_data <- SummarizedExperiment::colData(sce)
+  # the sample_id a SpatialExperiment needs, made by .spe_from_sce for an AnnData without one
+  if (isTRUE(SingleCellExperiment::int_metadata(sce)$isthmus_sample_id_added)) col_data$sample_id <- NULL
+  row_data <- SummarizedExperiment::rowData(sce)
+  varm <- .varm_from_row_data(row_data)
+  if (!is.null(varm)) row_data$varm <- NULL
+  parts <- list(obs_names = cells, var_names = features, X = if (!is.null(x)) mats[[x]], layers = mats[setdiff(assays, x)],
+                varp = list(),
+                obs = .frame_to_py(col_data, cells, paste0(where, " colData"), report),
+                var = .frame_to_py(row_data, features, paste0(where, " rowData"), report),
+                obsm = list(), varm = lapply(varm, .matrix_to_py, what = paste0(where, " rowData$varm"), orientation = "same"),
+                obsp = list(), uns = list())
   for (name in SingleCellExperiment::reducedDimNames(sce)) {
     rd <- SingleCellExperiment::reducedDim(sce, name, withDimnames = FALSE)
-    obsm <- paste0("X_", tolower(name))  # scanpy spelling: reducedDim "PCA" <-> obsm "X_pca"
+    obsm <- .obsm_name(name)
     if (is.data.frame(rd) || methods::is(rd, "DataFrame")) {
       parts$obsm[[obsm]] <- .uns_to_py(as.data.frame(rd, optional = TRUE), paste0(where, " reducedDim ", name), report)
+      record$reduced_dims[[name]] <- list(obsm = obsm)
+      next
+    }
+    if (inherits(rd, "sparseMatrix")) {  # e.g. a sparse obsm entry read from an AnnData
+      parts$obsm[[obsm]] <- .matrix_to_py(rd, paste0("reducedDim ", name), orientation = "same")
       record$reduced_dims[[name]] <- list(obsm = obsm)
       next
     }
@@ -66,7 +101,18 @@
     g <- methods::as(SingleCellExperiment::colPair(sce, name, asSparse = TRUE), "CsparseMatrix")
     parts$obsp[[name]] <- .matrix_to_py(methods::as(g, "dMatrix"), paste0("colPair ", name), orientation = "same")
   }
-  if (length(SingleCellExperiment::rowPairNames(sce))) .report_dropped(report, paste0(where, " rowPairs"), "feature x feature graphs are not carried")
+  for (name in SingleCellExperiment::rowPairNames(sce)) {
+    g <- methods::as(SingleCellExperiment::rowPair(sce, name, asSparse = TRUE), "CsparseMatrix")
+    parts$varp[[name]] <- .matrix_to_py(methods::as(g, "dMatrix"), paste0("rowPair ", name), orientation = "same")
+  }
+  raw_name <- SingleCellExperiment::int_metadata(sce)$isthmus_raw
+  if (!is.null(raw_name) && raw_name %in% SingleCellExperiment::altExpNames(sce)) {
+    # adata.raw, kept as an altExp by .sce_from_parts
+    raw <- SingleCellExperiment::altExp(sce, raw_name)
+    parts$raw <- list(var_names = rownames(raw),
+                      X = .sce_assay_matrix(SummarizedExperiment::assay(raw, 1, withDimnames = FALSE), paste0(where, " altExp ", raw_name), report),
+                      var = .frame_to_py(SummarizedExperiment::rowData(raw), rownames(raw), paste0(where, " altExp ", raw_name, " rowData"), report))
+  }
   meta <- S4Vectors::metadata(sce)
   if (length(meta)) {
     nms <- names(meta) %||% rep("", length(meta))
@@ -80,6 +126,7 @@
   if (methods::is(ranges, "GRanges") || (methods::is(ranges, "GRangesList") && sum(lengths(ranges)) > 0)) {
     .report_dropped(report, paste0(where, " rowRanges"), "genomic ranges are not carried")
   }
+  record$source_types <- SingleCellExperiment::int_metadata(sce)$isthmus_source
   parts$uns$isthmus <- record
   if (methods::is(sce, "SpatialExperiment")) parts <- .spe_to_parts(sce, parts, report)
   parts
@@ -95,6 +142,8 @@
   uns$isthmus <- NULL
   cells <- .as_chr(parts$obs_names)
   features <- .as_chr(parts$var_names)
+  .check_py_names(cells, "obs_names")
+  .check_py_names(features, "var_names")
   assays <- list()
   x_name <- x_assay %||% record$x_assay %||% "X"
   if (!is.null(parts$X)) assays[[x_name]] <- .matrix_from_py(parts$X)
@@ -114,7 +163,7 @@
   reduced <- record$reduced_dims %||% list()
   for (obsm_name in setdiff(names(.named_list(parts$obsm)), if (spatial) "spatial")) {
     rec_name <- Filter(function(r) identical(reduced[[r]]$obsm, obsm_name), names(reduced))
-    name <- if (length(rec_name)) rec_name[[1]] else toupper(sub("^X_", "", obsm_name))
+    name <- if (length(rec_name)) rec_name[[1]] else .reduced_dim_name(obsm_name)
     m <- .matrix_from_py(parts$obsm[[obsm_name]])
     if (is.data.frame(m)) m <- S4Vectors::DataFrame(m, check.names = FALSE)  # reducedDims hold data frames too
     rec <- reduced[[name]]
@@ -126,11 +175,47 @@
     SingleCellExperiment::reducedDim(sce, name, withDimnames = FALSE) <- m
   }
   for (name in names(.named_list(parts$obsp))) {
-    # no dimnames: colPair<- turns the matrix into SelfHits, which refuses named indices
-    SingleCellExperiment::colPair(sce, name) <- .matrix_from_py(parts$obsp[[name]])
+    # SelfHits built here from every stored entry: colPair<- given the matrix would drop NaN
+    # entries (NaN != 0 is NA), e.g. scanpy's distances of unreachable neighbours
+    g <- .matrix_from_py(parts$obsp[[name]])
+    g <- methods::as(if (inherits(g, "sparseMatrix")) g else methods::as(g, "CsparseMatrix"), "TsparseMatrix")
+    SingleCellExperiment::colPair(sce, name) <- S4Vectors::SelfHits(
+      from = g@i + 1L, to = g@j + 1L, nnode = ncol(sce), value = g@x, sort.by.query = TRUE)
+  }
+  varm <- lapply(.named_list(parts$varm), .matrix_from_py)
+  varm <- Filter(function(m) is.matrix(m) && is.numeric(m), varm)
+  if (length(varm)) {
+    if ("varm" %in% names(SummarizedExperiment::rowData(sce))) {
+      .report_dropped(report, "varm", "rowData already has a column 'varm'")
+    } else {
+      vm <- S4Vectors::make_zero_col_DFrame(nrow(sce))
+      for (name in names(varm)) vm[[name]] <- varm[[name]]
+      SummarizedExperiment::rowData(sce)$varm <- vm
+    }
   }
   if (nzchar(record$main_exp_name %||% "")) SingleCellExperiment::mainExpName(sce) <- record$main_exp_name
   if (length(uns)) S4Vectors::metadata(sce) <- lapply(uns, .uns_from_py)
+  for (name in names(.named_list(parts$varp))) {
+    g <- .matrix_from_py(parts$varp[[name]])
+    g <- methods::as(if (inherits(g, "sparseMatrix")) g else methods::as(g, "CsparseMatrix"), "TsparseMatrix")
+    SingleCellExperiment::rowPair(sce, name) <- S4Vectors::SelfHits(
+      from = g@i + 1L, to = g@j + 1L, nnode = nrow(sce), value = g@x, sort.by.query = TRUE)
+  }
+  if (!is.null(parts$raw$X)) {
+    # adata.raw: an altExp of the same cells (its features may differ), marked for the way back
+    raw_name <- if ("raw" %in% SingleCellExperiment::altExpNames(sce)) "adata_raw" else "raw"
+    raw_features <- .as_chr(parts$raw$var_names)
+    m <- .matrix_from_py(parts$raw$X)
+    dimnames(m) <- list(raw_features, cells)
+    raw_var <- .frame_from_py(parts$raw$var)
+    raw <- SingleCellExperiment::SingleCellExperiment(
+      assays = list(X = m), rowData = S4Vectors::DataFrame(raw_var, check.names = FALSE, row.names = raw_features))
+    SingleCellExperiment::altExp(sce, raw_name) <- raw
+    SingleCellExperiment::int_metadata(sce)$isthmus_raw <- raw_name
+  }
+  if (is.null(parts$X)) SingleCellExperiment::int_metadata(sce)$isthmus_no_x <- TRUE
+  # dtypes and layouts R cannot hold, given back on the way out (python/isthmus/io/_types.py)
+  if (length(parts$source_types)) SingleCellExperiment::int_metadata(sce)$isthmus_source <- parts$source_types
   if (spatial) sce <- .spe_from_sce(sce, parts, record, report)
   sce
 }

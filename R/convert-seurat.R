@@ -24,6 +24,21 @@
   }
 }
 
+.same_memory <- function(a, b) {
+  inherits(a, "dgCMatrix") && inherits(b, "dgCMatrix") && length(a@x) > 0 &&
+    identical(.Call(C_isthmus_data_address, a@x), .Call(C_isthmus_data_address, b@x))
+}
+
+# Names that come from Python: the fix is made there.
+.check_py_names <- function(names, what) {
+  dup <- unique(names[duplicated(names)])
+  if (length(dup)) {
+    stop("isthmus: the AnnData's ", what, " are not unique (", paste(utils::head(dup, 5), collapse = ", "),
+         if (length(dup) > 5) paste0(", ... ", length(dup), " in all") else "", "); R objects need unique names. ",
+         "Call adata.", what, "_make_unique() in Python first.", call. = FALSE)
+  }
+}
+
 .check_dimnames <- function(m, rows, cols, what) {
   if (!identical(rownames(m), rows) || !identical(colnames(m), cols)) {
     stop("isthmus: the row/column names of ", what, " do not match the object's features/cells; ",
@@ -69,7 +84,10 @@
                 obsm = list(), varm = list())
   record <- list(assay = assay, key = SeuratObject::Key(assay_obj), x_slot = x_slot,
                  variable_features = SeuratObject::VariableFeatures(assay_obj),
-                 class = "Assay")
+                 class = "Assay",
+                 # data is counts itself (an assay made from counts only): the layer for it may be
+                 # left out on the Python side (the AnnData it was read from had none), and is rebuilt
+                 data_is_counts = .same_memory(assay_obj@counts, assay_obj@data))
   scale <- assay_obj@scale.data
   if (length(scale) && !identical(colnames(scale), cells)) {
     stop("isthmus: scale.data of assay ", assay, " has other cells than the assay.", call. = FALSE)
@@ -91,10 +109,27 @@
     }
   }
   rownames(var) <- features
-  record$highly_variable_added <- !"highly_variable" %in% names(var)
+  record$highly_variable_added <- !"highly_variable" %in% names(var) && length(record$variable_features) > 0
   if (record$highly_variable_added) var$highly_variable <- features %in% .as_chr(record$variable_features)
   record$character_columns <- .character_columns(var)
   parts$var <- .frame_to_py(var, features, paste0("assay ", assay, " feature metadata"), report)
+  # varm entries that belong to no reduction were kept in the assay's misc$varm on the way in
+  varm <- misc$varm
+  if (is.list(varm) && length(varm) && !is.null(names(varm)) &&
+      all(vapply(varm, function(m) is.matrix(m) && is.numeric(m) && nrow(m) == length(features), logical(1)))) {
+    for (name in names(varm)) parts$varm[[name]] <- .matrix_to_py(unname(varm[[name]]), paste0("varm ", name), orientation = "same")
+    misc$varm <- NULL
+  }
+  # varp (feature x feature graphs) likewise, in misc$varp
+  varp <- misc$varp
+  if (is.list(varp) && length(varp) && !is.null(names(varp)) &&
+      all(vapply(varp, function(m) inherits(m, "sparseMatrix") && all(dim(m) == length(features)), logical(1)))) {
+    for (name in names(varp)) {
+      parts$varp[[name]] <- .matrix_to_py(methods::as(methods::as(varp[[name]], "CsparseMatrix"), "dMatrix"),
+                                          paste0("varp ", name), orientation = "same")
+    }
+    misc$varp <- NULL
+  }
   if (length(misc)) record$misc <- .uns_to_py(misc, paste0("assay ", assay, " misc"), report)
   parts$record <- record
   parts
@@ -120,7 +155,9 @@
 .reduction_to_parts <- function(red, name, features_by_assay, report) {
   emb <- red@cell.embeddings
   key <- red@key
-  obsm <- paste0("X_", name)
+  # a reduction read from an obsm key without scanpy's "X_" remembers that key (see .seurat_from_parts)
+  obsm <- red@misc$isthmus_obsm %||% paste0("X_", name)
+  red@misc$isthmus_obsm <- NULL
   record <- list(key = key, obsm = obsm, colnames = colnames(emb), assay = red@assay.used,
                  global = red@global, stdev = if (length(red@stdev)) array(red@stdev) else NULL)
   attrs <- attributes(emb)[setdiff(names(attributes(emb)), c("dim", "dimnames"))]
@@ -156,7 +193,10 @@
   .check_names(cells, "cells")
   meta <- obj@meta.data
   if (!identical(rownames(meta), cells)) stop("isthmus: meta.data rows do not match the cells.", call. = FALSE)
-  ident_added <- !"ident" %in% names(meta)
+  idents <- SeuratObject::Idents(obj)
+  # identities that only repeat the project name (nothing set them) carry nothing: no column
+  trivial <- nlevels(idents) <= 1 && all(as.character(idents) == obj@project.name)
+  ident_added <- !"ident" %in% names(meta) && !trivial
   if (ident_added) meta$ident <- unname(SeuratObject::Idents(obj))
   record <- list(from = "Seurat", project_name = obj@project.name, version = as.character(obj@version),
                  active_assay = SeuratObject::DefaultAssay(obj), ident_added = ident_added,
@@ -182,12 +222,19 @@
   }
   if (length(obj@neighbors)) .report_dropped(report, "neighbors", "Seurat Neighbor objects are not carried (graphs are)")
   if (length(obj@commands)) .report_dropped(report, "commands", "the Seurat command log has no AnnData counterpart")
-  if (length(obj@tools)) record$tools <- .uns_to_py(obj@tools, "tools", report)
+  # dtypes and layouts of the AnnData this object was read from (python/isthmus/io/_types.py)
+  record$source_types <- obj@tools$isthmus_source
+  tools <- obj@tools[setdiff(names(obj@tools), c("isthmus_source", "isthmus_source_mods"))]
+  if (length(tools)) record$tools <- .uns_to_py(tools, "tools", report)
   spatial <- .images_to_parts(obj, report)
   if (!is.null(spatial)) {
     parts$obsm[["spatial"]] <- spatial$obsm
     if (length(spatial$uns)) parts$uns[["spatial"]] <- spatial$uns
     record$images <- spatial$record
+  }
+  if (!is.null(spatial) && is.list(obj@misc$spatial)) {
+    parts$uns$spatial <- .merge_spatial_rest(parts$uns$spatial, obj@misc$spatial)
+    obj@misc$spatial <- NULL
   }
   clash <- intersect(names(obj@misc), c("isthmus", names(parts$uns)))
   if (length(clash)) .report_dropped(report, paste0("misc$", clash), "the name is reserved in uns")
@@ -210,30 +257,50 @@
     stop("isthmus: assay '", assay, "' is not in the object; it has: ", paste(SeuratObject::Assays(obj), collapse = ", "), call. = FALSE)
   }
   others <- setdiff(SeuratObject::Assays(obj), assay)
-  for (other in others) .report_dropped(report, paste0("assay ", other), "AnnData holds one assay; use as_mudata() for all")
+  # assays made from the layers of an AnnData (as_seurat()) go back to being its layers
+  as_layers <- Filter(function(o) identical(obj[[o]]@misc$isthmus_layer_of, assay) &&
+                        identical(rownames(obj[[o]]), rownames(obj[[assay]])), others)
+  raws <- Filter(function(o) identical(obj[[o]]@misc$isthmus_raw_of, assay), others)  # adata.raw
+  for (other in setdiff(others, c(as_layers, raws))) .report_dropped(report, paste0("assay ", other), "AnnData holds one assay; use as_mudata() for all")
   global <- .seurat_global_parts(obj, .features_by_assay(obj, assay), report)
   a <- .seurat_assay_to_parts(obj[[assay]], assay, colnames(obj), x, report)
+  for (other in as_layers) {
+    a$layers[[other]] <- .matrix_to_py(.assay_matrix(obj, other, "counts"), paste0("assay ", other), sparse_only = TRUE)
+  }
   # reductions computed on other assays have loadings only there
-  varm <- global$varm[[assay]] %||% list()
+  varm <- c(global$varm[[assay]] %||% list(), a$varm)
   record <- global$record
   record$assays <- list(a$record)
   names(record$assays) <- assay
   uns <- global$uns
   uns$isthmus <- record
+  raw <- NULL
+  if (length(raws)) {
+    r <- obj[[raws[[1]]]]
+    raw_var <- if (inherits(r, "Assay5")) r[[]] else r@meta.features
+    raw <- list(var_names = rownames(r), X = .matrix_to_py(.assay_matrix(obj, raws[[1]], "data"), paste0("assay ", raws[[1]]), sparse_only = TRUE),
+                var = .frame_to_py(raw_var, rownames(r), paste0("assay ", raws[[1]], " feature metadata"), report))
+  }
   list(obs_names = global$obs_names, var_names = a$var_names, X = a$X, layers = a$layers,
        obs = global$obs, var = a$var, obsm = c(global$obsm, a$obsm), varm = varm,
-       obsp = global$obsp, uns = uns)
+       obsp = global$obsp, varp = a$varp, raw = raw, uns = uns)
 }
 
 # ---- parts -> Seurat --------------------------------------------------------------------------
 
 .named_list <- function(x) if (is.null(x) || !length(x)) list() else x
 
-# The Seurat v4 feature-name rule: underscores become dashes. Report it rather than hide it.
-.seurat_feature_names <- function(features, what, report) {
-  fixed <- gsub("_", "-", features, fixed = TRUE)
+# The Seurat v4 feature-name rules: '_' and '|' become '-'. Applied here to every matrix of the
+# assay at once (Seurat renames only the one it is given) and reported.
+# SeuratObject 5 (Assay5) allows '_' and still replaces '|' (`underscores = FALSE`).
+.seurat_feature_names <- function(features, what, report, underscores = TRUE) {
+  fixed <- gsub("|", "-", features, fixed = TRUE)
+  if (underscores) fixed <- gsub("_", "-", fixed, fixed = TRUE)
   if (!identical(fixed, features)) {
-    .report_changed(report, paste0(what, " feature names"), "Seurat replaces '_' with '-' in feature names")
+    chars <- c("'_'", "'|'")[c(underscores && any(grepl("_", features, fixed = TRUE)), any(grepl("|", features, fixed = TRUE)))]
+    .report_changed(report, paste0(what, " feature names"),
+                    paste0("Seurat replaces ", paste(chars, collapse = " and "), " with '-' in feature names ",
+                           "(written back to AnnData, an object read from one gets its original names again)"))
   }
   fixed
 }
@@ -242,10 +309,13 @@
   features <- .as_chr(parts$var_names)
   record <- record %||% list()
   assay5 <- .use_assay5(record$class)
-  if (!assay5) features <- .seurat_feature_names(features, paste("assay", assay), report)
+  features <- .seurat_feature_names(features, paste("assay", assay), report, underscores = !assay5)
   layers <- .named_list(parts$layers)
   mats <- list()
   x <- if (!is.null(parts$X)) .matrix_from_py(parts$X)
+  if (is.null(x) && is.null(record$x_slot)) {
+    .report_changed(report, paste0("X (assay ", assay, ")"), "the AnnData has no X: the assay's data slot is filled from its counts and becomes X on the way back")
+  }
   # Without a record: X is the data slot, unless it holds counts (non-negative integers) and no
   # counts layer exists, as in most .h5ad files written from raw data.
   x_slot <- record$x_slot %||% (if (!"counts" %in% names(layers) && .is_counts(x)) "counts" else "data")
@@ -253,13 +323,18 @@
   for (name in names(layers)) {
     if (name %in% c("counts", "data", "scale.data") && is.null(mats[[name]])) mats[[name]] <- .matrix_from_py(layers[[name]])
   }
+  if (is.null(mats$counts) && isTRUE(record$data_is_counts) && !is.null(mats$data)) mats$counts <- mats$data
   if (!length(intersect(names(mats), c("counts", "data")))) {
     stop("isthmus: modality for assay ", assay, " has neither X nor a counts/data layer.", call. = FALSE)
   }
   with_names <- function(m, rows) { dimnames(m) <- list(rows, cells); m }
   mats <- lapply(mats, with_names, rows = features)
   for (name in setdiff(names(mats), "scale.data")) {
-    if (!inherits(mats[[name]], "dgCMatrix")) mats[[name]] <- methods::as(mats[[name]], "CsparseMatrix")
+    if (!inherits(mats[[name]], "dgCMatrix")) {
+      where <- if (identical(name, x_slot) && !is.null(x)) "X" else paste0("layers ", name)
+      .report_changed(report, paste0(where, " (assay ", assay, ")"), "a dense matrix is stored sparse: Seurat keeps counts / data as dgCMatrix")
+      mats[[name]] <- methods::as(mats[[name]], "CsparseMatrix")
+    }
   }
   if (is.null(mats[["scale.data"]]) && !is.null(record$scale_data_features) && !is.null(parts$obsm[["scale.data"]])) {
     # scale.data of the variable features only travels in obsm
@@ -270,7 +345,10 @@
   other <- setdiff(names(layers), c("counts", "data", "scale.data"))
   extra <- lapply(stats::setNames(other, other), function(name) {
     m <- with_names(.matrix_from_py(layers[[name]]), features)
-    if (!inherits(m, "dgCMatrix")) m <- methods::as(m, "CsparseMatrix")
+    if (!inherits(m, "dgCMatrix")) {
+      .report_changed(report, paste0("layers ", name), "a dense matrix is stored sparse: Seurat keeps an assay's counts as dgCMatrix")
+      m <- methods::as(m, "CsparseMatrix")
+    }
     if (assay5) .so5("CreateAssay5Object")(counts = m) else SeuratObject::CreateAssayObject(counts = m)
   })
   if (assay5) return(list(assay = .assay5_from_parts(mats, parts, assay, cells, record, report), extra = extra))
@@ -339,7 +417,9 @@
   if (!identical(record$from, "Seurat")) record <- list()  # e.g. an AnnData that came from an SCE
   uns$isthmus <- NULL
   cells <- .as_chr(global$obs_names)
-  .check_names(cells, "cells")
+  if (!length(cells)) stop("isthmus: the AnnData / MuData has 0 cells; a Seurat object needs at least one.", call. = FALSE)
+  .check_py_names(cells, "obs_names")
+  for (p in mods) .check_py_names(.as_chr(p$var_names), "var_names")
   assay_records <- record$assays %||% list()
   built <- list()
   for (k in seq_along(mods)) {
@@ -366,6 +446,8 @@
         next
       }
       obj[[extra]] <- built[[assay]]$extra[[extra]]
+      # as_anndata() of `assay` gives it back as a layer
+      obj@assays[[extra]]@misc$isthmus_layer_of <- assay
     }
   }
   meta <- .restore_character(.frame_from_py(global$obs), record$character_columns)
@@ -386,19 +468,34 @@
   names(varm_by_assay) <- assay_names
   reductions <- record$reductions %||% list()
   obsm <- .named_list(global$obsm)
+  used_varm <- list()
   for (obsm_name in setdiff(names(obsm), c("spatial", "scale.data"))) {
     rec_name <- Filter(function(r) identical(reductions[[r]]$obsm, obsm_name), names(reductions))
     name <- if (length(rec_name)) rec_name[[1]] else sub("^X_", "", obsm_name)
     emb <- .matrix_from_py(obsm[[obsm_name]])
+    if (inherits(emb, "sparseMatrix")) {
+      .report_changed(report, paste0("obsm ", obsm_name), "a sparse matrix became a dense reduction (Seurat's embeddings are dense)")
+      emb <- as.matrix(emb)
+    }
     if (!is.numeric(emb) || !is.matrix(emb)) {
       .report_dropped(report, paste0("obsm ", obsm_name), "a reduction needs a numeric matrix (this is a data frame)")
       next
     }
     rownames(emb) <- cells
     rec <- reductions[[name]]
+    if (is.null(rec) && name %in% c(names(obj@assays), names(obj@reductions))) {
+      # e.g. a layer and an obsm entry of the same name (anndata's own test files): Seurat keeps
+      # one namespace for assays and reductions
+      .report_changed(report, paste0("obsm ", obsm_name), paste0("an assay has that name: the reduction is '", name, "_obsm'"))
+      name <- paste0(name, "_obsm")
+    }
     assay <- rec$assay %||% first
     red_assay <- if (assay %in% names(varm_by_assay)) assay else first
-    obj[[name]] <- .reduction_from_parts(name, emb, rec, varm_by_assay[[red_assay]], feature_names[[red_assay]], assay, report)
+    red <- .reduction_from_parts(name, emb, rec, varm_by_assay[[red_assay]], feature_names[[red_assay]], assay, report)
+    if (is.null(rec) && !identical(obsm_name, paste0("X_", name))) red@misc$isthmus_obsm <- obsm_name
+    used_varm[[red_assay]] <- c(used_varm[[red_assay]], .as_chr(rec$loadings$varm), .as_chr(rec$projected$varm),
+                                if (is.null(rec$loadings) && name == "pca") "PCs")
+    obj[[name]] <- red
   }
   for (name in names(.named_list(global$obsp))) {
     g <- .matrix_from_py(global$obsp[[name]])
@@ -409,8 +506,57 @@
     if (nzchar(assay_used)) SeuratObject::DefaultAssay(g) <- assay_used
     obj@graphs[[name]] <- g
   }
+  # adata.raw: an assay of its own (data only: raw.X is usually normalised), marked for the way back
+  for (k in seq_along(mods)) {
+    raw <- mods[[k]]$raw
+    if (is.null(raw$X)) next
+    assay <- assay_names[[k]]
+    name <- if (!"raw" %in% names(obj@assays)) "raw" else paste0(assay, "_raw")
+    raw_features <- .as_chr(raw$var_names)
+    v5 <- inherits(obj@assays[[assay]], "Assay5")
+    raw_features <- .seurat_feature_names(raw_features, "raw", report, underscores = !v5)
+    m <- .matrix_from_py(raw$X)
+    if (!inherits(m, "dgCMatrix")) {
+      .report_changed(report, "raw X", "a dense matrix is stored sparse: Seurat keeps an assay's data as dgCMatrix")
+      m <- methods::as(m, "CsparseMatrix")
+    }
+    dimnames(m) <- list(raw_features, cells)
+    raw_var <- .frame_from_py(raw$var)
+    rownames(raw_var) <- raw_features
+    if (v5) {
+      a <- .so5("CreateAssay5Object")(data = m)
+      if (ncol(raw_var)) a[[names(raw_var)]] <- raw_var
+    } else {
+      a <- SeuratObject::CreateAssayObject(data = m)
+      a@meta.features <- raw_var
+    }
+    SeuratObject::Key(a) <- .safe_key(paste0(name, "x"))
+    a@misc$isthmus_raw_of <- assay
+    obj[[name]] <- a
+  }
+  for (k in seq_along(mods)) {
+    varp <- lapply(.named_list(mods[[k]]$varp), .matrix_from_py)
+    if (!length(varp)) next
+    assay <- assay_names[[k]]
+    feats <- rownames(obj[[assay]])
+    varp <- lapply(varp, function(g) {
+      g <- if (inherits(g, "sparseMatrix")) g else methods::as(g, "CsparseMatrix")
+      dimnames(g) <- list(feats, feats)
+      g
+    })
+    obj@assays[[assay]]@misc$varp <- c(obj@assays[[assay]]@misc$varp, varp)
+  }
+  # varm entries no reduction took: the assay's misc$varm (as_anndata() puts them back in varm)
+  for (assay in names(varm_by_assay)) {
+    rest <- varm_by_assay[[assay]][setdiff(names(varm_by_assay[[assay]]), used_varm[[assay]])]
+    rest <- Filter(function(m) is.matrix(m) && is.numeric(m), rest)
+    if (!length(rest)) next
+    rest <- lapply(rest, function(m) { rownames(m) <- rownames(obj[[assay]]); m })
+    obj@assays[[assay]]@misc$varm <- c(obj@assays[[assay]]@misc$varm, rest)
+  }
   obj <- .images_from_parts(obj, global, uns, record$images, first, report)
-  uns$spatial <- NULL
+  uns$spatial <- attr(obj, "spatial_rest")  # what the images have no slot for (NULL: nothing)
+  attr(obj, "spatial_rest") <- NULL
   for (name in .as_chr(record$uns_added)) uns[[name]] <- NULL
   obj@misc <- if (length(uns)) lapply(uns, .uns_from_py) else list()
   if (!is.null(record$tools)) obj@tools <- .uns_from_py(record$tools)

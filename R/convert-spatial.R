@@ -53,11 +53,20 @@
   if (length(r)) r else NULL
 }
 
-.image_uns <- function(img, source) {
+.image_uns <- function(img, source, name, report) {
   sf <- img@scale.factors
+  spot <- sf$spot
+  if (length(spot) && length(sf$hires) && isTRUE(spot == sf$hires) && spot < 1 && length(sf$fiducial)) {
+    # Seurat 4's Read10X_Image stored the hires scale factor as the spot size; Space Ranger's spot
+    # diameter is about 2/3 of its fiducial diameter (e.g. 96.4 / 144.6 px for DLPFC 151673)
+    spot <- sf$fiducial * 2 / 3
+    .report_changed(report, paste0("image ", name, " spot_diameter_fullres"),
+                    paste0("Seurat kept the hires scale factor (", signif(sf$hires, 3), ") as the spot size; ",
+                           "written as 2/3 of fiducial_diameter_fullres (", signif(spot, 4), " px)"))
+  }
   list(images = list(lowres = img@image),
        scalefactors = list(tissue_lowres_scalef = sf$lowres, tissue_hires_scalef = sf$hires,
-                           spot_diameter_fullres = sf$spot, fiducial_diameter_fullres = sf$fiducial),
+                           spot_diameter_fullres = spot, fiducial_diameter_fullres = sf$fiducial),
        metadata = list(source = source))
 }
 
@@ -81,12 +90,12 @@
     class <- if (inherits(img, "FOV") && !inherits(img, "VisiumV2")) "FOV" else class(img)[1]
     rec <- list(class = class, key = img@key, assay = img@assay, cells = rownames(xy))
     if (inherits(img, "VisiumV1")) {
-      uns[[name]] <- .image_uns(img, "Seurat VisiumV1")
+      uns[[name]] <- .image_uns(img, "Seurat VisiumV1", name, report)
       rec$spot_radius <- img@spot.radius
       rec$grid <- .uns_to_py(img@coordinates[, c("tissue", "row", "col"), drop = FALSE],
                              paste0("image ", name, " coordinates"), report)
     } else if (inherits(img, "FOV")) {
-      if (inherits(img, "VisiumV2")) uns[[name]] <- .image_uns(img, "Seurat VisiumV2")
+      if (inherits(img, "VisiumV2")) uns[[name]] <- .image_uns(img, "Seurat VisiumV2", name, report)
       rec$radius <- .centroid_radius(img, name)
       others <- setdiff(names(img@boundaries), "centroids")
       if (length(others)) {
@@ -109,23 +118,37 @@
   list(obsm = .matrix_to_py(coords, "spatial coordinates", orientation = "same"), uns = uns, record = record)
 }
 
+# Returns the object, with attribute "spatial_rest": what of uns["spatial"] a Seurat image has
+# no slot for (other images, metadata, extra scale factors, the library id when the image name
+# differs), kept in misc$spatial so that as_anndata() writes uns["spatial"] back as it was.
 .images_from_parts <- function(obj, global, uns, record, assay, report) {
   obsm <- .named_list(global$obsm)
   if (is.null(obsm$spatial)) return(obj)
+  rest <- list()
   coords <- .matrix_from_py(obsm$spatial)
   cells <- colnames(obj)
   rownames(coords) <- cells
   libraries <- .named_list(uns$spatial)
+  record_in <- record
   if (is.null(record)) {
     # an AnnData from scanpy/squidpy: one image per library in uns["spatial"], or SlideSeq
     record <- list()
     if (length(libraries)) {
-      if (length(libraries) > 1) {
-        .report_dropped(report, "uns$spatial", "several libraries without a library column: only the first is carried")
-      }
       # the class Seurat itself now makes for Visium data (VisiumV2 since Seurat 5.1)
       visium <- if (.has_seurat_spatial("VisiumV2")) "VisiumV2" else "VisiumV1"
-      record[[.seurat_image_name(names(libraries)[1])]] <- list(class = visium, library = names(libraries)[1], cells = cells)
+      libs <- names(libraries)
+      by_cell <- as.character(obj@meta.data$library_id %||% rep(NA_character_, length(cells)))
+      if (length(libs) > 1 && all(by_cell %in% libs) &&
+          !anyDuplicated(vapply(libs, .seurat_image_name, character(1)))) {
+        # squidpy's layout: obs["library_id"] says which slice (image) each spot belongs to
+        for (lib in libs) record[[.seurat_image_name(lib)]] <- list(class = visium, library = lib, cells = cells[by_cell == lib])
+      } else {
+        if (length(libs) > 1) {
+          .report_dropped(report, paste0("uns$spatial ", paste(libs[-1], collapse = ", ")),
+                          "several libraries and no obs column library_id naming each spot's: only the first is carried")
+        }
+        record[[.seurat_image_name(libs[1])]] <- list(class = visium, library = libs[1], cells = cells)
+      }
     } else {
       record$slice1 <- list(class = "SlideSeq", cells = cells)
     }
@@ -141,9 +164,25 @@
         .report_dropped(report, paste0("image ", name), "uns$spatial has no entry for it")
         next
       }
-      img <- lib$images$lowres %||% lib$images$hires
-      if (is.null(lib$images$lowres)) .report_changed(report, paste0("image ", name), "the hires image was used as Seurat keeps one")
+      used <- if (!is.null(lib$images$lowres)) "lowres" else "hires"
+      img <- lib$images[[used]]
+      if (is.null(img)) {
+        .report_dropped(report, paste0("uns$spatial$", rec$library %||% name), "it has no lowres or hires image")
+        next
+      }
+      if (max(img, na.rm = TRUE) > 1) img <- img / 255  # Seurat plots colours in [0, 1]; scanpy may keep uint8
       sf <- lib$scalefactors
+      if (is.null(record_in)) {
+        keep <- lib
+        keep$images[[used]] <- NULL
+        four <- c("tissue_lowres_scalef", "tissue_hires_scalef", "spot_diameter_fullres", "fiducial_diameter_fullres")
+        keep$scalefactors[four] <- NULL
+        keep$absent_scalefactors <- setdiff(four, names(lib$scalefactors))  # Seurat fills them in; not written back
+        keep$isthmus_image <- used
+        keep$library <- rec$library
+        keep$pixel_max <- if (max(lib$images[[used]], na.rm = TRUE) > 1) 255
+        rest[[name]] <- Filter(length, keep)
+      }
       lowres <- sf$tissue_lowres_scalef %||% 1
       scale_factors <- .seurat_spatial("scalefactors")(spot = sf$spot_diameter_fullres, fiducial = sf$fiducial_diameter_fullres,
                                                        hires = sf$tissue_hires_scalef, lowres = lowres)
@@ -173,11 +212,36 @@
     }
     obj@images[[name]] <- image
   }
+  if (length(rest)) attr(obj, "spatial_rest") <- rest
   obj
 }
 
+# uns["spatial"] of as_anndata(): the images' entries, completed by what misc$spatial kept of
+# the AnnData they were read from, under their library ids.
+.merge_spatial_rest <- function(spatial, rest) {
+  for (name in intersect(names(rest), names(spatial))) {
+    r <- rest[[name]]
+    entry <- spatial[[name]]
+    used <- r$isthmus_image %||% "lowres"
+    if (!identical(used, "lowres")) names(entry$images)[names(entry$images) == "lowres"] <- used
+    if (identical(r$pixel_max, 255)) entry$images[[used]] <- entry$images[[used]] * 255
+    for (img in names(r$images)) entry$images[[img]] <- r$images[[img]]
+    entry$scalefactors <- c(entry$scalefactors, r$scalefactors)
+    entry$scalefactors[.as_chr(r$absent_scalefactors)] <- NULL
+    entry$metadata <- r$metadata  # the original metadata, not isthmus's note of the source
+    for (other in setdiff(names(r), c("images", "scalefactors", "metadata", "isthmus_image", "library", "pixel_max", "absent_scalefactors"))) {
+      entry[[other]] <- r[[other]]
+    }
+    entry <- Filter(Negate(is.null), entry)
+    library <- r$library %||% name
+    spatial[[name]] <- NULL
+    spatial[[library]] <- entry
+  }
+  spatial
+}
+
 .seurat_image_name <- function(x) {
-  x <- gsub("[^A-Za-z0-9.]", ".", x)
+  x <- gsub("[^A-Za-z0-9._]", ".", x)
   if (!grepl("^[A-Za-z]", x)) x <- paste0("slice", x)
   x
 }

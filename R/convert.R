@@ -42,7 +42,8 @@ as_anndata.Seurat <- function(object, assay = NULL, x_layer = NULL, copy = FALSE
 #' @export
 as_anndata.SingleCellExperiment <- function(object, x_layer = NULL, copy = FALSE, ...) {
   report <- .new_report()
-  for (alt in SingleCellExperiment::altExpNames(object)) {
+  raw_name <- SingleCellExperiment::int_metadata(object)$isthmus_raw  # adata.raw, which goes back there
+  for (alt in setdiff(SingleCellExperiment::altExpNames(object), raw_name)) {
     .report_dropped(report, paste0("altExp ", alt), "AnnData holds one modality; use as_mudata() for all")
   }
   parts <- .sce_to_parts(object, x_layer, report)
@@ -83,6 +84,8 @@ as_mudata.Seurat <- function(object, assays = NULL, x_layer = NULL, copy = FALSE
   object@misc$isthmus_presence <- NULL
   masks <- lapply(presence, function(column) .presence_mask(object@meta.data, column, cells))
   object@meta.data <- object@meta.data[, setdiff(names(object@meta.data), unlist(presence)), drop = FALSE]
+  source_mods <- object@tools$isthmus_source_mods %||% list()
+  object@tools$isthmus_source_mods <- NULL
   global <- .seurat_global_parts(object, .features_by_assay(object, assays), report)
   mods <- list()
   record <- global$record
@@ -99,6 +102,8 @@ as_mudata.Seurat <- function(object, assays = NULL, x_layer = NULL, copy = FALSE
     record$assays[[assay]] <- a$record
     record$modalities[[mod]] <- assay
     a$record <- NULL
+    types <- source_mods[[assay]]  # dtypes / layouts of the MuData modality this assay was read from
+    if (length(types)) a$uns <- list(isthmus = list(source_types = types))
     mods[[mod]] <- a
   }
   uns <- global$uns
@@ -133,7 +138,9 @@ as_mudata.SingleCellExperiment <- function(object, x_layer = NULL, copy = FALSE,
   main_parts$obs <- .empty_frame(cells)
   main_parts$obsm <- list()
   main_parts$obsp <- list()
-  main_parts$uns <- list(isthmus = list(from = "SingleCellExperiment", x_assay = record$x_assay))
+  main_parts$uns <- list(isthmus = list(from = "SingleCellExperiment", x_assay = record$x_assay,
+                                        source_types = record$source_types))  # the modality's own dtypes
+  record$source_types <- NULL
   col_df <- as.data.frame(col)
   main_parts$present <- .presence_mask(col_df, presence[[main_name]], cells)
   mods[[main]] <- main_parts
@@ -195,6 +202,7 @@ as_seurat <- function(data, assay = "RNA") {
   record <- parts$uns$isthmus %||% list()
   assay <- if (length(record$assays)) names(record$assays)[1] else assay
   obj <- .seurat_from_parts(list(parts), parts, assay, report)
+  if (length(parts$source_types)) obj@tools$isthmus_source <- parts$source_types
   .finish_report(obj, report, direction)
 }
 
@@ -202,16 +210,35 @@ as_seurat <- function(data, assay = "RNA") {
   record$modalities[[mod]] %||% switch(mod, rna = "RNA", atac = "ATAC", prot = "ADT", mod)
 }
 
+# A modality's own obsm / obsp (MuData keeps the shared ones globally) have no place in a
+# Seurat assay or the main experiment of an SCE: name them.
+.report_modality_cells <- function(report, mods, which = names(mods)) {
+  for (m in which) {
+    p <- mods[[m]]
+    # (its obs columns travel in the global obs as "<mod>:<column>")
+    for (key in c("obsm", "obsp")) {
+      for (name in names(.named_list(p[[key]]))) {
+        .report_dropped(report, paste0("mdata.mod['", m, "'].", key, " ", name),
+                        paste0("per-modality ", key, " is not carried (the global one is)"))
+      }
+    }
+  }
+}
+
 .seurat_from_mudata_parts <- function(out, direction) {
   report <- .report_merge_py(.new_report(), out$report)
   parts <- out$parts
   record <- parts$uns$isthmus %||% list()
   mods <- .named_list(parts$mod)
+  .report_modality_cells(report, mods)
   assays <- vapply(names(mods), function(m) {
     name <- .assay_name(m, record)
     if (is.list(name)) name$name else name
   }, character(1))
   obj <- .seurat_from_parts(unname(mods), parts, unname(assays), report)
+  types <- stats::setNames(lapply(mods, function(m) m$source_types), assays)
+  types <- Filter(length, types)
+  if (length(types)) obj@tools$isthmus_source_mods <- types  # given back by as_mudata()
   obj <- .mark_presence(obj, out$presence, names(mods), assays)
   .finish_report(obj, report, direction)
 }
@@ -261,6 +288,7 @@ as_sce <- function(data, x_assay = NULL, spatial = NULL) {
   mods <- .named_list(parts$mod)
   is_main <- vapply(names(mods), function(m) isTRUE(record$modalities[[m]]$main), logical(1))
   main <- if (any(is_main)) names(mods)[is_main][1] else names(mods)[1]
+  .report_modality_cells(report, mods, main)  # altExps keep their own colData / reducedDims
   main_parts <- mods[[main]]
   main_parts$obs <- parts$obs
   main_parts$obsm <- parts$obsm
@@ -269,6 +297,8 @@ as_sce <- function(data, x_assay = NULL, spatial = NULL) {
   main_uns$isthmus$x_assay <- main_parts$uns$isthmus$x_assay %||% record$x_assay
   main_parts$uns <- main_uns
   sce <- .sce_from_parts(main_parts, report, x_assay)
+  # the main modality's name, so that as_mudata() gives it back under that name (not "rna")
+  if (is.null(SingleCellExperiment::mainExpName(sce))) SingleCellExperiment::mainExpName(sce) <- main
   presence <- list()
   for (m in setdiff(names(mods), main)) {
     name <- record$modalities[[m]]$name %||% m
@@ -303,7 +333,8 @@ as_sce <- function(data, x_assay = NULL, spatial = NULL) {
 #' @return `write_*`: the file path, invisibly. `read_*`: the R object.
 #' @export
 write_h5ad <- function(object, file, compression = NULL, ...) {
-  file <- normalizePath(file, mustWork = FALSE)
+  file <- normalizePath(.check_path(file), mustWork = FALSE)
+  .check_compression(compression)
   adata <- as_anndata(object, ...)
   .py_core()$write_h5ad(adata, file, compression)
   invisible(file)
@@ -312,7 +343,8 @@ write_h5ad <- function(object, file, compression = NULL, ...) {
 #' @rdname write_h5ad
 #' @export
 write_h5mu <- function(object, file, compression = NULL, ...) {
-  file <- normalizePath(file, mustWork = FALSE)
+  file <- normalizePath(.check_path(file), mustWork = FALSE)
+  .check_compression(compression)
   mdata <- as_mudata(object, ...)
   .py_core()$write_h5mu(mdata, file, compression)
   invisible(file)
@@ -322,6 +354,7 @@ write_h5mu <- function(object, file, compression = NULL, ...) {
 #' @export
 read_h5ad <- function(file, to = c("Seurat", "SingleCellExperiment", "SpatialExperiment"), ...) {
   to <- match.arg(to)
+  .check_path(file)
   if (!file.exists(file)) stop("isthmus: file not found: ", file, call. = FALSE)
   core <- .py_core()
   on.exit(core$release_all(), add = TRUE)
@@ -336,12 +369,29 @@ read_h5ad <- function(file, to = c("Seurat", "SingleCellExperiment", "SpatialExp
 #' @export
 read_h5mu <- function(file, to = c("Seurat", "SingleCellExperiment"), ...) {
   to <- match.arg(to)
+  .check_path(file)
   if (!file.exists(file)) stop("isthmus: file not found: ", file, call. = FALSE)
   core <- .py_core()
   on.exit(core$release_all(), add = TRUE)
   out <- core$read_h5mu(normalizePath(file))
   if (to == "Seurat") return(.seurat_from_mudata_parts(out, "h5mu -> Seurat"))
   .sce_from_mudata_parts(out, NULL, "h5mu -> SingleCellExperiment")
+}
+
+# `file` must be one path: a vector of several reached Python as a list (a TypeError there).
+.check_path <- function(file) {
+  if (!is.character(file) || length(file) != 1 || is.na(file) || !nzchar(file)) {
+    stop("isthmus: `file` must be one file path (a single string), not ",
+         if (is.character(file)) paste0(length(file), " strings") else paste0("a ", class(file)[1]), ".", call. = FALSE)
+  }
+  file
+}
+
+.check_compression <- function(compression) {
+  if (is.null(compression)) return(invisible())
+  if (!is.character(compression) || length(compression) != 1 || !compression %in% c("gzip", "lzf")) {
+    stop("isthmus: `compression` must be NULL, \"gzip\" or \"lzf\", not ", deparse(compression)[1], ".", call. = FALSE)
+  }
 }
 
 # How many modalities an object has (used by the Python side's read_rds()).

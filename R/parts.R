@@ -109,6 +109,11 @@ conversion_report <- function(x) {
 
 .column_to_py <- function(col, where, report) {
   if (is.factor(col)) {
+    if (anyNA(levels(col))) {
+      # pandas categories cannot include a missing value: its cells become missing values
+      .report_changed(report, where, "the factor level NA became missing values (pandas has no NA category)")
+      col <- factor(col, levels = levels(col)[!is.na(levels(col))], ordered = is.ordered(col))
+    }
     return(list(type = "factor", codes = .share_vector(col), levels = levels(col),
                 ordered = is.ordered(col)))
   }
@@ -128,6 +133,12 @@ conversion_report <- function(x) {
 }
 
 .frame_to_py <- function(df, row_names, where, report) {
+  dup <- unique(names(df)[duplicated(names(df))])
+  if (length(dup)) {
+    stop("isthmus: ", where, " has duplicated column names (", paste(utils::head(dup, 5), collapse = ", "),
+         "); AnnData needs unique ones. Rename them (e.g. names(x) <- make.unique(names(x))) and call again.",
+         call. = FALSE)
+  }
   keep <- list()
   kept_names <- character()
   for (name in names(df)) {
@@ -208,9 +219,10 @@ conversion_report <- function(x) {
     m <- methods::as(methods::as(x, "CsparseMatrix"), "dMatrix")
     return(list(`__isthmus_matrix__` = .matrix_to_py(m, where, orientation = "same")))
   }
-  if (is.factor(x)) {
-    .report_changed(report, where, "a factor was carried as character")
-    x <- as.character(x)
+  if (is.factor(x) || (is.atomic(x) && is.null(dim(x)) && is.null(names(x)) && length(x) > 1 && anyNA(x) &&
+                        typeof(x) %in% c("logical", "integer", "character"))) {
+    # a factor (pandas Categorical) or a vector with NA (a nullable array), as a column is
+    return(list(`__isthmus_column__` = .column_to_py(x, where, report)))
   }
   if (is.list(x) && is.null(attr(x, "class"))) {
     out <- list()
@@ -225,7 +237,11 @@ conversion_report <- function(x) {
     return(if (length(out)) out else structure(list(), names = character()))
   }
   if (is.atomic(x) && typeof(x) %in% c("logical", "integer", "double", "character")) {
-    if (is.matrix(x)) return(x)
+    if (length(dim(x)) >= 2) {
+      # reticulate fills a NumPy string array in the wrong order: send values (column-major) + dims
+      if (is.character(x)) return(list(`__isthmus_array__` = list(values = as.vector(x), dim = as.integer(dim(x)))))
+      return(x)  # numeric arrays of any rank cross with their dims
+    }
     if (length(x) == 1 && is.null(names(x))) return(x)
     if (!is.null(names(x))) .report_changed(report, where, "names of a vector were not carried")
     return(array(unname(x)))
@@ -239,6 +255,11 @@ conversion_report <- function(x) {
   if (is.list(x)) {
     if (!is.null(x$`__isthmus_frame__`)) return(.frame_from_py(x$`__isthmus_frame__`))
     if (!is.null(x$`__isthmus_matrix__`)) return(.matrix_from_py(x$`__isthmus_matrix__`))
+    if (!is.null(x$`__isthmus_column__`)) return(.column_from_py(x$`__isthmus_column__`))
+    if (!is.null(x$`__isthmus_array__`)) {
+      a <- x$`__isthmus_array__`
+      return(array(.as_chr(a$values), dim = as.integer(unlist(a$dim))))
+    }
     return(lapply(x, .uns_from_py))
   }
   if (is.array(x) && length(dim(x)) == 1) return(as.vector(x))

@@ -78,20 +78,37 @@ def read_h5ad(path: str) -> dict[str, Any]:
 def read_h5mu(path: str):
     import mudata as md
 
+    from .io._files import check_h5_file
+
+    check_h5_file(path, expect="h5mu")
     with md.set_options(pull_on_update=False):
         mdata = md.read_h5mu(path)
     return mudata_to_r(mdata)
 
 
+def _writing(path: str, write) -> None:
+    """Run ``write``; if it fails, leave no partial file behind (nor replace nothing we made)."""
+    existed = os.path.exists(path)
+    try:
+        write()
+    except BaseException:
+        if not existed and os.path.exists(path):
+            os.remove(path)
+        raise
+
+
 def write_h5ad(adata, path: str, compression: str | None = None) -> None:
-    adata.write_h5ad(path, compression=compression)
+    _writing(path, lambda: adata.write_h5ad(path, compression=compression))
 
 
 def write_h5mu(mdata, path: str, compression: str | None = None) -> None:
     import mudata as md
 
-    with md.set_options(pull_on_update=False):
-        mdata.write_h5mu(path, compression=compression)
+    def write():
+        with md.set_options(pull_on_update=False):
+            mdata.write_h5mu(path, compression=compression)
+
+    _writing(path, write)
 
 
 # ---- environment ----------------------------------------------------------------------------

@@ -45,7 +45,7 @@ test_that("a failed conversion back leaves nothing half-done", {
   expect_error(read_h5ad(tempfile(fileext = ".h5ad")), "file not found")
 })
 
-test_that("AnnData parts R has no slot for are reported, not dropped silently", {
+test_that("AnnData parts R has no slot for are reported; raw and varp find one", {
   data("pbmc_small", package = "SeuratObject")
   adata <- py_value(quietly(as_anndata(pbmc_small, copy = TRUE)), "copy()")
   reticulate::py_set_attr(reticulate::import_main(), "_a", adata)
@@ -57,8 +57,14 @@ test_that("AnnData parts R has no slot for are reported, not dropped silently", 
     sep = "\n"))
   expect_warning(back <- as_seurat(adata), "not carried")
   report <- conversion_report(back)
-  expect_setequal(report$part[report$status == "not carried"], c("adata.varp", "adata.raw", "obsm scores"))
-  # an SCE keeps the data frame as a reducedDim
+  expect_setequal(report$part[report$status == "not carried"], c("adata.raw.varm", "obsm scores"))
+  # raw is an assay of its own, varp the assay's misc$varp; both go back where they were
+  expect_true("raw" %in% SeuratObject::Assays(back))
+  again <- quietly(as_anndata(back))
+  expect_identical(py_value(again, "raw.shape"), list(ncol(pbmc_small), nrow(pbmc_small)))
+  expect_identical(py_value(again, "raw.X.sum()"), py_value(adata, "raw.X.sum()"))
+  expect_identical(py_value(again, "varp['corr'].diagonal().sum()"), as.numeric(nrow(pbmc_small)))
+  # an SCE keeps the data frame as a reducedDim, under the obsm key as it is spelled
   sce <- quietly(as_sce(adata))
-  expect_identical(SingleCellExperiment::reducedDim(sce, "SCORES")$s1, as.numeric(seq_len(ncol(pbmc_small)) - 1))
+  expect_identical(SingleCellExperiment::reducedDim(sce, "scores")$s1, as.numeric(seq_len(ncol(pbmc_small)) - 1))
 })

@@ -68,8 +68,13 @@ test_that("scanpy's Visium layout (no isthmus record) becomes a SpatialExperimen
   py_value(plain, "obs.pop('sample_id')")
   py_value(plain, "uns['spatial']['151673']['scalefactors'].update({'spot_diameter_fullres': 89.5})")
   expect_false(methods::is(quietly(as_sce(plain)), "SpatialExperiment"))
-  expect_warning(back <- as_sce(plain, spatial = TRUE), "spot_diameter_fullres")
+  expect_warning(back <- as_sce(plain, spatial = TRUE), "8-bit colours")
   expect_s4_class(back, "SpatialExperiment")
+  # what imgData() has no place for stays in metadata$spatial, and goes back into uns['spatial']
+  expect_equal(S4Vectors::metadata(back)$spatial$`151673`$scalefactors$spot_diameter_fullres, 89.5)
+  again <- quietly(as_anndata(back))
+  expect_equal(py_value(again, "uns['spatial']['151673']['scalefactors']['spot_diameter_fullres']"), 89.5)
+  expect_equal(py_value(again, "uns['spatial']['151673']['scalefactors']['tissue_hires_scalef']"), 0.15)
   expect_identical(unique(back$sample_id), "151673")  # the library's name
   expect_equal(unname(SpatialExperiment::spatialCoords(back)), unname(SpatialExperiment::spatialCoords(spe)))
   expect_setequal(SpatialExperiment::imgData(back)$image_id, c("lowres", "hires"))

@@ -128,7 +128,9 @@ def matrix_to_r(mat, *, what: str, orientation: str = "transpose") -> dict[str, 
     if orientation == "transpose":
         arr = arr.T
     kind = "logical" if arr.dtype == bool else "double"
-    values = arr.astype(np.int32 if kind == "logical" else np.float64, copy=False)
+    if arr.dtype.kind in "iu" and (arr.size == 0 or (arr.min() > R_NA_INTEGER and arr.max() <= np.iinfo(np.int32).max)):
+        kind = "integer"  # an R integer matrix: integer counts stay integers
+    values = arr.astype(np.float64 if kind == "double" else np.int32, copy=False)
     # R wants column-major values of the R matrix.
     return {
         "kind": "dense",

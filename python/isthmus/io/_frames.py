@@ -90,8 +90,12 @@ def column_to_r(series: pd.Series, *, where: str, report: ConversionReport) -> d
             report.changed(where, "integers beyond R's 32-bit range became doubles")
             return {"type": "double", "values": values}
         out = np.where(mask, R_NA_INTEGER, np.nan_to_num(values)).astype(np.int32)
+        if np.dtype(getattr(dtype, "numpy_dtype", dtype)) != np.int32:
+            report.changed(where, f"{dtype} values are R integers (int32) in R (the dtype is restored when written back)")
         return {"type": "integer", "values": out}
     if pd.api.types.is_float_dtype(dtype):
+        if np.dtype(getattr(dtype, "numpy_dtype", dtype)) != np.float64:
+            report.changed(where, f"{dtype} values are R doubles in R (the dtype is restored when written back)")
         return {"type": "double", "values": series.to_numpy(dtype=np.float64, na_value=np.nan)}
     # strings, and anything else as its string form
     mask = series.isna().to_numpy()
