@@ -532,7 +532,7 @@
     }
     SeuratObject::Key(a) <- .safe_key(paste0(name, "x"))
     a@misc$isthmus_raw_of <- assay
-    obj[[name]] <- a
+    obj <- .set_assay(obj, name, a)  # a data-only assay: SeuratObject 5's "no counts layer" note is moot
   }
   for (k in seq_along(mods)) {
     varp <- lapply(.named_list(mods[[k]]$varp), .matrix_from_py)

@@ -51,7 +51,7 @@ IsthmusSCVIIntegration <- function(object, assay = NULL, orig = NULL, layers = N
                                    model.dir = NULL, allow.non.integer = FALSE, seed.use = 42, verbose = TRUE, ...) {
   .integrate_layers("scvi", object, assay, layers, features, new.reduction, reduction.key, meta.data, batch,
                     labels = NULL, categorical.covariates, continuous.covariates, n_latent, max_epochs,
-                    scanvi_epochs = 0, model.dir, allow.non.integer, seed.use, verbose, ...)
+                    scanvi_epochs = NULL, model.dir, allow.non.integer, seed.use, verbose, ...)
 }
 
 #' @rdname IsthmusSCVIIntegration

@@ -303,6 +303,7 @@ def generate(adata, kwargs: Mapping[str, Any]) -> dict[str, Any]:
     synthetic = tl.generate(adata, **kwargs)
     record = dict(synthetic.uns.pop("generate"))
     del synthetic.layers["counts"]
+    synthetic.X = synthetic.X.astype("float64")  # R's own number type: the conversion has nothing to report
     return {"adata": synthetic, "record": record}
 
 

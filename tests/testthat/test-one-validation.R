@@ -35,20 +35,19 @@ test_that("argument types and ranges are checked before any work, in the R argum
   expect_error(TransferLabels(obj, obj, labels = "cell_type", method = "knn", threshold = "high"),
                "threshold must be a number; got \"high\"")
   expect_identical(obj, before)
-  obj <- Seurat::RunPCA(Seurat::ScaleData(Seurat::FindVariableFeatures(Seurat::NormalizeData(obj, verbose = FALSE),
-                                                                        verbose = FALSE), verbose = FALSE),
-                        npcs = 10, verbose = FALSE)
-  expect_error(ClusterCells(obj, reduction = "pca", resolution = "high"), "resolution must be a number")
-  expect_error(ClusterCells(obj, reduction = "pca", dims = 1:50), "dims must be dimensions of reduction 'pca', which has 10")
+  set.seed(1)
+  ten <- matrix(stats::rnorm(ncol(obj) * 10), ncol = 10, dimnames = list(colnames(obj), paste0("TEN_", 1:10)))
+  obj[["ten"]] <- SeuratObject::CreateDimReducObject(embeddings = ten, key = "TEN_", assay = "RNA")
+  expect_error(ClusterCells(obj, reduction = "ten", resolution = "high"), "resolution must be a number")
+  expect_error(ClusterCells(obj, reduction = "ten", dims = 1:50), "dims must be dimensions of reduction 'ten', which has 10")
 })
 
 test_that("messages about counts name R's arguments; degenerate data are refused", {
   obj <- pbmc3_seurat()
   expect_error(RunSCVI(obj, layer = "data", max_epochs = 1, verbose = FALSE), "allow.non.integer = TRUE")
-  zero <- obj
-  counts <- SeuratObject::GetAssayData(zero, slot = "counts")
+  counts <- layer_data(obj[["RNA"]], "counts")
   counts@x[] <- 0
-  zero <- SeuratObject::SetAssayData(zero, slot = "counts", new.data = counts)
+  zero <- SeuratObject::CreateSeuratObject(counts = counts, meta.data = obj[[]])
   expect_error(RunSCVI(zero, max_epochs = 1, verbose = FALSE), "holds no counts \\(every value is zero\\)")
 })
 
