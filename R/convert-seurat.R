@@ -382,7 +382,10 @@
   loadings_from <- function(lrec) {
     if (is.null(lrec) || is.null(varm[[lrec$varm]])) return(methods::new("matrix"))
     full <- varm[[lrec$varm]]
-    rows <- match(.as_chr(lrec$features), feature_names)
+    # the record names features as Seurat did ('-' for '_' and '|'); the AnnData may hold the
+    # original names again (an object first read from a file): match on Seurat's spelling
+    seurat_spelling <- function(x) gsub("[_|]", "-", x)
+    rows <- match(seurat_spelling(.as_chr(lrec$features)), seurat_spelling(feature_names))
     m <- full[rows, , drop = FALSE]
     dimnames(m) <- list(.seurat_feature_names(.as_chr(lrec$features), "loadings", report), .as_chr(lrec$colnames))
     m

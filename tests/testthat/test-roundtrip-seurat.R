@@ -61,3 +61,16 @@ test_that("scale.data of all features travels as a layer", {
   expect_false("scale.data" %in% py_value(adata, "list(obsm.keys())"))
   expect_same_seurat(as_seurat(adata), obj)
 })
+
+test_that("loadings of features Seurat renamed come back when the object was read from a file", {
+  # the PBMC file has genes such as RP4-633O19__A.1: Seurat spells them with '-', the AnnData written
+  # back holds the original names again, and the loadings must still find their rows
+  obj <- quietly(read_h5ad(extdata("pbmc_3batch_symphony.h5ad")))
+  obj <- Seurat::NormalizeData(obj, verbose = FALSE)
+  obj <- Seurat::FindVariableFeatures(obj, nfeatures = 1000, verbose = FALSE)
+  obj <- Seurat::RunPCA(Seurat::ScaleData(obj, verbose = FALSE), npcs = 5, verbose = FALSE)
+  skip_if_not(any(grepl("--", rownames(SeuratObject::Loadings(obj, "pca")), fixed = TRUE)),
+              "this SeuratObject keeps '_' in feature names (Assay5): nothing renamed")
+  back <- quietly(as_seurat(quietly(as_anndata(obj))))
+  expect_identical(SeuratObject::Loadings(back, "pca"), SeuratObject::Loadings(obj, "pca"))
+})
