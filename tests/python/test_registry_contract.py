@@ -20,6 +20,8 @@ import isthmus.tl as tl
 from isthmus.tl._registry import REGISTRY
 
 md.set_options(pull_on_update=False)  # mudata 0.3's future default; the old one warns on every update
+# "the same seed repeats": to float32 rounding of parallel sums, far below what another seed changes
+RTOL, ATOL = 1e-4, 1e-5
 SLOTS = ("obs", "var", "obsm", "obsp", "layers", "uns", "varm")
 
 
@@ -187,18 +189,18 @@ def _value(obj, path):
 
 def _assert_same(a, b, path, exact):
     if isinstance(a, pd.DataFrame):
-        pd.testing.assert_frame_equal(a, b, check_exact=exact, rtol=1e-5, atol=1e-6)
+        pd.testing.assert_frame_equal(a, b, check_exact=exact, rtol=RTOL, atol=ATOL)
     elif isinstance(a, pd.Series):
-        pd.testing.assert_series_equal(a, b, check_exact=exact, rtol=1e-5, atol=1e-6)
+        pd.testing.assert_series_equal(a, b, check_exact=exact, rtol=RTOL, atol=ATOL)
     elif sparse.issparse(a):
-        np.testing.assert_allclose(a.toarray(), b.toarray(), rtol=1e-5, atol=1e-6, err_msg=path)
+        np.testing.assert_allclose(a.toarray(), b.toarray(), rtol=RTOL, atol=ATOL, err_msg=path)
     elif isinstance(a, dict):
         assert set(a) == set(b), path
         for key in a:
             if key not in ("seconds", "created", "model_dir"):  # the record's clock and place differ by design
                 _assert_same(a[key], b[key], f"{path}/{key}", exact)
     elif isinstance(a, (np.ndarray, list)) and np.asarray(a).dtype.kind in "fc":
-        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6, err_msg=path)
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=RTOL, atol=ATOL, err_msg=path)
     else:
         np.testing.assert_array_equal(np.asarray(a, dtype=object), np.asarray(b, dtype=object), err_msg=path)
 
@@ -274,7 +276,8 @@ def test_every_method_keeps_the_contract(cases, task, method, tmp_path):
     # the same seed repeats exactly
     args_again, value_again = fit()
     target_again = value_again if task == "generate" else args_again[case.target]
-    # (to float rounding: multithreaded sums in BLAS, numba and torch may add in another order)
+    # (to float rounding: multithreaded sums in BLAS, numba and torch may add in another order;
+    # scVelo's float32 velocity graph moved values by up to 2e-5 relative between two runs)
     for path in written:
         _assert_same(_value(target, path), _value(target_again, path), path, exact=False)
 
