@@ -46,9 +46,9 @@
   if (.is_seurat(object)) SeuratObject::Embeddings(object, reduction) else SingleCellExperiment::reducedDim(object, reduction)
 }
 
-# The counts (shared with Python, not copied) and only the cell columns a task needs. `allow_na`
-# is kept for callers' readability: NA handling is the core's (labels: NA = unlabelled).
-.task_input <- function(object, assay = NULL, layer = "counts", columns = NULL, allow_na = NULL,
+# The counts (shared with Python, not copied) and only the cell columns a task needs; the core
+# checks those columns (NA handling included: labels' NA means unlabelled).
+.task_input <- function(object, assay = NULL, layer = "counts", columns = NULL,
                         embedding = NULL, spatial = FALSE, image = NULL) {
   .check_task_object(object)
   counts <- .task_counts(object, assay, layer)
@@ -67,7 +67,7 @@
 
 # Columns that only R reads (plot colours, VelocityScores' groups) must exist; the columns that
 # cross to the core are checked there.
-.check_columns <- function(meta, columns, allow_na = NULL) {
+.check_columns <- function(meta, columns) {
   missing <- setdiff(columns, names(meta))
   if (length(missing)) stop("isthmus: column '", missing[1], "' is not in the cell metadata.", call. = FALSE)
 }

@@ -34,7 +34,7 @@ CompareMethods <- function(object, task = c("integration", "label_transfer", "de
                            labels, query.batches = NULL, holdout.labels = NULL, png = NULL, assay = NULL,
                            layer = "counts", max_epochs = NULL, seed.use = 42, verbose = TRUE, ...) {
   task <- match.arg(task)
-  input <- .task_input(object, assay, layer, columns = c(batch, labels), allow_na = labels)
+  input <- .task_input(object, assay, layer, columns = c(batch, labels))
   kwargs <- list(task = task, methods = if (!is.null(methods)) as.list(methods), batch_key = batch,
                  labels_key = labels, query_batches = if (!is.null(query.batches)) as.list(as.character(query.batches)),
                  holdout_labels = as.list(as.character(holdout.labels)), layer = NULL,

@@ -34,8 +34,7 @@ DenoiseExpression <- function(object, method = c("scvi", "knn"), model = "scvi",
   .check_task_object(object)
   model_dir <- if (method == "scvi") .model_dir(object, model)
   columns <- if (method == "scvi") .model_columns(model_dir)
-  input <- .task_input(object, assay, layer, columns = intersect(columns, names(.cell_meta(object))),
-                       embedding = reduction)
+  input <- .task_input(object, assay, layer, columns = columns, embedding = reduction)
   kwargs <- list(method = method, model = model_dir, layer = NULL, genes = features, transform_batch = transform.batch,
                  n_neighbors = k, use_rep = if (!is.null(reduction)) "X_input", random_state = seed.use)
   out <- .py_task("denoise", input$adata, kwargs, .names = .r_names(n_neighbors = "k"))
@@ -74,8 +73,7 @@ GenerateCells <- function(object, n, method = c("scvi", "nb"), model = "scvi", g
   .check_task_object(object)
   model_dir <- if (method == "scvi") .model_dir(object, model)
   columns <- c(if (method == "scvi") .model_columns(model_dir), groupby)
-  input <- .task_input(object, assay, layer, columns = intersect(unique(columns), names(.cell_meta(object))),
-                       allow_na = groupby)
+  input <- .task_input(object, assay, layer, columns = columns)
   kwargs <- list(n_cells = n, method = method, model = model_dir, layer = NULL, groupby = groupby,
                  groups = if (!is.null(groups)) as.list(as.character(groups)), transform_batch = transform.batch,
                  random_state = seed.use)
@@ -96,8 +94,8 @@ GenerateCells <- function(object, n, method = c("scvi", "nb"), model = "scvi", g
 #' @return A data.frame, one row per group.
 #' @export
 CheckGeneratedCells <- function(real, synthetic, groupby = NULL, assay = NULL, layer = "counts", seed.use = 42) {
-  real_in <- .task_input(real, assay, layer, columns = groupby, allow_na = groupby)
-  synthetic_in <- .task_input(synthetic, assay, layer, columns = groupby, allow_na = groupby)
+  real_in <- .task_input(real, assay, layer, columns = groupby)
+  synthetic_in <- .task_input(synthetic, assay, layer, columns = groupby)
   out <- .py_task("check_generated", real_in$adata, synthetic_in$adata,
                                     list(layer = NULL, groupby = groupby, random_state = as.integer(seed.use)))
   as.data.frame(out, stringsAsFactors = FALSE)

@@ -48,7 +48,7 @@ IntegrateCells <- function(object, method = c("scvi", "scanvi", "harmony"), batc
   reduction <- reduction %||% .default_reduction_name(object, "pca")
   has_pca <- method == "harmony" && reduction %in% .reduction_names(object)
   input <- .task_input(object, assay, layer, columns = c(batch, labels, categorical.covariates, continuous.covariates),
-                       allow_na = labels, embedding = if (has_pca) reduction)
+                       embedding = if (has_pca) reduction)
   out <- .integrate_in_python(input$adata, method, batch, labels, categorical.covariates, continuous.covariates,
                               n_latent, max_epochs, scanvi_epochs, allow.non.integer, model.dir, seed.use, verbose,
                               use_rep = if (has_pca) "X_input", ...)

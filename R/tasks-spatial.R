@@ -71,7 +71,7 @@ CompareDomains <- function(object, truth, columns = NULL) {
   meta <- .cell_meta(object)
   columns <- columns %||% grep("_domain$", names(meta), value = TRUE)
   if (!length(columns)) stop("isthmus: no domain columns: run FindSpatialDomains() first or name `columns`.", call. = FALSE)
-  input <- .task_input(object, columns = c(truth, columns), allow_na = truth)
+  input <- .task_input(object, columns = c(truth, columns))
   as.data.frame(.py_task("domain_scores", input$adata, list(truth_key = truth, domain_keys = as.list(columns))),
                 stringsAsFactors = FALSE)
 }

@@ -55,7 +55,7 @@ TransferLabels <- function(query, reference, labels = NULL, method = c("scanvi",
       ref_adata <- NULL
     } else {
       ref_batch <- if (!is.null(batch) && batch %in% names(.cell_meta(reference))) batch
-      ref_adata <- .task_input(reference, assay, layer, columns = c(labels, ref_batch), allow_na = labels)$adata
+      ref_adata <- .task_input(reference, assay, layer, columns = c(labels, ref_batch))$adata
     }
   }
   query_batch <- if (!is.null(batch) && batch %in% names(.cell_meta(query))) batch

@@ -198,7 +198,7 @@ VelocityPlot <- function(object, method = "velovi", reduction = "umap", group.by
   moving <- .embedding_of(object, name)[, 1:2, drop = FALSE]
   cells <- data.frame(x = position[, 1], y = position[, 2])
   if (!is.null(group.by)) {
-    .check_columns(.cell_meta(object), group.by, allow_na = group.by)
+    .check_columns(.cell_meta(object), group.by)
     cells$group <- .cell_meta(object)[[group.by]]
   } else if (.is_seurat(object)) {
     cells$group <- SeuratObject::Idents(object)

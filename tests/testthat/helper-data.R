@@ -128,3 +128,14 @@ mclust_free_ari <- function(a, b) {
   maximum <- (pairs(rowSums(tab)) + pairs(colSums(tab))) / 2
   (index - expected) / (maximum - expected)
 }
+
+# An AnnData of ones (n_obs x n_vars) with Python `lines` run on it as `_a` (to add the parts a
+# test is about), returned for conversion
+anndata_of_ones <- function(n_obs, n_vars, ...) {
+  ad <- reticulate::import("anndata")
+  np <- reticulate::import("numpy", convert = FALSE)
+  adata <- ad$AnnData(X = np$ones(reticulate::tuple(as.integer(n_obs), as.integer(n_vars))))
+  reticulate::py_set_attr(reticulate::import_main(), "_a", adata)
+  reticulate::py_run_string(paste(c("import numpy as np", ...), collapse = "\n"))
+  adata
+}

@@ -74,15 +74,9 @@ test_that("R-side objects: NA factor level, duplicated columns, integer counts, 
 })
 
 test_that("uns arrays keep their values in the right cells and their dims, both ways", {
-  ad <- reticulate::import("anndata")
-  np <- reticulate::import("numpy", convert = FALSE)
-  adata <- ad$AnnData(X = np$ones(reticulate::tuple(4L, 3L)))
-  reticulate::py_set_attr(reticulate::import_main(), "_u", adata)
-  reticulate::py_run_string(paste(
-    "import numpy as np",
-    "_u.uns['letters'] = np.array([['a', 'b', 'c'], ['d', 'e', 'f']])",
-    "_u.uns['cube'] = np.arange(24.0).reshape(2, 3, 4)",
-    sep = "\n"))
+  adata <- anndata_of_ones(4, 3,
+                           "_a.uns['letters'] = np.array([['a', 'b', 'c'], ['d', 'e', 'f']])",
+                           "_a.uns['cube'] = np.arange(24.0).reshape(2, 3, 4)")
   sce <- quietly(as_sce(adata))
   letters_r <- S4Vectors::metadata(sce)$letters
   expect_identical(letters_r, matrix(c("a", "d", "b", "e", "c", "f"), 2))
@@ -96,17 +90,11 @@ test_that("uns arrays keep their values in the right cells and their dims, both 
 })
 
 test_that("obsm keys keep their spelling and varm survives both routes", {
-  ad <- reticulate::import("anndata")
-  np <- reticulate::import("numpy", convert = FALSE)
-  adata <- ad$AnnData(X = np$ones(reticulate::tuple(5L, 4L)))
-  reticulate::py_set_attr(reticulate::import_main(), "_o", adata)
-  reticulate::py_run_string(paste(
-    "import numpy as np",
-    "_o.obsm['array'] = np.arange(10.0).reshape(5, 2)",
-    "_o.obsm['X_pca'] = np.arange(15.0).reshape(5, 3)",
-    "_o.varm['PCs'] = np.arange(12.0).reshape(4, 3)",
-    "_o.varm['other'] = np.arange(8.0).reshape(4, 2)",
-    sep = "\n"))
+  adata <- anndata_of_ones(5, 4,
+                           "_a.obsm['array'] = np.arange(10.0).reshape(5, 2)",
+                           "_a.obsm['X_pca'] = np.arange(15.0).reshape(5, 3)",
+                           "_a.varm['PCs'] = np.arange(12.0).reshape(4, 3)",
+                           "_a.varm['other'] = np.arange(8.0).reshape(4, 2)")
   for (to in c("Seurat", "SCE")) {
     obj <- quietly(if (to == "Seurat") as_seurat(adata) else as_sce(adata))
     back <- quietly(as_anndata(obj))

@@ -29,15 +29,10 @@ def variable_genes(lognorm, n_top_genes: int, batch=None) -> np.ndarray:
     in parallel, and once scvi-tools is loaded that resets the OpenMP thread count torch uses to
     every core, ignoring OMP_NUM_THREADS (DestVI then trained 15 times slower on a busy 2-core machine).
     """
-    import sys
+    from ._common import torch_threads_kept
 
-    torch = sys.modules.get("torch")
-    threads = torch.get_num_threads() if torch is not None else None
-    try:
+    with torch_threads_kept():
         return _variable_genes(lognorm, n_top_genes, batch)
-    finally:
-        if threads is not None and torch.get_num_threads() != threads:
-            torch.set_num_threads(threads)
 
 
 def _variable_genes(lognorm, n_top_genes: int, batch=None) -> np.ndarray:

@@ -3,11 +3,12 @@ record kept beside each result, and where trained models live on disk."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import logging
 import os
+import sys
 import tempfile
-import time
 import warnings
 from typing import Any
 
@@ -36,8 +37,7 @@ def check_counts(adata, layer: str | None, *, allow_non_integer: bool = False) -
     values = mat.data if sparse.issparse(mat) else np.asarray(mat).ravel()
     sample = values[:1_000_000]
     where = f"layers[{layer!r}]" if layer is not None else "X"
-    if sample.size and sample.min() < 0:
-        raise ValueError(f"isthmus: {where} holds negative values; count models need raw counts.")
+    check_non_negative(sample, where, "count models need raw counts")
     if not sample.size or not sample.any():
         raise ValueError(f"isthmus: {where} holds no counts (every value is zero); pass the raw counts.")
     if not allow_non_integer and not np.all(np.equal(np.mod(sample, 1), 0)):
@@ -46,6 +46,12 @@ def check_counts(adata, layer: str | None, *, allow_non_integer: bool = False) -
             f"(in R: the assay's 'counts' layer), or set {_arguments.setting('allow_non_integer', True)} for "
             "non-negative non-integer data such as ambient-corrected counts."
         )
+
+
+def check_non_negative(values: np.ndarray, where: str, advice: str) -> None:
+    """Counts (and log-normalised values) are never negative; refuse data that are."""
+    if values.size and values.min() < 0:
+        raise ValueError(f"isthmus: {where} holds negative values; {advice}.")
 
 
 def obsm_of(adata, key: str) -> np.ndarray:
@@ -123,6 +129,21 @@ def labels_with_unlabelled(adata, labels_key: str, min_cells: int = 3) -> pd.Ser
 
 
 # ---- training -------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def torch_threads_kept():
+    """Put a loaded torch's thread count back afterwards. numba's parallel code (scanpy's variable
+    genes and neighbours, UMAP, scVelo) runs on the OpenMP runtime torch shares and, once scvi-tools
+    is loaded, sets the count to every core, over OMP_NUM_THREADS or torch.set_num_threads(): on a busy
+    machine torch then trains many times slower (DestVI 15x on 2 cores)."""
+    torch = sys.modules.get("torch")
+    threads = torch.get_num_threads() if torch is not None else None
+    try:
+        yield
+    finally:
+        if threads is not None and torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
 
 
 def quiet_lightning() -> None:
@@ -283,8 +304,6 @@ def load_model(model_dir: str, adata=None):
 
     scvi.settings.verbosity = logging.WARNING  # "File ... already downloaded" says nothing here
     if name in ("SCVI", "SCANVI"):
-        import scvi
-
         registry = scvi.model.base.BaseModelClass.load_registry(model_dir)
         setup = registry["setup_args"]
         if setup.get("batch_key"):

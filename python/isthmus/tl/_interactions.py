@@ -13,7 +13,6 @@ from __future__ import annotations
 import functools
 import importlib.util
 import os
-import time
 import warnings
 
 import numpy as np
@@ -345,7 +344,6 @@ def _fit_nonspatial(call) -> Fit:
 
 def _table(call, scores, n_pairs, exceed, valid, *, min_pairs: int, facts: dict) -> Fit:
     """The result table of either test: rows that pass the detection and pair filters, sorted."""
-    started = time.perf_counter()
     labels, codes, pairs = call.labels, call.codes, call.pairs
     n_labels = len(labels) + 1
     detected = _type_means(codes[None], (call.expression > 0).astype(np.float64),

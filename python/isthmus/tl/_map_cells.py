@@ -18,7 +18,7 @@ from scipy import sparse
 
 from .. import _arguments
 from . import _classical, _common, _runner, _spatial
-from ._registry import Method, method_names, register
+from ._registry import Method, register
 from ._runner import Fit, Task, register_task
 DEFAULT_EPOCHS = {"tangram": 1000, "gimvi": 200}
 DEFAULT_LEARNING_RATE = {"tangram": 0.1, "gimvi": 1e-3}

@@ -5,8 +5,9 @@ verb's ``method`` choices).
 
 An entry says what a method is, not how a task runs: the function that fits it, whether it is a
 deep-learning method or a classical baseline, what it needs, the keys it writes (the key scheme of
-STYLE.md, ``{key}`` standing for the task's ``key_added``), whether it saves a model, the defaults
-it has of its own and the R verb that offers it.
+STYLE.md, ``{key}`` standing for the task's ``key_added``), whether it saves a model and the R verb
+that offers it. A method's own defaults (epochs, learning rate) stay in its task function's
+signature and module, where its docstring explains them.
 """
 
 from __future__ import annotations
@@ -43,7 +44,6 @@ class Method:
     # label or type of the data (e.g. one score column per cell type)
     writes: tuple[str, ...] = ()
     saves_model: bool = False
-    defaults: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     r_verb: str | None = None  # the R verb whose `method` offers it (None: Python only)
 
     def __post_init__(self):

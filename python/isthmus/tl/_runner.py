@@ -4,13 +4,14 @@ what each task did for itself before:
 1. looks the method up in the registry (one "unknown method" message for every task);
 2. checks the arguments' types and ranges against the task function's signature, before any work,
    naming them as the caller types them (R users see ``seed.use``, Python users ``random_state``);
-3. runs the task's own input checks, then seeds, times and fits the method (its own function);
+3. runs the task's own input checks, then times and fits the method (its own function, which seeds
+   where its libraries draw random numbers);
 4. saves the model where the method trains one;
 5. writes the results and the record only once the fit succeeded, so a failed call leaves the
    user's object as it was; the record is built from the call's own arguments, model keyword
    arguments included (as scvi-tools' ``_get_init_params(locals())``), plus what the fit learnt;
-6. puts back the global library settings a fit changes (scvi-tools' verbosity, Lightning's loggers,
-   torch's thread count).
+6. puts back the global library settings a task changes, in its checks or its fit (scvi-tools'
+   verbosity, Lightning's loggers, torch's thread count).
 
 A method's function takes the call (:class:`Call`: every argument of the task function by name)
 and returns a :class:`Fit`: what to write, the model to save, facts for the record and the task's
@@ -127,7 +128,7 @@ def _simple_type(annotation: Any) -> tuple[str | None, bool]:
     return None, allow_none
 
 
-def _bool_text(value) -> str:
+def _bool_text() -> str:
     return "TRUE or FALSE" if _arguments.in_r() else "True or False"
 
 
@@ -138,7 +139,7 @@ def check_argument(python_name: str, value: Any, kind: str, allow_none: bool) ->
     if value is None:
         if allow_none:
             return None
-        raise ValueError(f"isthmus: {shown} must be {_WHAT[kind] if kind != 'bool' else _bool_text(value)}, "
+        raise ValueError(f"isthmus: {shown} must be {_WHAT[kind] if kind != 'bool' else _bool_text()}, "
                          f"not {_arguments.value_text(None)}.")
     if isinstance(value, (list, tuple, np.ndarray)):  # R's vectors arrive as lists or arrays
         items = list(np.asarray(value).ravel()) if isinstance(value, np.ndarray) else list(value)
@@ -149,7 +150,7 @@ def check_argument(python_name: str, value: Any, kind: str, allow_none: bool) ->
     value = _plain(value)
     if kind == "bool":
         if not isinstance(value, bool):
-            raise ValueError(f"isthmus: {shown} must be {_bool_text(value)}; got {_arguments.value_text(value)}.")
+            raise ValueError(f"isthmus: {shown} must be {_bool_text()}; got {_arguments.value_text(value)}.")
         return value
     if kind == "str":
         if not isinstance(value, str):
@@ -202,28 +203,21 @@ def validate(function: Callable[..., Any], arguments: dict[str, Any]) -> dict[st
 
 @contextlib.contextmanager
 def settings_kept():
-    """Put back what fitting changes process-wide: scvi-tools' verbosity and seed, Lightning's log
-    levels and torch's thread count (numba resets it when scanpy's or scVelo's parallel code starts)."""
+    """Put back what a task changes process-wide: scvi-tools' verbosity, Lightning's log levels and
+    torch's thread count (numba resets it when scanpy's or scVelo's parallel code starts). A library
+    the task loads first keeps the settings it was loaded with."""
     loggers = {name: logging.getLogger(name).level
                for name in ("lightning", "lightning.pytorch", "lightning.fabric", "pytorch_lightning")}
     scvi = sys.modules.get("scvi")
     verbosity = scvi.settings.verbosity if scvi is not None else None
-    torch = sys.modules.get("torch")
-    threads = torch.get_num_threads() if torch is not None else None
     try:
-        yield
+        with _common.torch_threads_kept():
+            yield
     finally:
         for name, level in loggers.items():
             logging.getLogger(name).setLevel(level)
-        scvi = sys.modules.get("scvi")
-        if scvi is not None and verbosity is not None:
+        if verbosity is not None:
             scvi.settings.verbosity = verbosity
-        torch = sys.modules.get("torch")
-        if torch is not None:
-            if threads is None:  # first loaded by this task: keep the count it started with
-                pass
-            elif torch.get_num_threads() != threads:
-                torch.set_num_threads(threads)
 
 
 # ---- the record ---------------------------------------------------------------------------------
@@ -277,9 +271,9 @@ def run(task_name: str, arguments: Mapping[str, Any]):
     entry = lookup(task_name, arguments["method"])
     arguments = validate(task.function, arguments)
     call = Call({**arguments, "model_kwargs": model_kwargs})
-    if task.prepare is not None:
-        task.prepare(call, entry)
-    with settings_kept():
+    with settings_kept():  # the shared checks too: some seed, or run numba (scanpy), before the fit
+        if task.prepare is not None:
+            task.prepare(call, entry)
         started = time.perf_counter()
         fit = entry.fit(call)
         seconds = time.perf_counter() - started

@@ -75,11 +75,10 @@ def check_rows_have_counts(counts, names, rows: str, advice: str, on: str = "") 
 def check_spots_have_counts(adata, layer: str | None, what: str = "spatial data") -> None:
     """Every spot has counts, and none is negative (counts, or log-normalised values, never are)."""
     matrix = _common.matrix_of(adata, layer)
-    values = matrix.data if sparse.issparse(matrix) else np.asarray(matrix)
-    if values.size and values.min() < 0:
-        where = f"layers[{layer!r}]" if layer is not None else "X"
-        raise ValueError(f"isthmus: {where} of the {what} holds negative values; give the raw counts.")
-    check_rows_have_counts(_common.matrix_of(adata, layer), adata.obs_names, f"spots of the {what}",
+    where = f"layers[{layer!r}]" if layer is not None else "X"
+    _common.check_non_negative(matrix.data if sparse.issparse(matrix) else np.asarray(matrix),
+                               f"{where} of the {what}", "give the raw counts")
+    check_rows_have_counts(matrix, adata.obs_names, f"spots of the {what}",
                            "subset them away (in R: subset(object, nCount_Spatial > 0)).")
 
 

@@ -149,22 +149,6 @@ def _quiet_scvelo():
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
 
-@contextlib.contextmanager
-def _torch_threads_kept():
-    """numba's parallel code (scanpy's neighbours, UMAP, scVelo) runs on the OpenMP runtime torch
-    shares, and sets its thread count to the number of cores when it starts, over the user's
-    OMP_NUM_THREADS or torch.set_num_threads(); put torch's count back. (On a busy machine torch
-    with more threads than free cores trains many times slower.)"""
-    import torch
-
-    threads = torch.get_num_threads()
-    try:
-        yield
-    finally:
-        if torch.get_num_threads() != threads:
-            torch.set_num_threads(threads)
-
-
 # ---- the task ---------------------------------------------------------------------------------
 
 
@@ -181,7 +165,7 @@ def _prepare(call, entry) -> None:
     if adata.n_obs < 10:
         raise ValueError(f"isthmus: velocity needs at least 10 cells; the data has {adata.n_obs}.")
     _common.seed_everything(call.random_state)  # seeds NumPy too: scVelo's few random steps follow it
-    with _quiet_scvelo(), _torch_threads_kept():
+    with _quiet_scvelo(), _common.torch_threads_kept():
         call.work = _preprocess(spliced, unspliced, adata.obs_names, adata.var_names, n_top_genes=call.n_top_genes,
                                 min_shared_counts=call.min_shared_counts, n_neighbors=call.n_neighbors,
                                 n_pcs=call.n_pcs, random_state=call.random_state, verbose=call.verbose)
@@ -190,7 +174,7 @@ def _prepare(call, entry) -> None:
 
 
 def _fit_velovi_method(call) -> Fit:
-    with _quiet_scvelo(), _torch_threads_kept():
+    with _quiet_scvelo(), _common.torch_threads_kept():
         fitted, latent_kind, model, epochs = _fit_velovi(call.work, max_epochs=call.max_epochs,
                                                          n_samples=call.n_samples, random_state=call.random_state,
                                                          verbose=call.verbose, **call.model_kwargs)
@@ -203,7 +187,7 @@ def _fit_velovi_method(call) -> Fit:
 
 
 def _fit_scvelo_method(call) -> Fit:
-    with _quiet_scvelo(), _torch_threads_kept():
+    with _quiet_scvelo(), _common.torch_threads_kept():
         fitted, latent_kind = _fit_scvelo(call.work, mode=call.mode, n_jobs=call.n_jobs, verbose=call.verbose)
         # scVelo's dynamical fit filters its genes by likelihood, as scVelo's own latent_time does
         fit = _velocity_fit(call, fitted, latent_kind, min_likelihood=0.1, uncertainty=None)
