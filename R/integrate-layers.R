@@ -48,7 +48,7 @@ IsthmusSCVIIntegration <- function(object, assay = NULL, orig = NULL, layers = N
                                    features = NULL, new.reduction = "integrated.scvi", reduction.key = NULL,
                                    meta.data = NULL, batch = NULL, categorical.covariates = NULL,
                                    continuous.covariates = NULL, n_latent = 10, max_epochs = NULL,
-                                   model.dir = NULL, allow.non.integer = FALSE, seed.use = 42, verbose = TRUE, ...) {
+                                   model.dir = NULL, allow.non.integer = FALSE, seed.use = 0, verbose = TRUE, ...) {
   .integrate_layers("scvi", object, assay, layers, features, new.reduction, reduction.key, meta.data, batch,
                     labels = NULL, categorical.covariates, continuous.covariates, n_latent, max_epochs,
                     scanvi_epochs = NULL, model.dir, allow.non.integer, seed.use, verbose, ...)
@@ -60,7 +60,7 @@ IsthmusSCANVIIntegration <- function(object, assay = NULL, orig = NULL, layers =
                                      features = NULL, new.reduction = "integrated.scanvi", reduction.key = NULL,
                                      meta.data = NULL, labels = NULL, batch = NULL, categorical.covariates = NULL,
                                      continuous.covariates = NULL, n_latent = 10, max_epochs = NULL,
-                                     scanvi_epochs = 20, model.dir = NULL, allow.non.integer = FALSE, seed.use = 42,
+                                     scanvi_epochs = 20, model.dir = NULL, allow.non.integer = FALSE, seed.use = 0,
                                      verbose = TRUE, ...) {
   if (is.null(labels)) {
     stop("isthmus: scANVI needs labels: pass meta.data = object[[]] and labels = \"<cell-type column>\".",
@@ -109,7 +109,7 @@ IsthmusSCANVIIntegration <- function(object, assay = NULL, orig = NULL, layers =
   out <- .integrate_in_python(adata, method, batch, labels, categorical.covariates, continuous.covariates, n_latent,
                               max_epochs, scanvi_epochs, allow.non.integer, model.dir, seed.use, verbose, ...)
   key <- reduction.key %||% SeuratObject::Key(gsub("[^A-Za-z0-9]", "", new.reduction), quiet = TRUE)
-  latent <- as.matrix(out$latent)
+  latent <- as.matrix(out$written[[paste0("obsm/X_", method)]])
   dimnames(latent) <- list(cells, paste0(key, seq_len(ncol(latent))))
   reduction <- SeuratObject::CreateDimReducObject(embeddings = latent, key = key, assay = assay,
                                                   misc = list(isthmus = out$record))

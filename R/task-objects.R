@@ -1,11 +1,82 @@
 # What the verbs need from a Seurat or SingleCellExperiment object, and how results go back in,
 # written once per class here so that each verb (tasks-*.R) is written once for both.
 #
-#   input  .task_input()     counts + the named cell columns (+ an embedding) as a lean AnnData
-#   output .put_embedding()  Seurat reduction (lower-case name, key) / SCE reducedDim (upper-case)
-#          .put_columns()    meta.data / colData columns
-#          .put_expression() a new Seurat assay (data) / SCE assay or altExp
-#          .put_record()     Tool(object, "isthmus")[[name]] / metadata(object)$isthmus[[name]]
+# Every verb is an S3 generic, Seurat's way (RunPCA.default -> RunPCA.Seurat):
+#   <Verb>.default(counts, meta.data, ...)  a features x cells matrix and a data.frame of cells in;
+#                                           a plain result (.task_result()) out, for any R user
+#   <Verb>.Seurat / .SingleCellExperiment   pick the assay, layer, columns and reductions
+#                                           (.object_parts()), call .default, store its result
+#                                           with .put_result()
+#
+#   crossing .run_core()     the one call into the core: lean AnnDatas + the Python keywords in,
+#                            one result shape out (written entries by registry path, record, value)
+#   input    .task_anndata() counts + the named cell columns (+ embedding, coordinates) as an AnnData
+#   output   .put_result()   reductions, meta.data / colData columns, assays and records, for both
+#                            classes: Seurat reduction (lower-case name, key) / SCE reducedDim
+#                            (upper-case); a new Seurat assay (data) / SCE assay or altExp;
+#                            Tool(object, "isthmus") / metadata(object)$isthmus
+
+# ---- the one crossing ----------------------------------------------------------------------------
+
+# Runs tl.<task> in the core (isthmus._r.run) and returns its one result shape: `written` (every
+# entry the task wrote, named by its registry path, e.g. "obsm/X_scvi"), `record` and `value`,
+# tables as data.frames. `data`: lean AnnDatas, or list(modalities = ...) / list(layers = ...) /
+# list(obsm = ...) parts the core assembles; `options`: a figure file and its title.
+.run_core <- function(task, data, kwargs, options = NULL, .names = .r_names()) {
+  .from_core(.py_task("run", task, data, kwargs, options, .names = .names))
+}
+
+# Tables from the core ({".frame": columns, ".rows": names}) as data.frames, everywhere in a result.
+.from_core <- function(x) {
+  if (!is.list(x) || is.data.frame(x)) return(x)
+  if (!is.null(x[[".frame"]])) {
+    columns <- lapply(x[[".frame"]], function(v) if (is.list(v)) .as_chr(v) else as.vector(v))
+    frame <- as.data.frame(columns, stringsAsFactors = FALSE, optional = TRUE)
+    if (!length(columns)) frame <- data.frame(row.names = seq_along(.as_chr(x[[".rows"]])))
+    return(frame)
+  }
+  lapply(x, .from_core)
+}
+
+# A data.frame as an argument of the core (a pandas frame there).
+.frame_to_core <- function(frame) list(.frame = lapply(frame, function(v) if (is.factor(v)) as.character(v) else v))
+
+# ---- results -------------------------------------------------------------------------------------
+
+# What every verb's .default returns and .put_result() stores:
+#   reductions  name -> list(embedding = cells x dims, key = "SCVI_", assay = the assay it came from)
+#   columns     a data.frame of new cell columns, one row per cell
+#   assays      name -> list(values = features x cells, record = the record; quiet.names = TRUE where
+#               rows are labels that may hold "_" (Seurat changes those, as its own TransferData
+#               does); seurat.only = TRUE for an assay only Seurat's plots need, with `columns`
+#               that an SCE keeps instead)
+#   records     name -> record (Tool(object, "isthmus") / metadata(object)$isthmus)
+#   value       what the verb returns besides (a table), when it has one
+.task_result <- function(reductions = list(), columns = NULL, assays = list(), records = list(), value = NULL) {
+  list(reductions = reductions, columns = columns, assays = assays, records = records, value = value)
+}
+
+# A result into a Seurat or SingleCellExperiment object. Reduction names follow each class's custom
+# (Seurat "scvi", SCE "SCVI") unless `names` (default name -> the user's name) sets them.
+.put_result <- function(object, result, assay = NULL, names = list()) {
+  for (name in names(result$reductions)) {
+    r <- result$reductions[[name]]
+    shown <- names[[name]] %||% .default_reduction_name(object, name)
+    object <- .put_embedding(object, shown, r$key, r$embedding, r$assay %||% assay, r$record)
+  }
+  if (length(result$columns)) object <- .put_columns(object, result$columns)
+  for (name in names(result$assays)) {
+    a <- result$assays[[name]]
+    if (isTRUE(a$seurat.only) && !.is_seurat(object)) {
+      # an assay only Seurat's plots need (scores, proportions): an SCE keeps its columns instead
+      if (length(a$columns)) object <- .put_columns(object, a$columns)
+      next
+    }
+    object <- .put_expression(object, names[[name]] %||% name, a$values, a$record, quiet.names = isTRUE(a$quiet.names))
+  }
+  for (name in names(result$records)) object <- .put_record(object, names[[name]] %||% name, result$records[[name]])
+  object
+}
 
 .is_seurat <- function(object) inherits(object, "Seurat")
 
@@ -46,23 +117,48 @@
   if (.is_seurat(object)) SeuratObject::Embeddings(object, reduction) else SingleCellExperiment::reducedDim(object, reduction)
 }
 
-# The counts (shared with Python, not copied) and only the cell columns a task needs; the core
-# checks those columns (NA handling included: labels' NA means unlabelled).
-.task_input <- function(object, assay = NULL, layer = "counts", columns = NULL,
-                        embedding = NULL, spatial = FALSE, image = NULL) {
-  .check_task_object(object)
+# The parts of a Seurat / SCE object that a verb's .default takes: the counts (shared with
+# Python, not copied), the named cell columns the object has (the core checks them once: missing,
+# NA, kind, and names them in its message), and an embedding or coordinates when asked for.
+.object_parts <- function(object, assay = NULL, layer = "counts", columns = NULL, embedding = NULL,
+                          spatial = FALSE, image = NULL, arg = "object") {
+  .check_task_object(object, arg)
   counts <- .task_counts(object, assay, layer)
   meta <- .cell_meta(object)
-  # only the columns the object has cross; the core checks them (missing, NA, kind) once and
-  # names them in its message
-  columns <- intersect(unique(unlist(columns)), names(meta))
-  obsm <- list()
-  if (!is.null(embedding)) {
-    obsm$X_input <- .matrix_to_py(.embedding_of(object, embedding), paste0("reduction ", embedding), orientation = "same")
+  list(counts = counts$matrix, what = counts$what, assay = counts$assay,
+       meta.data = meta[intersect(unique(unlist(columns)), names(meta))],
+       embedding = if (!is.null(embedding)) .embedding_of(object, embedding),
+       coordinates = if (spatial) .spatial_coordinates(object, image))
+}
+
+# A .default's input as the core's AnnData: features x cells counts, the named columns of
+# `meta.data` (only those it has cross; the core names any that are missing), an embedding
+# (obsm "X_input") and spatial coordinates (obsm "spatial"), both cells x dimensions.
+.task_anndata <- function(counts, meta.data = NULL, columns = NULL, embedding = NULL, coordinates = NULL,
+                          what = "counts", arg = "object") {
+  if (length(dim(counts)) != 2 || is.null(rownames(counts)) || is.null(colnames(counts))) {
+    stop("isthmus: ", arg, " must be a features x cells matrix with row names (features) and column names ",
+         "(cells), or a Seurat or SingleCellExperiment object.", call. = FALSE)
   }
-  if (spatial) obsm$spatial <- .matrix_to_py(.spatial_coordinates(object, image), "spatial coordinates", orientation = "same")
-  adata <- .lean_anndata(counts$matrix, counts$what, meta[unique(columns)], obsm)
-  list(adata = adata, assay = counts$assay, features = rownames(counts$matrix))
+  n <- ncol(counts)
+  for (part in list(list("meta.data", meta.data), list("embedding", embedding), list("coordinates", coordinates))) {
+    if (!is.null(part[[2]]) && NROW(part[[2]]) != n) {
+      stop("isthmus: ", part[[1]], " has ", NROW(part[[2]]), " rows but ", arg, " has ", n, " cells (columns); ",
+           "give one row per cell.", call. = FALSE)
+    }
+  }
+  if (!is.null(meta.data) && !is.data.frame(meta.data)) {
+    stop("isthmus: meta.data must be a data.frame of cell columns.", call. = FALSE)
+  }
+  columns <- intersect(unique(unlist(columns)), names(meta.data))
+  obsm <- list()
+  if (!is.null(embedding)) obsm$X_input <- .matrix_to_py(as.matrix(embedding), "embedding", orientation = "same")
+  if (!is.null(coordinates)) {
+    xy <- as.matrix(coordinates)[, 1:2, drop = FALSE]
+    storage.mode(xy) <- "double"
+    obsm$spatial <- .matrix_to_py(xy, "spatial coordinates", orientation = "same")
+  }
+  .lean_anndata(counts, what, if (length(columns)) meta.data[columns], obsm)
 }
 
 # Columns that only R reads (plot colours, VelocityScores' groups) must exist; the columns that
@@ -73,11 +169,11 @@
 }
 
 # A features x cells matrix (shared with Python, not copied) and a few cell columns as an AnnData.
-.lean_anndata <- function(counts, what, columns, obsm = list()) {
+.lean_anndata <- function(counts, what, columns, obsm = list(), layers = list()) {
   cells <- colnames(counts)
   features <- rownames(counts)
   obs <- if (length(columns)) .frame_to_py(columns, cells, "meta.data", .new_report()) else .empty_frame(cells)
-  parts <- list(obs_names = cells, var_names = features, X = .matrix_to_py(counts, what), layers = list(),
+  parts <- list(obs_names = cells, var_names = features, X = .matrix_to_py(counts, what), layers = layers,
                 obs = obs, var = .empty_frame(features), obsm = obsm, varm = list(), obsp = list(), uns = list())
   .py_task("anndata_from_r", parts, FALSE)
 }
@@ -148,10 +244,13 @@
 
 # `values`: features x cells. Seurat: a new assay holding it as `data`; SCE: an assay when it
 # covers every gene, else an altExp (an SCE assay must match the object's rows).
-.put_expression <- function(object, name, values, record) {
+.put_expression <- function(object, name, values, record, quiet.names = FALSE) {
   dimnames(values) <- dimnames(values) %||% list(NULL, colnames(object))
   if (.is_seurat(object)) {
-    assay <- SeuratObject::CreateAssayObject(data = values)
+    # Seurat's feature names cannot hold "_": it warns and changes them; for label-named rows
+    # (cell types, scores) that is expected, so it stays quiet there
+    assay <- if (quiet.names) suppressWarnings(SeuratObject::CreateAssayObject(data = values)) else
+      SeuratObject::CreateAssayObject(data = values)
     SeuratObject::Key(assay) <- .safe_key(name)
     assay@misc <- list(isthmus = record)
     object <- .set_assay(object, name, assay)

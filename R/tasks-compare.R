@@ -32,18 +32,20 @@
 #' @export
 CompareMethods <- function(object, task = c("integration", "label_transfer", "deconvolution"), methods = NULL, batch = NULL,
                            labels, query.batches = NULL, holdout.labels = NULL, png = NULL, assay = NULL,
-                           layer = "counts", max_epochs = NULL, seed.use = 42, verbose = TRUE, ...) {
+                           layer = "counts", max_epochs = NULL, seed.use = 0, verbose = TRUE, ...) {
   task <- match.arg(task)
-  input <- .task_input(object, assay, layer, columns = c(batch, labels))
+  parts <- .object_parts(object, assay, layer, columns = c(batch, labels))
+  adata <- .task_anndata(parts$counts, parts$meta.data, c(batch, labels))
   kwargs <- list(task = task, methods = if (!is.null(methods)) as.list(methods), batch_key = batch,
                  labels_key = labels, query_batches = if (!is.null(query.batches)) as.list(as.character(query.batches)),
                  holdout_labels = as.list(as.character(holdout.labels)), layer = NULL,
                  max_epochs = max_epochs, random_state = seed.use, verbose = verbose, ...)
   title <- paste0("isthmus: ", task, " methods on ", ncol(object), " cells")
-  out <- .py_task("compare", input$adata, kwargs, if (!is.null(png)) normalizePath(png, mustWork = FALSE), title)
-  table <- as.data.frame(out$table, stringsAsFactors = FALSE)
+  options <- list(figure = if (!is.null(png)) normalizePath(png, mustWork = FALSE), title = title)
+  out <- .run_core("compare", list(adata), kwargs, options)
+  table <- out$value
   rownames(table) <- NULL
-  attr(table, "png") <- if (nzchar(out$png)) out$png
+  attr(table, "png") <- if (nzchar(out$figure)) out$figure
   table
 }
 
@@ -87,10 +89,10 @@ CompareEmbeddings <- function(object, labels, reductions = NULL, neighbors = NUL
     }
     nn <- object[[name]]
     if (!all(known)) stop("isthmus: neighbour graphs are scored on every cell: give every cell a label.", call. = FALSE)
-    list(SeuratObject::Indices(nn), SeuratObject::Distances(nn))
+    # the core's ("neighbors", indices from 0, distances)
+    list("neighbors", SeuratObject::Indices(nn) - 1L, SeuratObject::Distances(nn))
   })
-  table <- as.data.frame(.py_task("bio_scores", as.character(meta[[labels]][known]), embeddings, graphs),
-                         stringsAsFactors = FALSE)
+  table <- .run_core("bio_scores", list(as.character(meta[[labels]][known]), c(embeddings, graphs)), list())$value
   rownames(table) <- NULL
   table
 }

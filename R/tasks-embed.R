@@ -13,7 +13,8 @@
 #'
 #' `RunSCVI()` and `RunSCANVI()` are `IntegrateCells()` with `method` set.
 #'
-#' @param object A Seurat or SingleCellExperiment object.
+#' @param object A Seurat or SingleCellExperiment object; or (the default method) a features x
+#'   cells matrix of raw counts, which returns the result as a plain list instead of an object.
 #' @param method "scvi", "scanvi" (needs `labels`) or "harmony" (on `reduction` if the object has
 #'   it, else on a PCA computed the standard way).
 #' @param batch A meta.data / colData column with each cell's batch (sample, chemistry, ...), or
@@ -33,31 +34,63 @@
 #' @param reduction.name,reduction.key Name and key of the new reduction.
 #' @param allow.non.integer Let count models train on non-integer values (e.g. ambient-corrected
 #'   counts); normalised data is refused otherwise.
-#' @param seed.use Random seed: the same seed gives the same result on the same machine.
+#' @param seed.use Random seed (0, as in the Python core, for every verb): the same seed gives the
+#'   same result on the same machine.
 #' @param verbose Print a progress line about every tenth of training.
+#' @param meta.data Default method: a data.frame of cell columns (batch, labels, covariates), one
+#'   row per column of `object`.
+#' @param embedding Default method, Harmony: a cells x dimensions matrix to correct (default: a
+#'   PCA computed the standard way).
 #' @param ... Passed to `scvi.model.SCVI()` (e.g. `n_layers`, `gene_likelihood`).
-#' @return The object with the reduction and the record added.
+#' @return The object with the reduction and the record added; the default method returns a list
+#'   (`reductions`: name -> embedding, key and record; `records`).
 #' @export
-IntegrateCells <- function(object, method = c("scvi", "scanvi", "harmony"), batch = NULL, labels = NULL,
-                           categorical.covariates = NULL, continuous.covariates = NULL, assay = NULL,
-                           layer = "counts", reduction = NULL, n_latent = 10, max_epochs = NULL,
-                           scanvi_epochs = 20, model.dir = NULL, reduction.name = NULL, reduction.key = NULL,
-                           allow.non.integer = FALSE, seed.use = 42, verbose = TRUE, ...) {
+IntegrateCells <- function(object, ...) UseMethod("IntegrateCells")
+
+#' @rdname IntegrateCells
+#' @export
+IntegrateCells.default <- function(object, meta.data = NULL, method = c("scvi", "scanvi", "harmony"), batch = NULL,
+                                   labels = NULL, categorical.covariates = NULL, continuous.covariates = NULL,
+                                   embedding = NULL, n_latent = 10, max_epochs = NULL, scanvi_epochs = 20,
+                                   model.dir = NULL, allow.non.integer = FALSE, seed.use = 0, verbose = TRUE, ...) {
   method <- .choose_method(method, "IntegrateCells")
-  .check_task_object(object)
+  adata <- .task_anndata(object, meta.data, c(batch, labels, categorical.covariates, continuous.covariates),
+                         embedding = if (method == "harmony") embedding)
+  out <- .integrate_in_python(adata, method, batch, labels, categorical.covariates, continuous.covariates,
+                              n_latent, max_epochs, scanvi_epochs, allow.non.integer, model.dir, seed.use, verbose,
+                              use_rep = if (method == "harmony" && !is.null(embedding)) "X_input", ...)
+  reduction <- list(embedding = out$written[[paste0("obsm/X_", method)]], key = paste0(toupper(method), "_"),
+                    record = out$record)
+  .task_result(reductions = stats::setNames(list(reduction), method), records = stats::setNames(list(out$record), method))
+}
+
+#' @rdname IntegrateCells
+#' @export
+IntegrateCells.Seurat <- function(object, method = c("scvi", "scanvi", "harmony"), batch = NULL, labels = NULL,
+                                  categorical.covariates = NULL, continuous.covariates = NULL, assay = NULL,
+                                  layer = "counts", reduction = NULL, n_latent = 10, max_epochs = NULL,
+                                  scanvi_epochs = 20, model.dir = NULL, reduction.name = NULL, reduction.key = NULL,
+                                  allow.non.integer = FALSE, seed.use = 0, verbose = TRUE, ...) {
+  method <- .choose_method(method, "IntegrateCells")
   reduction <- reduction %||% .default_reduction_name(object, "pca")
   has_pca <- method == "harmony" && reduction %in% .reduction_names(object)
-  input <- .task_input(object, assay, layer, columns = c(batch, labels, categorical.covariates, continuous.covariates),
-                       embedding = if (has_pca) reduction)
-  out <- .integrate_in_python(input$adata, method, batch, labels, categorical.covariates, continuous.covariates,
-                              n_latent, max_epochs, scanvi_epochs, allow.non.integer, model.dir, seed.use, verbose,
-                              use_rep = if (has_pca) "X_input", ...)
-  name <- reduction.name %||% .default_reduction_name(object, method)
-  key <- reduction.key %||% paste0(toupper(method), "_")
-  record <- out$record
-  object <- .put_embedding(object, name, key, out$latent, input$assay, record)
-  .put_record(object, name, record)
+  parts <- .object_parts(object, assay, layer, columns = c(batch, labels, categorical.covariates, continuous.covariates),
+                         embedding = if (has_pca) reduction)
+  result <- IntegrateCells.default(parts$counts, parts$meta.data, method = method, batch = batch, labels = labels,
+                                   categorical.covariates = categorical.covariates,
+                                   continuous.covariates = continuous.covariates, embedding = parts$embedding,
+                                   n_latent = n_latent, max_epochs = max_epochs, scanvi_epochs = scanvi_epochs,
+                                   model.dir = model.dir, allow.non.integer = allow.non.integer, seed.use = seed.use,
+                                   verbose = verbose, ...)
+  if (!is.null(reduction.key)) result$reductions[[method]]$key <- reduction.key
+  names <- stats::setNames(list(reduction.name %||% .default_reduction_name(object, method)), method)
+  .put_result(object, result, parts$assay, names)
 }
+
+#' @rdname IntegrateCells
+#' @method IntegrateCells SingleCellExperiment
+#' @export
+IntegrateCells.SingleCellExperiment <- IntegrateCells.Seurat
 
 # tl.integrate (python/isthmus/tl/_embed.py) with the R arguments as its keywords; shared by
 # IntegrateCells() and the IntegrateLayers() methods (integrate-layers.R).
@@ -69,7 +102,7 @@ IntegrateCells <- function(object, method = c("scvi", "scanvi", "harmony"), batc
                  n_latent = n_latent, max_epochs = max_epochs, scanvi_epochs = scanvi_epochs, use_rep = use_rep,
                  allow_non_integer = allow.non.integer, model_dir = model.dir %||% .session_model_dir(method),
                  random_state = seed.use, verbose = verbose, ...)
-  .py_task("integrate", adata, kwargs)
+  .run_core("integrate", list(adata), kwargs)
 }
 
 #' @rdname IntegrateCells
@@ -88,17 +121,34 @@ RunSCANVI <- function(object, labels, batch = NULL, ...) {
 #' Leiden (scanpy with igraph, the same code the Python core and the benchmarks use), so that a
 #' DL embedding and its baseline are clustered the same way.
 #'
-#' @param object A Seurat or SingleCellExperiment object.
+#' @param object A Seurat or SingleCellExperiment object; or (the default method) a cells x
+#'   dimensions matrix (an embedding), which returns the clusters as a factor.
 #' @param reduction The reduction (SCE: reducedDim) to cluster on.
 #' @param dims Which dimensions to use (default: all).
 #' @param resolution Leiden resolution: higher gives more clusters.
 #' @param n_neighbors Neighbours per cell in the graph.
 #' @param cluster.name The new meta.data / colData column (default "<reduction>_clusters").
 #' @param seed.use Random seed.
-#' @return The object with a factor column of clusters.
+#' @param ... Not used.
+#' @return The object with a factor column of clusters; the default method returns the factor.
 #' @export
-ClusterCells <- function(object, reduction, dims = NULL, resolution = 1, n_neighbors = 15, cluster.name = NULL,
-                         seed.use = 42) {
+ClusterCells <- function(object, ...) UseMethod("ClusterCells")
+
+#' @rdname ClusterCells
+#' @export
+ClusterCells.default <- function(object, resolution = 1, n_neighbors = 15, seed.use = 0, ...) {
+  embedding <- as.matrix(object)
+  out <- .run_core("cluster", list(list(obsm = list(X_rep = embedding))),
+                   list(use_rep = "X_rep", resolution = resolution, n_neighbors = n_neighbors, key_added = "clusters",
+                        random_state = seed.use))
+  labels <- .as_chr(out$value)
+  factor(labels, levels = as.character(sort(unique(as.integer(labels)))))
+}
+
+#' @rdname ClusterCells
+#' @export
+ClusterCells.Seurat <- function(object, reduction, dims = NULL, resolution = 1, n_neighbors = 15, cluster.name = NULL,
+                                seed.use = 0, ...) {
   .check_task_object(object)
   emb <- .embedding_of(object, reduction)
   if (!is.null(dims)) {
@@ -108,9 +158,12 @@ ClusterCells <- function(object, reduction, dims = NULL, resolution = 1, n_neigh
     }
     emb <- emb[, dims, drop = FALSE]
   }
-  labels <- .py_task("cluster", emb, list(resolution = resolution, n_neighbors = n_neighbors, random_state = seed.use))
-  name <- cluster.name %||% paste0(reduction, "_clusters")
-  df <- data.frame(factor(unlist(labels), levels = as.character(sort(unique(as.integer(unlist(labels)))))))
-  names(df) <- name
-  .put_columns(object, df)
+  df <- data.frame(ClusterCells.default(emb, resolution = resolution, n_neighbors = n_neighbors, seed.use = seed.use))
+  names(df) <- cluster.name %||% paste0(reduction, "_clusters")
+  .put_result(object, .task_result(columns = df))
 }
+
+#' @rdname ClusterCells
+#' @method ClusterCells SingleCellExperiment
+#' @export
+ClusterCells.SingleCellExperiment <- ClusterCells.Seurat

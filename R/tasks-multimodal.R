@@ -26,7 +26,8 @@
 #' `Tool(object, "isthmus")` (SCE: `metadata(object)$isthmus`).
 #'
 #' @param object A Seurat object with both assays, or a SingleCellExperiment whose protein or
-#'   ATAC counts are the altExp `protein.assay` / `atac.assay` (its RNA counts: the assay "counts").
+#'   ATAC counts are the altExp `protein.assay` / `atac.assay` (its RNA counts: the assay "counts");
+#'   or (the default method) the RNA counts as a features x cells matrix, with `protein` or `atac`.
 #' @param method "totalvi", "multivi" or "pca".
 #' @param rna.assay The Seurat assay with the raw RNA counts.
 #' @param protein.assay,atac.assay The Seurat assay (SCE: altExp) with the raw protein or peak
@@ -42,55 +43,89 @@
 #'   [SaveModel()]).
 #' @param seed.use Random seed: the same seed gives the same result on the same machine.
 #' @param verbose Print a progress line about every tenth of training.
+#' @param protein,atac Default method: the second modality's raw counts, features x the same cells.
+#' @param meta.data Default method: a data.frame with the batch column.
 #' @param ... Passed to `scvi.model.TOTALVI()` / `scvi.model.MULTIVI()` (e.g. `n_layers_encoder`).
-#' @return The object with the reductions, assays and record added.
+#' @return The object with the reductions, assays and record added; the default method returns a
+#'   list (`reductions`, `assays`, `records`).
 #' @export
-IntegrateModalities <- function(object, method = c("totalvi", "multivi", "pca"), rna.assay = "RNA",
-                                protein.assay = NULL, atac.assay = NULL, batch = NULL, n_latent = NULL, n_comps = 20,
-                                max_epochs = NULL, model.dir = NULL, seed.use = 42, verbose = TRUE, ...) {
+IntegrateModalities <- function(object, ...) UseMethod("IntegrateModalities")
+
+#' @rdname IntegrateModalities
+#' @export
+IntegrateModalities.default <- function(object, protein = NULL, atac = NULL, method = c("totalvi", "multivi", "pca"),
+                                        batch = NULL, n_latent = NULL, n_comps = 20, max_epochs = NULL,
+                                        model.dir = NULL, seed.use = 0, verbose = TRUE, meta.data = NULL, ...) {
   method <- .choose_method(method, "IntegrateModalities")
-  .check_task_object(object)
-  second <- .second_modality(object, method, protein.assay, atac.assay)
-  rna <- .task_input(object, if (.is_seurat(object)) rna.assay, "counts", columns = batch)
-  counts <- .modality_counts(object, second$assay)
-  other <- .lean_anndata(counts, paste0(second$kind, " assay ", second$assay), NULL)
+  if (is.null(protein) == is.null(atac)) stop("isthmus: give the second modality: protein or atac counts.", call. = FALSE)
+  kind <- if (!is.null(protein)) "protein" else "atac"
+  if (method == "totalvi" && kind != "protein") stop("isthmus: totalVI models protein: give protein counts.", call. = FALSE)
+  if (method == "multivi" && kind != "atac") stop("isthmus: MultiVI here models ATAC: give atac counts.", call. = FALSE)
+  rna <- .task_anndata(object, meta.data, batch)
+  second <- .task_anndata(protein %||% atac, NULL, what = paste0(kind, " counts"), arg = kind)
   if (method == "totalvi") n_latent <- n_latent %||% 20
   kwargs <- list(method = method, batch_key = batch, n_comps = n_comps, max_epochs = max_epochs,
                  model_dir = model.dir %||% .session_model_dir(method), random_state = seed.use, verbose = verbose, ...)
   kwargs$n_latent <- n_latent  # NULL leaves the model's own default
-  if (second$kind == "protein") {
-    out <- .py_task("rna_protein", rna$adata, other, kwargs)
-  } else {
-    out <- .py_task("rna_atac", rna$adata, other, kwargs)
-  }
+  modalities <- if (kind == "protein") list(rna = rna, prot = second) else list(rna = rna, atac = second)
+  task <- if (kind == "protein") "rna_protein" else "rna_atac"
+  kwargs[[kind]] <- names(modalities)[2]
+  kwargs$rna <- "rna"
+  kwargs$key_added <- "X_joint"
+  out <- .run_core(task, list(list(modalities = modalities)), kwargs)
   record <- out$record
+  obsm <- function(key, name, reduction.key, from = "rna") {
+    stats::setNames(list(list(embedding = out$written[[paste0("obsm/", key)]], key = reduction.key, record = record,
+                              assay = from)), name)
+  }
+  reductions <- switch(method,
+    totalvi = obsm("X_joint", "totalvi", "TOTALVI_"),
+    multivi = obsm("X_joint", "multivi", "MULTIVI_"),
+    c(obsm("X_rna_pca", "rna_pca", "RNAPC_"),
+      if (kind == "protein") obsm("X_protein_pca", "protein_pca", "PROTEINPC_", kind) else
+        obsm("X_atac_lsi", "atac_lsi", "ATACLSI_", kind)))
+  assays <- list()
   if (method == "totalvi") {
-    object <- .put_embedding(object, .default_reduction_name(object, "totalvi"), "TOTALVI_", out$latent,
-                             rna.assay, record)
-    proteins <- as.character(unlist(out$proteins))
-    cells <- colnames(object)
+    proteins <- .as_chr(out$value$proteins)
     for (part in c("denoised", "background")) {
-      values <- t(as.matrix(out[[part]]))
-      dimnames(values) <- list(proteins, cells)
+      values <- t(as.matrix(out$value[[part]]))
+      dimnames(values) <- list(proteins, colnames(object))
       name <- if (part == "denoised") "totalvi_protein" else "totalvi_background"
-      object <- .put_expression(object, name, methods::as(values, "CsparseMatrix"), record)
-    }
-  } else if (method == "multivi") {
-    object <- .put_embedding(object, .default_reduction_name(object, "multivi"), "MULTIVI_", out$latent,
-                             rna.assay, record)
-  } else {
-    object <- .put_embedding(object, .default_reduction_name(object, "rna_pca"), "RNAPC_", out$rna_pca, rna.assay, record)
-    if (second$kind == "protein") {
-      object <- .put_embedding(object, .default_reduction_name(object, "protein_pca"), "PROTEINPC_", out$protein_pca,
-                               second$assay, record)
-    } else {
-      object <- .put_embedding(object, .default_reduction_name(object, "atac_lsi"), "ATACLSI_", out$atac_lsi,
-                               second$assay, record)
+      assays[[name]] <- list(values = methods::as(values, "CsparseMatrix"), record = record)
     }
   }
-  name <- if (method != "pca") method else if (second$kind == "protein") "rna_protein_pca" else "rna_atac_pca"
-  .put_record(object, name, record)
+  name <- if (method != "pca") method else paste0("rna_", kind, "_pca")
+  .task_result(reductions = reductions, assays = assays, records = stats::setNames(list(record), name))
 }
+
+#' @rdname IntegrateModalities
+#' @export
+IntegrateModalities.Seurat <- function(object, method = c("totalvi", "multivi", "pca"), rna.assay = "RNA",
+                                       protein.assay = NULL, atac.assay = NULL, batch = NULL, n_latent = NULL,
+                                       n_comps = 20, max_epochs = NULL, model.dir = NULL, seed.use = 0, verbose = TRUE,
+                                       ...) {
+  method <- .choose_method(method, "IntegrateModalities")
+  .check_task_object(object)
+  second <- .second_modality(object, method, protein.assay, atac.assay)
+  rna <- .object_parts(object, if (.is_seurat(object)) rna.assay, "counts", columns = batch)
+  counts <- .modality_counts(object, second$assay)
+  result <- IntegrateModalities.default(rna$counts, protein = if (second$kind == "protein") counts,
+                                        atac = if (second$kind == "atac") counts, method = method, batch = batch,
+                                        n_latent = n_latent, n_comps = n_comps, max_epochs = max_epochs,
+                                        model.dir = model.dir, seed.use = seed.use, verbose = verbose,
+                                        meta.data = rna$meta.data, ...)
+  # each reduction records the assay it was computed from
+  for (name in names(result$reductions)) {
+    from <- result$reductions[[name]]$assay
+    result$reductions[[name]]$assay <- if (identical(from, "rna")) rna.assay else second$assay
+  }
+  .put_result(object, result)
+}
+
+#' @rdname IntegrateModalities
+#' @method IntegrateModalities SingleCellExperiment
+#' @export
+IntegrateModalities.SingleCellExperiment <- IntegrateModalities.Seurat
 
 # Which second modality a method reads: protein for totalVI, ATAC for MultiVI; the baseline takes
 # the assay named, or the one the object has.

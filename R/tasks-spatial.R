@@ -21,7 +21,8 @@
 #' group.by = "gat_domain")`.
 #'
 #' @param object A Seurat object with an image (Visium, SlideSeq, FOV) or a SpatialExperiment /
-#'   SingleCellExperiment with coordinates (`spatialCoords()`, or reducedDim "spatial"); raw counts.
+#'   SingleCellExperiment with coordinates; or (the default method) a features x spots matrix of
+#'   raw counts with `coordinates`, which returns the result as a plain list.
 #' @param method "gat", "neighbor_pca" or "pca".
 #' @param n.domains The number of domains; NULL: Leiden at `resolution`.
 #' @param cluster.method "gmm" (needs `n.domains`) or "leiden"; NULL picks by `n.domains`.
@@ -32,27 +33,57 @@
 #' @param max_epochs Training epochs of the graph model.
 #' @param resolution Leiden resolution (when `n.domains` is NULL).
 #' @param refine Smooth labels over the spatial neighbours once (SpaGCN's rule).
+#' @param coordinates Default method: the spots' (x, y) positions, a spots x 2 matrix.
+#' @param ... Not used.
 #' @inheritParams IntegrateCells
-#' @return The object with the domains added.
+#' @return The object with the domains added; the default method returns a list (`columns`,
+#'   `reductions`, `records`).
 #' @export
-FindSpatialDomains <- function(object, method = c("gat", "neighbor_pca", "pca"), n.domains = NULL,
-                               cluster.method = NULL, assay = NULL, layer = "counts", image = NULL, n.seeds = 5,
-                               n_neighbors = 6, n_top_genes = 3000, max_epochs = 1000, resolution = 1,
-                               refine = TRUE, seed.use = 0, verbose = TRUE) {
+FindSpatialDomains <- function(object, ...) UseMethod("FindSpatialDomains")
+
+#' @rdname FindSpatialDomains
+#' @export
+FindSpatialDomains.default <- function(object, coordinates, method = c("gat", "neighbor_pca", "pca"), n.domains = NULL,
+                                       cluster.method = NULL, n.seeds = 5, n_neighbors = 6, n_top_genes = 3000,
+                                       max_epochs = 1000, resolution = 1, refine = TRUE, seed.use = 0, verbose = TRUE,
+                                       ...) {
   method <- .choose_method(method, "FindSpatialDomains")
-  input <- .task_input(object, assay, layer, spatial = TRUE, image = image)
+  adata <- .task_anndata(object, coordinates = coordinates)
   kwargs <- list(method = method, n_domains = n.domains, cluster_method = cluster.method, layer = NULL,
                  n_seeds = n.seeds, n_neighbors = n_neighbors, n_top_genes = n_top_genes, max_epochs = max_epochs,
-                 resolution = resolution, refine_labels = refine, random_state = seed.use, verbose = verbose)
-  out <- .py_task("spatial_domains", input$adata, kwargs)
-  domains <- factor(out$domains, levels = as.character(seq_along(unique(out$domains))))
-  columns <- stats::setNames(data.frame(domains, out$agreement), paste0(method, c("_domain", "_agreement")))
-  object <- .put_columns(object, columns)
+                 resolution = resolution, refine_labels = refine, key_added = "domains", random_state = seed.use,
+                 verbose = verbose)
+  out <- .run_core("spatial_domains", list(adata), kwargs)
+  domains <- .as_chr(out$written[["obs/domains_domain"]])
+  domains <- factor(domains, levels = as.character(seq_along(unique(domains))))
+  columns <- stats::setNames(data.frame(domains, as.numeric(out$written[["obs/domains_agreement"]])),
+                             paste0(method, c("_domain", "_agreement")))
   name <- if (method == "pca") "domain_pca" else method
-  object <- .put_embedding(object, .default_reduction_name(object, name), paste0(toupper(gsub("_", "", name)), "_"),
-                           out$embedding, input$assay, out$record)
-  .put_record(object, method, out$record)
+  reduction <- list(embedding = out$written[["obsm/X_domains"]], key = paste0(toupper(gsub("_", "", name)), "_"),
+                    record = out$record)
+  .task_result(reductions = stats::setNames(list(reduction), name), columns = columns,
+               records = stats::setNames(list(out$record), method))
 }
+
+#' @rdname FindSpatialDomains
+#' @export
+FindSpatialDomains.Seurat <- function(object, method = c("gat", "neighbor_pca", "pca"), n.domains = NULL,
+                                      cluster.method = NULL, assay = NULL, layer = "counts", image = NULL, n.seeds = 5,
+                                      n_neighbors = 6, n_top_genes = 3000, max_epochs = 1000, resolution = 1,
+                                      refine = TRUE, seed.use = 0, verbose = TRUE, ...) {
+  method <- .choose_method(method, "FindSpatialDomains")
+  parts <- .object_parts(object, assay, layer, spatial = TRUE, image = image)
+  result <- FindSpatialDomains.default(parts$counts, parts$coordinates, method = method, n.domains = n.domains,
+                                       cluster.method = cluster.method, n.seeds = n.seeds, n_neighbors = n_neighbors,
+                                       n_top_genes = n_top_genes, max_epochs = max_epochs, resolution = resolution,
+                                       refine = refine, seed.use = seed.use, verbose = verbose)
+  .put_result(object, result, parts$assay)
+}
+
+#' @rdname FindSpatialDomains
+#' @method FindSpatialDomains SingleCellExperiment
+#' @export
+FindSpatialDomains.SingleCellExperiment <- FindSpatialDomains.Seurat
 
 #' Score spatial domains against a manual annotation
 #'
@@ -71,36 +102,31 @@ CompareDomains <- function(object, truth, columns = NULL) {
   meta <- .cell_meta(object)
   columns <- columns %||% grep("_domain$", names(meta), value = TRUE)
   if (!length(columns)) stop("isthmus: no domain columns: run FindSpatialDomains() first or name `columns`.", call. = FALSE)
-  input <- .task_input(object, columns = c(truth, columns))
-  as.data.frame(.py_task("domain_scores", input$adata, list(truth_key = truth, domain_keys = as.list(columns))),
-                stringsAsFactors = FALSE)
+  parts <- .object_parts(object, columns = c(truth, columns))
+  adata <- .task_anndata(parts$counts, parts$meta.data, c(truth, columns))
+  .run_core("domain_scores", list(adata), list(truth_key = truth, domain_keys = as.list(columns)))$value
 }
 
-# Per-spot cell-type proportions into the object: meta.data / colData columns `<prefix>_<type>`
-# and `<prefix>_top` (the most abundant type); with `assay.name`, also a Seurat assay of the
-# proportions (types x spots, as Seurat's "predictions"), so that SpatialFeaturePlot() shows them.
-.put_proportions <- function(object, proportions, prefix, assay.name = NULL, record = NULL) {
-  values <- proportions$values
-  types <- .as_chr(proportions$types)
-  dimnames(values) <- list(colnames(object), types)
+# Per-spot cell-type proportions (a spots x types data.frame from the core) as result parts:
+# columns `<prefix>_<type>` and `<prefix>_top` (the most abundant type); with `assay.name`, also
+# a Seurat assay of the proportions (types x spots, as Seurat's "predictions"), so that
+# SpatialFeaturePlot() shows them.
+.proportion_parts <- function(proportions, prefix, spots, assay.name = NULL, record = NULL) {
+  values <- as.matrix(proportions)
+  types <- colnames(values)
+  dimnames(values) <- list(spots, types)
   columns <- as.data.frame(values, optional = TRUE)
   names(columns) <- paste0(prefix, "_", types)
   columns[[paste0(prefix, "_top")]] <- factor(types[max.col(values, ties.method = "first")], levels = types)
-  object <- .put_columns(object, columns)
-  if (!is.null(assay.name) && .is_seurat(object)) {
-    # Seurat's feature names cannot hold "_" (it warns and changes them); meta.data keeps them
-    assay <- suppressWarnings(SeuratObject::CreateAssayObject(data = t(values)))
-    SeuratObject::Key(assay) <- .safe_key(assay.name)
-    assay@misc <- list(isthmus = record)
-    object <- .set_assay(object, assay.name, assay)
+  assays <- if (!is.null(assay.name)) {
+    stats::setNames(list(list(values = t(values), record = record, seurat.only = TRUE, quiet.names = TRUE)), assay.name)
   }
-  object
+  list(columns = columns, assays = assays %||% list())
 }
 
 # The single-cell reference of DeconvolveSpots() / MapCells(): counts and the cell-type column.
-.reference_input <- function(reference, labels, reference.assay, layer) {
-  .check_task_object(reference, "reference")
-  .task_input(reference, reference.assay, layer, columns = labels)$adata
+.reference_parts <- function(reference, labels, reference.assay, layer) {
+  .object_parts(reference, reference.assay, layer, columns = labels, arg = "reference")
 }
 
 #' Deconvolve spots into cell-type proportions with a single-cell reference
@@ -114,34 +140,67 @@ CompareDomains <- function(object, truth, columns = NULL) {
 #' columns `<method>_<type>` plus `<method>_top`, the most abundant type; the record in
 #' `Tool(object, "isthmus")[[method]]`.
 #'
-#' @param object The spatial Seurat / SingleCellExperiment object (raw counts).
-#' @param reference A Seurat / SingleCellExperiment single-cell reference (raw counts) with `labels`.
+#' @param object The spatial Seurat / SingleCellExperiment object (raw counts); or (the default
+#'   method) a features x spots matrix of raw counts, which returns the result as a plain list.
+#' @param reference A Seurat / SingleCellExperiment single-cell reference (raw counts) with `labels`;
+#'   for the default method, a features x cells matrix with `reference.meta.data`.
 #' @param labels The reference's cell-type column.
 #' @param method "destvi", "stereoscope" or "nnls".
 #' @param reference.assay The reference's assay (Seurat; default its default assay).
 #' @param min.gene.overlap The least share of the spatial data's genes the reference must have.
 #' @param min.cells.per.type Cell types with fewer reference cells are left out (with a warning).
 #' @param max_epochs,reference_epochs Training epochs of the spatial and the reference model
-#'   (NULL: the method's defaults).
+#'   (NULL: scvi-tools' defaults).
 #' @param assay.name The assay the proportions go to (Seurat).
+#' @param reference.meta.data Default method: a data.frame with the reference's `labels` column.
+#' @param ... Not used.
 #' @inheritParams IntegrateCells
-#' @return The spatial object with the proportions added.
+#' @return The spatial object with the proportions added; the default method returns a list
+#'   (`columns`, `assays`, `records`).
 #' @export
-DeconvolveSpots <- function(object, reference, labels, method = c("destvi", "stereoscope", "nnls"),
-                            assay = NULL, reference.assay = NULL, layer = "counts", min.gene.overlap = 0.3,
-                            min.cells.per.type = 10, max_epochs = NULL, reference_epochs = NULL,
-                            assay.name = method, model.dir = NULL, seed.use = 0, verbose = TRUE) {
+DeconvolveSpots <- function(object, ...) UseMethod("DeconvolveSpots")
+
+#' @rdname DeconvolveSpots
+#' @export
+DeconvolveSpots.default <- function(object, reference, labels, method = c("destvi", "stereoscope", "nnls"),
+                                    min.gene.overlap = 0.3, min.cells.per.type = 10, max_epochs = NULL,
+                                    reference_epochs = NULL, assay.name = method, model.dir = NULL, seed.use = 0,
+                                    verbose = TRUE, reference.meta.data = NULL, ...) {
   method <- .choose_method(method, "DeconvolveSpots")
-  if (is.null(labels)) stop("isthmus: labels (the reference's cell-type column) is required.", call. = FALSE)
-  spatial <- .task_input(object, assay, layer)
-  ref <- .reference_input(reference, labels, reference.assay, layer)
+  if (missing(labels) || is.null(labels)) stop("isthmus: labels (the reference's cell-type column) is required.", call. = FALSE)
+  spatial <- .task_anndata(object)
+  ref <- .task_anndata(reference, reference.meta.data, labels, arg = "reference")
   kwargs <- list(labels_key = labels, method = method, layer = NULL, min_gene_overlap = min.gene.overlap,
                  min_cells_per_type = min.cells.per.type, max_epochs = max_epochs, reference_epochs = reference_epochs,
-                 model_dir = model.dir %||% .session_model_dir(method), random_state = seed.use, verbose = verbose)
-  out <- .py_task("deconvolve", spatial$adata, ref, kwargs)
-  object <- .put_proportions(object, out, method, assay.name, out$record)
-  .put_record(object, method, out$record)
+                 key_added = "deconvolution", model_dir = model.dir %||% .session_model_dir(method),
+                 random_state = seed.use, verbose = verbose)
+  out <- .run_core("deconvolve", list(spatial, ref), kwargs)
+  parts <- .proportion_parts(out$written[["obsm/deconvolution"]], method, colnames(object), assay.name, out$record)
+  .task_result(columns = parts$columns, assays = parts$assays, records = stats::setNames(list(out$record), method))
 }
+
+#' @rdname DeconvolveSpots
+#' @export
+DeconvolveSpots.Seurat <- function(object, reference, labels, method = c("destvi", "stereoscope", "nnls"),
+                                   assay = NULL, reference.assay = NULL, layer = "counts", min.gene.overlap = 0.3,
+                                   min.cells.per.type = 10, max_epochs = NULL, reference_epochs = NULL,
+                                   assay.name = method, model.dir = NULL, seed.use = 0, verbose = TRUE, ...) {
+  method <- .choose_method(method, "DeconvolveSpots")
+  if (missing(labels) || is.null(labels)) stop("isthmus: labels (the reference's cell-type column) is required.", call. = FALSE)
+  spatial <- .object_parts(object, assay, layer)
+  ref <- .reference_parts(reference, labels, reference.assay, layer)
+  result <- DeconvolveSpots.default(spatial$counts, ref$counts, labels, method = method,
+                                    min.gene.overlap = min.gene.overlap, min.cells.per.type = min.cells.per.type,
+                                    max_epochs = max_epochs, reference_epochs = reference_epochs,
+                                    assay.name = assay.name, model.dir = model.dir, seed.use = seed.use,
+                                    verbose = verbose, reference.meta.data = ref$meta.data)
+  .put_result(object, result, spatial$assay)
+}
+
+#' @rdname DeconvolveSpots
+#' @method DeconvolveSpots SingleCellExperiment
+#' @export
+DeconvolveSpots.SingleCellExperiment <- DeconvolveSpots.Seurat
 
 #' Map single cells onto spots and impute genes the spatial data did not measure
 #'
@@ -163,27 +222,56 @@ DeconvolveSpots <- function(object, reference, labels, method = c("destvi", "ste
 #' @param max_epochs Training epochs (NULL: the method's default, 1000 for "tangram", 200 for "gimvi"; "knn" trains nothing).
 #' @param learning_rate Optimiser learning rate (NULL: the method's default).
 #' @param n_neighbors Reference cells per spot (knn; gimvi's cell-type vote).
-#' @return The spatial object with the imputed genes (and cell-type maps) added.
+#' @return The spatial object with the imputed genes (and cell-type maps) added; the default method
+#'   returns a list (`assays`, `columns`, `records`).
 #' @export
-MapCells <- function(object, reference, labels = NULL, method = c("tangram", "gimvi", "knn"), genes = NULL,
-                     training.genes = NULL, assay = NULL, reference.assay = NULL, layer = "counts",
-                     min.gene.overlap = 0.3, max_epochs = NULL, learning_rate = NULL, n_neighbors = 15,
-                     assay.name = method, model.dir = NULL, seed.use = 0, verbose = TRUE) {
+MapCells <- function(object, ...) UseMethod("MapCells")
+
+#' @rdname MapCells
+#' @export
+MapCells.default <- function(object, reference, labels = NULL, method = c("tangram", "gimvi", "knn"), genes = NULL,
+                             training.genes = NULL, min.gene.overlap = 0.3, max_epochs = NULL, learning_rate = NULL,
+                             n_neighbors = 15, assay.name = method, model.dir = NULL, seed.use = 0, verbose = TRUE,
+                             reference.meta.data = NULL, ...) {
   method <- .choose_method(method, "MapCells")
-  spatial <- .task_input(object, assay, layer)
-  ref <- .reference_input(reference, labels, reference.assay, layer)
+  spatial <- .task_anndata(object)
+  ref <- .task_anndata(reference, reference.meta.data, labels, arg = "reference")
   kwargs <- list(method = method, labels_key = labels, impute_genes = genes, training_genes = training.genes,
                  layer = NULL, min_gene_overlap = min.gene.overlap, max_epochs = max_epochs,
-                 learning_rate = learning_rate, n_neighbors = n_neighbors,
+                 learning_rate = learning_rate, n_neighbors = n_neighbors, key_added = "mapping",
                  model_dir = model.dir %||% .session_model_dir(method), random_state = seed.use, verbose = verbose)
-  out <- .py_task("map_cells", spatial$adata, ref, kwargs)
-  imputed <- t(out$imputed)
-  dimnames(imputed) <- list(.as_chr(out$genes), colnames(object))
-  # Seurat's feature names cannot hold "_" (it warns and changes them, as for any assay)
-  if (nrow(imputed)) object <- suppressWarnings(.put_expression(object, assay.name, imputed, out$record))
-  if (!is.null(out$cell_types)) object <- .put_proportions(object, out$cell_types, method)
-  .put_record(object, method, out$record)
+  out <- .run_core("map_cells", list(spatial, ref), kwargs)
+  imputed <- t(as.matrix(out$value$imputed))
+  colnames(imputed) <- colnames(object)
+  assays <- if (nrow(imputed)) {
+    stats::setNames(list(list(values = imputed, record = out$record, quiet.names = TRUE)), assay.name)
+  }
+  cell_types <- out$written[["obsm/mapping_cell_types"]]
+  parts <- if (!is.null(cell_types)) .proportion_parts(cell_types, method, colnames(object))
+  .task_result(columns = parts$columns, assays = assays %||% list(), records = stats::setNames(list(out$record), method))
 }
+
+#' @rdname MapCells
+#' @export
+MapCells.Seurat <- function(object, reference, labels = NULL, method = c("tangram", "gimvi", "knn"), genes = NULL,
+                            training.genes = NULL, assay = NULL, reference.assay = NULL, layer = "counts",
+                            min.gene.overlap = 0.3, max_epochs = NULL, learning_rate = NULL, n_neighbors = 15,
+                            assay.name = method, model.dir = NULL, seed.use = 0, verbose = TRUE, ...) {
+  method <- .choose_method(method, "MapCells")
+  spatial <- .object_parts(object, assay, layer)
+  ref <- .reference_parts(reference, labels, reference.assay, layer)
+  result <- MapCells.default(spatial$counts, ref$counts, labels = labels, method = method, genes = genes,
+                             training.genes = training.genes, min.gene.overlap = min.gene.overlap,
+                             max_epochs = max_epochs, learning_rate = learning_rate, n_neighbors = n_neighbors,
+                             assay.name = assay.name, model.dir = model.dir, seed.use = seed.use, verbose = verbose,
+                             reference.meta.data = ref$meta.data)
+  .put_result(object, result, spatial$assay)
+}
+
+#' @rdname MapCells
+#' @method MapCells SingleCellExperiment
+#' @export
+MapCells.SingleCellExperiment <- MapCells.Seurat
 
 #' Ligand-receptor interactions between neighbouring spots, against the non-spatial test
 #'
@@ -204,27 +292,54 @@ MapCells <- function(object, reference, labels = NULL, method = c("tangram", "gi
 #' @param expr_prop Least share of spots of a label expressing the ligand (receptor).
 #' @param min.cells Labels with fewer spots are left out (with a warning).
 #' @param plot A PNG path for a dot plot of the top interactions, or NULL.
+#' @param coordinates Default method: the spots' (x, y) positions, a spots x 2 matrix.
+#' @param meta.data Default method: a data.frame with the `labels` column.
 #' @inheritParams FindSpatialDomains
 #' @return A data.frame (source, target, ligand, receptor, score, pvalue, fdr, n_pairs), most
 #'   significant first; attribute "png" with the plot's path when `plot` is given.
 #' @export
-SpatialInteractions <- function(object, labels, method = c("spatial", "nonspatial"), resource = "auto",
-                                assay = NULL, layer = "counts", image = NULL, n_neighbors = 6, n_perms = 1000,
-                                expr_prop = 0.1, min.cells = 5, plot = NULL, seed.use = 0, verbose = TRUE) {
+SpatialInteractions <- function(object, ...) UseMethod("SpatialInteractions")
+
+#' @rdname SpatialInteractions
+#' @export
+SpatialInteractions.default <- function(object, coordinates, labels, method = c("spatial", "nonspatial"),
+                                        resource = "auto", n_neighbors = 6, n_perms = 1000, expr_prop = 0.1,
+                                        min.cells = 5, plot = NULL, seed.use = 0, verbose = TRUE, meta.data = NULL,
+                                        ...) {
   method <- .choose_method(method, "SpatialInteractions")
-  input <- .task_input(object, assay, layer, columns = labels, spatial = TRUE, image = image)
+  adata <- .task_anndata(object, meta.data, labels, coordinates = coordinates)
   if (is.data.frame(resource)) {
     if (!all(c("ligand", "receptor") %in% names(resource))) {
       stop("isthmus: a resource data.frame needs columns 'ligand' and 'receptor'.", call. = FALSE)
     }
-    resource <- lapply(resource[c("ligand", "receptor")], as.character)  # a dict of columns in Python
+    resource <- .frame_to_core(lapply(resource[c("ligand", "receptor")], as.character))
   }
   kwargs <- list(labels_key = labels, method = method, resource = resource, layer = NULL,
                  n_neighbors = n_neighbors, n_perms = n_perms, expr_prop = expr_prop, min_cells = min.cells,
-                 random_state = seed.use, verbose = verbose)
-  out <- .py_task("interactions", input$adata, kwargs, plot, paste0("isthmus: ", method, " ligand-receptor"))
-  table <- as.data.frame(lapply(out$table, function(x) if (is.list(x)) .as_chr(x) else x), stringsAsFactors = FALSE)
+                 key_added = "interactions", random_state = seed.use, verbose = verbose)
+  options <- list(figure = if (!is.null(plot)) normalizePath(plot, mustWork = FALSE), figure_argument = "plot",
+                  title = paste0("isthmus: ", method, " ligand-receptor"))
+  out <- .run_core("interactions", list(adata), kwargs, options)
+  table <- out$value
   attr(table, "record") <- out$record
-  if (nzchar(out$png)) attr(table, "png") <- out$png
+  if (nzchar(out$figure)) attr(table, "png") <- out$figure
   table
 }
+
+#' @rdname SpatialInteractions
+#' @export
+SpatialInteractions.Seurat <- function(object, labels, method = c("spatial", "nonspatial"), resource = "auto",
+                                       assay = NULL, layer = "counts", image = NULL, n_neighbors = 6, n_perms = 1000,
+                                       expr_prop = 0.1, min.cells = 5, plot = NULL, seed.use = 0, verbose = TRUE,
+                                       ...) {
+  parts <- .object_parts(object, assay, layer, columns = labels, spatial = TRUE, image = image)
+  SpatialInteractions.default(parts$counts, parts$coordinates, labels, method = method, resource = resource,
+                              n_neighbors = n_neighbors, n_perms = n_perms, expr_prop = expr_prop,
+                              min.cells = min.cells, plot = plot, seed.use = seed.use, verbose = verbose,
+                              meta.data = parts$meta.data)
+}
+
+#' @rdname SpatialInteractions
+#' @method SpatialInteractions SingleCellExperiment
+#' @export
+SpatialInteractions.SingleCellExperiment <- SpatialInteractions.Seurat

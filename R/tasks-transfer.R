@@ -16,9 +16,11 @@
 #' latent space as reduction "scanvi" (baselines: "ref.pca"); the record (with the gene overlap)
 #' in `Tool(query, "isthmus")$transfer`.
 #'
-#' @param query A Seurat or SingleCellExperiment object with raw counts.
+#' @param query A Seurat or SingleCellExperiment object with raw counts; or (the default method) a
+#'   features x cells matrix of raw counts, which returns the result as a plain list.
 #' @param reference A Seurat or SingleCellExperiment object with raw counts and `labels`, or the
-#'   directory of a saved scANVI model (see [SaveModel()]).
+#'   directory of a saved scANVI model (see [SaveModel()]); for the default method, a features x
+#'   cells matrix with `reference.meta.data`, or a model directory.
 #' @param labels The reference's cell-type column; NA means unlabelled.
 #' @param method "scanvi", "knn" or "svm".
 #' @param batch A batch column (reference and, if the query has it, query); the query's batches
@@ -28,66 +30,92 @@
 #' @param query_epochs Epochs of surgery on the query.
 #' @param retrain Train a new reference model even if `reference` records one.
 #' @param assay,layer Where the raw counts are (both objects).
+#' @param meta.data,reference.meta.data Default method: data.frames of the query's and the
+#'   reference's cell columns (labels, batch).
+#' @param ... Not used.
 #' @inheritParams IntegrateCells
-#' @return The query with the predictions added.
+#' @return The query with the predictions added; the default method returns a list (`columns`,
+#'   `assays$predictions`, `reductions`, `records`).
 #' @export
-TransferLabels <- function(query, reference, labels = NULL, method = c("scanvi", "knn", "svm"), batch = NULL,
-                           threshold = 0.5, min.gene.overlap = 0.5, assay = NULL, layer = "counts",
-                           n_latent = 10, max_epochs = NULL, scanvi_epochs = 20, query_epochs = 100,
-                           retrain = FALSE, model.dir = NULL, allow.non.integer = FALSE, seed.use = 42,
-                           verbose = TRUE) {
+TransferLabels <- function(query, ...) UseMethod("TransferLabels")
+
+#' @rdname TransferLabels
+#' @export
+TransferLabels.default <- function(query, reference, labels = NULL, method = c("scanvi", "knn", "svm"), batch = NULL,
+                                   threshold = 0.5, min.gene.overlap = 0.5, n_latent = 10, max_epochs = NULL,
+                                   scanvi_epochs = 20, query_epochs = 100, model.dir = NULL, allow.non.integer = FALSE,
+                                   seed.use = 0, verbose = TRUE, meta.data = NULL, reference.meta.data = NULL, ...) {
   method <- .choose_method(method, "TransferLabels")
-  .check_task_object(query, "query")
   reference_model <- NULL
+  ref_adata <- NULL
   if (is.character(reference)) {
     if (method != "scanvi") stop("isthmus: a saved model as reference works with method = 'scanvi'.", call. = FALSE)
     if (!dir.exists(reference)) stop("isthmus: no directory ", reference, call. = FALSE)
     reference_model <- normalizePath(reference)
-    ref_adata <- NULL
   } else {
-    .check_task_object(reference, "reference")
     if (is.null(labels)) stop("isthmus: labels (the reference's cell-type column) is required.", call. = FALSE)
-    recorded <- .get_record(reference, .default_reduction_name(reference, "scanvi"))
-    if (method == "scanvi" && !retrain && !is.null(recorded) && identical(recorded$params$labels_key, labels) &&
-        dir.exists(recorded$model_dir %||% "")) {
-      if (verbose) message("isthmus: reusing the reference's scANVI model (", recorded$model_dir, ")")
-      reference_model <- recorded$model_dir
-      ref_adata <- NULL
-    } else {
-      ref_batch <- if (!is.null(batch) && batch %in% names(.cell_meta(reference))) batch
-      ref_adata <- .task_input(reference, assay, layer, columns = c(labels, ref_batch))$adata
-    }
+    ref_adata <- .task_anndata(reference, reference.meta.data, c(labels, batch), arg = "reference")
   }
-  query_batch <- if (!is.null(batch) && batch %in% names(.cell_meta(query))) batch
-  input <- .task_input(query, assay, layer, columns = query_batch)
+  adata <- .task_anndata(query, meta.data, batch, arg = "query")
   kwargs <- list(labels_key = labels %||% "", method = method, batch_key = batch, layer = NULL,
                  reference_model = reference_model, threshold = threshold, min_gene_overlap = min.gene.overlap,
                  n_latent = n_latent, max_epochs = max_epochs, scanvi_epochs = scanvi_epochs,
                  query_epochs = query_epochs, allow_non_integer = allow.non.integer,
                  model_dir = if (method == "scanvi" && is.null(reference_model)) model.dir %||% .session_model_dir("scanvi-reference"),
                  random_state = seed.use, verbose = verbose)
-  out <- .py_task("transfer_labels", ref_adata, input$adata, kwargs)
-  .transfer_into(query, out, method, input$assay)
+  out <- .run_core("transfer_labels", list(ref_adata, adata), kwargs)
+  obs <- out$written[startsWith(names(out$written), "obs/transfer_")]
+  names(obs) <- sub("^obs/transfer_", "", names(obs))
+  score_cols <- setdiff(grep("^prediction\\.score\\.", names(obs), value = TRUE), "prediction.score.max")
+  scores <- do.call(rbind, lapply(obs[c(score_cols, "prediction.score.max")], as.numeric))
+  dimnames(scores) <- list(c(sub("^prediction\\.score\\.", "", score_cols), "max"), colnames(query))
+  columns <- data.frame(predicted.id = .as_chr(obs[["predicted.id"]]),
+                        prediction.score.max = as.numeric(obs[["prediction.score.max"]]))
+  score_columns <- as.data.frame(lapply(obs[score_cols], as.numeric), optional = TRUE)
+  name <- if (method == "scanvi") "scanvi" else "ref.pca"
+  reduction <- list(embedding = out$written[["obsm/X_transfer"]], key = if (method == "scanvi") "SCANVI_" else "refpca_",
+                    record = out$record)
+  .task_result(reductions = stats::setNames(list(reduction), name), columns = columns,
+               assays = list(predictions = list(values = scores, seurat.only = TRUE, quiet.names = TRUE,
+                                                columns = score_columns)),
+               records = list(transfer = out$record))
 }
 
-.transfer_into <- function(query, out, method, assay) {
-  table <- as.data.frame(out$table, stringsAsFactors = FALSE)
-  score_cols <- setdiff(grep("^prediction\\.score\\.", names(table), value = TRUE), "prediction.score.max")
-  scores <- t(as.matrix(table[c(score_cols, "prediction.score.max")]))
-  rownames(scores) <- c(sub("^prediction\\.score\\.", "", score_cols), "max")
-  colnames(scores) <- colnames(query)
-  meta <- data.frame(predicted.id = table[["predicted.id"]], prediction.score.max = table[["prediction.score.max"]])
-  record <- out$record
-  if (.is_seurat(query)) {
-    # Seurat's feature names cannot hold "_" (it warns and changes them); the labels keep theirs
-    # in meta.data, the assay rows follow Seurat's rule
-    query <- .set_assay(query, "predictions", suppressWarnings(SeuratObject::CreateAssayObject(data = scores)))
-  } else {
-    meta <- cbind(meta, table[score_cols])
+#' @rdname TransferLabels
+#' @export
+TransferLabels.Seurat <- function(query, reference, labels = NULL, method = c("scanvi", "knn", "svm"), batch = NULL,
+                                  threshold = 0.5, min.gene.overlap = 0.5, assay = NULL, layer = "counts",
+                                  n_latent = 10, max_epochs = NULL, scanvi_epochs = 20, query_epochs = 100,
+                                  retrain = FALSE, model.dir = NULL, allow.non.integer = FALSE, seed.use = 0,
+                                  verbose = TRUE, ...) {
+  method <- .choose_method(method, "TransferLabels")
+  .check_task_object(query, "query")
+  reference_parts <- NULL
+  if (!is.character(reference)) {
+    .check_task_object(reference, "reference")
+    if (is.null(labels)) stop("isthmus: labels (the reference's cell-type column) is required.", call. = FALSE)
+    recorded <- .get_record(reference, .default_reduction_name(reference, "scanvi"))
+    if (method == "scanvi" && !retrain && !is.null(recorded) && identical(recorded$params$labels_key, labels) &&
+        dir.exists(recorded$model_dir %||% "")) {
+      if (verbose) message("isthmus: reusing the reference's scANVI model (", recorded$model_dir, ")")
+      reference <- recorded$model_dir
+    } else {
+      reference_parts <- .object_parts(reference, assay, layer, columns = c(labels, batch), arg = "reference")
+      reference <- reference_parts$counts
+    }
   }
-  query <- .put_columns(query, meta)
-  name <- if (method == "scanvi") .default_reduction_name(query, "scanvi") else if (.is_seurat(query)) "ref.pca" else "REF.PCA"
-  key <- if (method == "scanvi") "SCANVI_" else "refpca_"
-  query <- .put_embedding(query, name, key, out$latent, assay, record)
-  .put_record(query, "transfer", record)
+  parts <- .object_parts(query, assay, layer, columns = batch, arg = "query")
+  # the batch crosses for each object that has it (a reference-only batch makes the query one new batch)
+  result <- TransferLabels.default(parts$counts, reference, labels = labels, method = method,
+                                   batch = batch, threshold = threshold,
+                                   min.gene.overlap = min.gene.overlap, n_latent = n_latent, max_epochs = max_epochs,
+                                   scanvi_epochs = scanvi_epochs, query_epochs = query_epochs, model.dir = model.dir,
+                                   allow.non.integer = allow.non.integer, seed.use = seed.use, verbose = verbose,
+                                   meta.data = parts$meta.data, reference.meta.data = reference_parts$meta.data)
+  .put_result(query, result, parts$assay)
 }
+
+#' @rdname TransferLabels
+#' @method TransferLabels SingleCellExperiment
+#' @export
+TransferLabels.SingleCellExperiment <- TransferLabels.Seurat

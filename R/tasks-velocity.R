@@ -48,14 +48,63 @@ utils::globalVariables(".data")  # ggplot2's pronoun for the plot's columns
 #' @param verbose Print progress lines.
 #' @param ... Passed to the Python function (e.g. `n_jobs` for scVelo's dynamical model,
 #'   `min_shared_counts`, `n_samples`, or veloVI's `n_latent`).
-#' @return The object with the assay, columns, reduction(s) and record added.
+#' @param meta.data Default method: a data.frame with the `group.by` column.
+#' @param embedding Default method: a cells x 2 (or more) matrix to show velocity on; `NULL`
+#'   computes a UMAP.
+#' @return The object with the assay, columns, reduction(s) and record added; the default method
+#'   (`object`: the spliced counts, features x cells; `unspliced`: the unspliced counts) returns a
+#'   list (`assays`, `columns`, `reductions`, `records`).
 #' @export
-RunVelocity <- function(object, method = c("velovi", "scvelo"), spliced = "spliced", unspliced = "unspliced",
-                        reduction = "umap", mode = c("dynamical", "stochastic"), n_top_genes = 2000,
-                        n_neighbors = 30, n_pcs = 30, max_epochs = NULL, model.dir = NULL, group.by = NULL,
-                        png = NULL, seed.use = 42, verbose = TRUE, ...) {
+RunVelocity <- function(object, ...) UseMethod("RunVelocity")
+
+#' @rdname RunVelocity
+#' @export
+RunVelocity.default <- function(object, unspliced, method = c("velovi", "scvelo"), embedding = NULL,
+                                mode = c("dynamical", "stochastic"), n_top_genes = 2000, n_neighbors = 30, n_pcs = 30,
+                                max_epochs = NULL, model.dir = NULL, group.by = NULL, png = NULL, seed.use = 0,
+                                verbose = TRUE, meta.data = NULL, ...) {
   method <- .choose_method(method, "RunVelocity")
   mode <- match.arg(mode)
+  if (!is.null(embedding) && NCOL(embedding) < 2) stop("isthmus: the embedding has fewer than 2 dimensions.", call. = FALSE)
+  .check_columns(meta.data, group.by)  # only the figure reads it
+  spliced <- .task_anndata(object, meta.data, group.by,
+                           embedding = if (!is.null(embedding)) as.matrix(embedding)[, 1:2, drop = FALSE],
+                           what = "spliced counts")
+  kwargs <- list(method = method, mode = mode, basis = if (is.null(embedding)) "umap" else "input",
+                 n_top_genes = n_top_genes, n_neighbors = n_neighbors, n_pcs = n_pcs, max_epochs = max_epochs,
+                 model_dir = model.dir %||% .session_model_dir(method), key_added = "velocity",
+                 random_state = seed.use, verbose = verbose, ...)
+  options <- list(figure = if (!is.null(png)) normalizePath(png, mustWork = FALSE),
+                  title = paste0("isthmus: ", method, if (method == "scvelo") paste0(" (", mode, ")"), " velocity"),
+                  figure_kwargs = list(basis = kwargs$basis, color = group.by))
+  data <- list(list(layers = list(spliced = spliced,
+                                  unspliced = .task_anndata(unspliced, what = "unspliced counts", arg = "unspliced"))))
+  out <- .run_core("velocity", data, kwargs, options)
+  # the object's parts, all computed before anything is stored
+  record <- out$record
+  cells <- colnames(object)
+  values <- t(as.matrix(out$value$velocity))
+  dimnames(values) <- list(.as_chr(out$value$genes), cells)
+  columns <- stats::setNames(data.frame(as.numeric(out$value$latent_time), as.numeric(out$value$uncertainty),
+                                        as.numeric(out$value$confidence)),
+                             paste0(method, c("_latent_time", "_uncertainty", "_confidence")))
+  reductions <- list()
+  if (isTRUE(out$value$embedding_computed)) {
+    reductions$umap <- list(embedding = out$value$embedding, key = "UMAP_", record = record)
+  }
+  reductions$velocity <- list(embedding = out$value$velocity_embedding, key = paste0(toupper(method), "VEL_"), record = record)
+  .task_result(reductions = reductions, columns = columns,
+               assays = stats::setNames(list(list(values = values, record = record)), paste0(method, "_velocity")),
+               records = stats::setNames(list(record), method))
+}
+
+#' @rdname RunVelocity
+#' @export
+RunVelocity.Seurat <- function(object, method = c("velovi", "scvelo"), spliced = "spliced", unspliced = "unspliced",
+                               reduction = "umap", mode = c("dynamical", "stochastic"), n_top_genes = 2000,
+                               n_neighbors = 30, n_pcs = 30, max_epochs = NULL, model.dir = NULL, group.by = NULL,
+                               png = NULL, seed.use = 0, verbose = TRUE, ...) {
+  method <- .choose_method(method, "RunVelocity")
   .check_task_object(object)
   counts <- .velocity_counts(object, spliced, unspliced)
   found <- .find_reduction(object, reduction)
@@ -64,42 +113,26 @@ RunVelocity <- function(object, method = c("velovi", "scvelo"), spliced = "splic
          paste(.reduction_names(object), collapse = ", "), ". Name one, or use reduction = \"umap\" to have a ",
          "UMAP computed.", call. = FALSE)
   }
+  embedding <- if (!is.null(found)) .embedding_of(object, found)
+  if (!is.null(embedding) && ncol(embedding) < 2) {
+    stop("isthmus: reduction '", found, "' has fewer than 2 dimensions.", call. = FALSE)
+  }
   meta <- .cell_meta(object)
-  .check_columns(meta, group.by)  # only the plot reads it
-  obsm <- list()
-  if (!is.null(found)) {
-    emb <- .embedding_of(object, found)
-    if (ncol(emb) < 2) stop("isthmus: reduction '", found, "' has fewer than 2 dimensions.", call. = FALSE)
-    obsm$X_input <- .matrix_to_py(emb[, 1:2, drop = FALSE], paste0("reduction ", found), orientation = "same")
-  }
-  spliced_adata <- .lean_anndata(counts$spliced, counts$what[1], meta[group.by], obsm)
-  unspliced_adata <- .lean_anndata(counts$unspliced, counts$what[2], NULL)
-  kwargs <- list(method = method, mode = mode, basis = if (is.null(found)) "umap" else "input",
-                 n_top_genes = n_top_genes, n_neighbors = n_neighbors, n_pcs = n_pcs, max_epochs = max_epochs,
-                 model_dir = model.dir %||% .session_model_dir(method), color = group.by, random_state = seed.use,
-                 verbose = verbose, ...)
-  title <- paste0("isthmus: ", method, if (method == "scvelo") paste0(" (", mode, ")"), " velocity")
-  out <- .py_task("velocity", spliced_adata, unspliced_adata, kwargs,
-                             if (!is.null(png)) normalizePath(png, mustWork = FALSE), title)
-
-  # everything computed: now the object, in one go
-  record <- out$record
-  cells <- colnames(object)
-  values <- t(as.matrix(out$velocity))
-  dimnames(values) <- list(as.character(unlist(out$genes)), cells)
-  columns <- stats::setNames(data.frame(as.numeric(out$latent_time), as.numeric(out$uncertainty),
-                                        as.numeric(out$confidence)),
-                             paste0(method, c("_latent_time", "_uncertainty", "_confidence")))
-  embedding <- found %||% .default_reduction_name(object, "umap")
-  if (isTRUE(out$embedding_computed)) {
-    object <- .put_embedding(object, embedding, "UMAP_", out$embedding, counts$assay, record)
-  }
-  object <- .put_embedding(object, .velocity_reduction(object, method, embedding),
-                           .safe_key(paste0(method, "vel", embedding)), out$velocity_embedding, counts$assay, record)
-  object <- .put_expression(object, paste0(method, "_velocity"), values, record)
-  object <- .put_columns(object, columns)
-  .put_record(object, method, record)
+  .check_columns(meta, group.by)
+  result <- RunVelocity.default(counts$spliced, counts$unspliced, method = method, embedding = embedding, mode = mode,
+                                n_top_genes = n_top_genes, n_neighbors = n_neighbors, n_pcs = n_pcs,
+                                max_epochs = max_epochs, model.dir = model.dir, group.by = group.by, png = png,
+                                seed.use = seed.use, verbose = verbose, meta.data = meta[group.by], ...)
+  on <- found %||% .default_reduction_name(object, "umap")
+  result$reductions$velocity$key <- .safe_key(paste0(method, "vel", on))
+  names <- list(umap = on, velocity = .velocity_reduction(object, method, on))
+  .put_result(object, result, counts$assay, names)
 }
+
+#' @rdname RunVelocity
+#' @method RunVelocity SingleCellExperiment
+#' @export
+RunVelocity.SingleCellExperiment <- RunVelocity.Seurat
 
 # The spliced and unspliced counts (features x cells), the same genes and cells in the same order.
 .velocity_counts <- function(object, spliced, unspliced) {
@@ -291,10 +324,11 @@ VelocityScores <- function(object, group.by, transitions, methods = NULL, reduct
     moving <- .embedding_of(object, .velocity_reduction(object, method, found))[, 1:2, drop = FALSE]
     obsm <- list(X_emb = .matrix_to_py(position, "embedding", orientation = "same"),
                  velocity_emb = .matrix_to_py(moving, "velocity embedding", orientation = "same"))
-    adata <- .lean_anndata(values, paste0(method, " velocity"), meta[group.by], obsm)
-    out <- .py_task("velocity_scores", adata, list(cluster_key = group.by, transitions = pairs,
-                                                  n_neighbors = n_neighbors, coherence = coherence))
-    table <- as.data.frame(out, stringsAsFactors = FALSE)
+    adata <- .lean_anndata(values, paste0(method, " velocity"), meta[group.by], obsm,
+                           layers = list(velocity = .matrix_to_py(values, paste0(method, " velocity"))))
+    table <- .run_core("velocity_scores", list(adata),
+                       list(cluster_key = group.by, transitions = pairs, basis = "emb", vkey = "velocity",
+                            n_neighbors = n_neighbors, coherence = coherence))$value
     data.frame(method = method, table[c("metric", "group", "value", "n_cells")], stringsAsFactors = FALSE)
   })
   out <- do.call(rbind, tables)

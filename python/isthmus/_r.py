@@ -175,7 +175,7 @@ def _import_torch_with_its_own_blas() -> None:
 # Bridge functions that only move data: they run without torch, so a conversion stays quick.
 _DATA_ONLY = {"anndata_from_r", "mudata_from_r", "anndata_to_r", "mudata_to_r", "fetch", "release", "release_all",
               "is_anndata", "is_mudata", "read_h5ad", "read_h5mu", "write_h5ad", "write_h5mu", "versions",
-              "torch_import_state"}
+              "torch_import_state", "counts_in_x"}
 
 
 def call(name: str, *args, argument_names: Mapping[str, str] | None = None) -> dict[str, Any]:
@@ -231,80 +231,121 @@ def _columns(frame) -> dict[str, Any]:
     return {str(name): frame[name].to_numpy() for name in frame.columns}
 
 
-def integrate(adata, kwargs: Mapping[str, Any]) -> dict[str, Any]:
-    """tl.integrate for R: the latent space and its record (the model stays on disk)."""
+# ---- the one crossing of a task ---------------------------------------------------------------
+
+# Tasks that draw a figure for the R verb after computing (the figure functions of the core).
+_FIGURES = {"compare": "plot_comparison", "interactions": "plot_interactions", "velocity": "plot_velocity"}
+
+
+def run(name: str, data: list, kwargs: Mapping[str, Any], options: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """``tl.<name>(*data, **kwargs)`` for an R verb, with one result shape for every task:
+
+    - "written": every entry the task wrote, by its path in the registry's key scheme
+      ("obsm/X_scvi", "obs/domains_agreement", "mod/prot/layers/denoised", "uns/scvi");
+    - "record": the record (method, parameters, seed, versions, seconds, model directory);
+    - "value": what the function returned (a table, labels, a new AnnData).
+
+    ``data`` items are AnnDatas, or plain parts that become one: a dict of AnnDatas of the same
+    cells under "modalities" (a MuData) or under "layers" (one AnnData with a layer each, e.g.
+    spliced / unspliced), or an "obsm" dict of cells x dimensions matrices (an AnnData of only
+    those). A kwarg that is a dict with ".frame" holds a data.frame's columns. ``options``:
+    "figure" (a file to draw the task's figure in, checked before the work; "figure_argument" is
+    the R argument that named it), "title" and "figure_kwargs"."""
     from . import tl
+    from .tl import _runner
 
-    key = f"X_{kwargs['method']}"
-    tl.integrate(adata, key_added=key, **kwargs)
-    return {"latent": adata.obsm[key], "record": dict(adata.uns[kwargs["method"]])}
+    options = dict(options or {})
+    figure = options.get("figure") or None
+    _check_output(figure, options.get("figure_argument", "png"))
+    data = [_assembled(item) for item in data]
+    kwargs = {key: _argument(value) for key, value in dict(kwargs or {}).items()}  # R's empty list() is []
+    with _runner.collecting() as written, warnings.catch_warnings():
+        # a MuData made for one call: genes that share a name with a peak are no concern of it
+        warnings.filterwarnings("ignore", message="var_names are not unique")
+        value = getattr(tl, name)(*data, **kwargs)
+    if figure:
+        getattr(tl, _FIGURES[name])(*_figure_input(name, value, data), figure, title=options.get("title"),
+                                    **dict(options.get("figure_kwargs") or {}))
+    if name not in _runner.TASKS:  # a score or a comparison: only its value counts
+        return {"value": _plain_parts(value), "written": {}, "record": None, "figure": figure or ""}
+    # uns entries stay in Python (graphs, fitted parameters): R stores the record, which crosses on its own;
+    # tables in the record are the task's value, which crosses once
+    entries = {path: _plain_parts(v) for path, v in written.entries.items() if not path.startswith("uns/")}
+    record = {k: v for k, v in written.record.items() if not hasattr(v, "columns")}
+    return {"value": _plain_parts(value), "written": entries, "record": _plain_parts(record), "figure": figure or ""}
 
 
-def cluster(embedding, kwargs: Mapping[str, Any]) -> list[str]:
+def _figure_input(name: str, value, data) -> tuple:
+    """What each figure function draws from: the velocity figure the AnnData, the others the table."""
+    return (data[0],) if name == "velocity" else (value,)
+
+
+def _assembled(item):
+    """One task input from what R sent (see :func:`run`)."""
     import anndata as ad
     import numpy as np
 
-    from . import tl
+    if not isinstance(item, Mapping):
+        return item
+    if "modalities" in item:
+        import mudata as md
 
-    work = ad.AnnData(obsm={"X_rep": np.asarray(embedding, dtype=np.float32)})
-    return [str(x) for x in tl.cluster(work, use_rep="X_rep", key_added="clusters", **kwargs)]
+        with md.set_options(pull_on_update=False), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="var_names are not unique")
+            return md.MuData(dict(item["modalities"]))
+    if "layers" in item:
+        from .tl import _velocity
 
-
-def transfer_labels(reference, query, kwargs: Mapping[str, Any]) -> dict[str, Any]:
-    from . import tl
-
-    result = tl.transfer_labels(reference, query, key_added="transfer", **kwargs)
-    return {"table": _columns(result), "latent": query.obsm["X_transfer"],
-            "record": dict(query.uns["transfer"])}
-
-
-def rna_protein(rna, protein, kwargs: Mapping[str, Any]) -> dict[str, Any]:
-    """tl.rna_protein for R: two lean AnnDatas of the same cells (RNA counts with the batch column;
-    protein counts) as one MuData; the per-cell and per-protein results back as arrays."""
-    import mudata as md
-
-    from . import tl
-
-    with md.set_options(pull_on_update=False):
-        mdata = md.MuData({"rna": rna, "prot": protein})
-        out = tl.rna_protein(mdata, rna="rna", protein="prot", key_added="X_joint", **kwargs)
-    keys = ("latent", "denoised", "background", "proteins", "rna_pca", "protein_pca")
-    return {**{k: out[k] for k in keys if k in out}, "record": dict(out["record"])}
+        (first, a), (second, b) = list(item["layers"].items())
+        joined = _velocity.spliced_unspliced(a, b)
+        joined.layers = {first: joined.layers["spliced"], second: joined.layers["unspliced"]}
+        return joined
+    if "obsm" in item:
+        return ad.AnnData(obsm={k: np.asarray(v, dtype=np.float32) for k, v in item["obsm"].items()})
+    return item
 
 
-def rna_atac(rna, atac, kwargs: Mapping[str, Any]) -> dict[str, Any]:
-    """tl.rna_atac for R: two lean AnnDatas over the same cells (RNA counts with the batch column;
-    peak counts, all-zero for cells without ATAC) as one MuData; the embeddings back as arrays."""
-    import mudata as md
+def _argument(value):
+    """A data.frame from R (its columns under ".frame") as a pandas frame; a one-row frame arrives
+    as scalars, kept as columns of one value rather than a string's letters."""
+    if isinstance(value, Mapping) and ".frame" in value:
+        import numpy as np
+        import pandas as pd
 
-    from . import tl
-
-    with md.set_options(pull_on_update=False), warnings.catch_warnings():
-        # genes that share a name with a peak are no concern of this throwaway MuData
-        warnings.filterwarnings("ignore", message="var_names are not unique")
-        mdata = md.MuData({"rna": rna, "atac": atac})
-        out = tl.rna_atac(mdata, rna="rna", atac="atac", key_added="X_joint", **kwargs)
-    keys = ("latent", "rna_pca", "atac_lsi")
-    return {**{k: out[k] for k in keys if k in out}, "record": dict(out["record"])}
+        return pd.DataFrame({k: list(np.atleast_1d(np.asarray(v, dtype=object))) for k, v in value[".frame"].items()})
+    return value
 
 
-def denoise(adata, kwargs: Mapping[str, Any]) -> dict[str, Any]:
-    from . import tl
+def _plain_parts(value):
+    """A result as R reads it without pandas: frames as {".frame": columns, ".rows": row names},
+    categorical and object columns as text; AnnDatas, arrays and numbers as they are."""
+    import dataclasses
 
-    values = tl.denoise(adata, key_added="denoised", **kwargs)
-    return {"values": values, "record": dict(adata.uns["denoised"])}
+    import numpy as np
+    import pandas as pd
+
+    if isinstance(value, pd.DataFrame):
+        return {".frame": {str(c): _plain_parts(value[c]) for c in value.columns},
+                ".rows": [str(i) for i in value.index]}
+    if isinstance(value, (pd.Series, pd.Categorical, pd.Index)):
+        array = np.asarray(value)
+        return array.astype(str) if array.dtype == object or isinstance(value.dtype, pd.CategoricalDtype) else array
+    if isinstance(value, Mapping):
+        return {str(k): _plain_parts(v) for k, v in value.items()}
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain_parts(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, np.ndarray) and value.dtype == object:
+        return value.astype(str)
+    return value
 
 
-def generate(adata, kwargs: Mapping[str, Any]) -> dict[str, Any]:
-    """A new AnnData of synthetic cells (counts in X only; R converts it with as_seurat() /
-    as_sce()) and its record."""
-    from . import tl
-
-    synthetic = tl.generate(adata, **kwargs)
-    record = dict(synthetic.uns.pop("generate"))
-    del synthetic.layers["counts"]
-    synthetic.X = synthetic.X.astype("float64")  # R's own number type: the conversion has nothing to report
-    return {"adata": synthetic, "record": record}
+def counts_in_x(adata, layer: str = "counts"):
+    """An AnnData's counts in X only (the layer moved there), as doubles: R's own number type, so
+    that converting it has nothing to report."""
+    if layer in adata.layers:
+        adata.X = adata.layers.pop(layer)
+    adata.X = adata.X.astype("float64")
+    return adata
 
 
 def model_setup(model_dir: str) -> dict[str, Any]:
@@ -312,12 +353,6 @@ def model_setup(model_dir: str) -> dict[str, Any]:
     import scvi
 
     return dict(scvi.model.base.BaseModelClass.load_registry(model_dir)["setup_args"])
-
-
-def check_generated(real, synthetic, kwargs: Mapping[str, Any]):
-    from . import tl
-
-    return _columns(tl.check_generated(real, synthetic, **kwargs))
 
 
 def _check_output(path: str | None, argument: str) -> None:
@@ -332,113 +367,3 @@ def _check_output(path: str | None, argument: str) -> None:
     if os.path.isdir(path) or not os.access(folder, os.W_OK):
         raise ValueError(f"isthmus: {argument} = \"{path}\" cannot be written (a folder, or a folder without write "
                          "permission).")
-
-
-def compare(adata, kwargs: Mapping[str, Any], png: str | None, title: str | None) -> dict[str, Any]:
-    from . import tl
-
-    _check_output(png, "png")
-    table = tl.compare(adata, **kwargs)
-    if png:
-        tl.plot_comparison(table, png, title=title)
-    return {"table": _columns(table), "png": png or ""}
-
-
-def bio_scores(labels, embeddings: Mapping[str, Any], neighbors: Mapping[str, Any]) -> dict[str, Any]:
-    """tl.bio_scores for R: reductions as matrices; Seurat Neighbor objects as (indices from 1,
-    distances)."""
-    import numpy as np
-
-    from . import tl
-
-    representations = {name: np.asarray(value) for name, value in embeddings.items()}
-    for name, (indices, distances) in neighbors.items():
-        representations[name] = ("neighbors", np.asarray(indices, dtype=np.int64) - 1, np.asarray(distances))
-    return _columns(tl.bio_scores(list(labels), representations))
-
-
-# ---- spatial ----------------------------------------------------------------------------------
-
-
-def spatial_domains(adata, kwargs: Mapping[str, Any]) -> dict[str, Any]:
-    from . import tl
-
-    domains = tl.spatial_domains(adata, key_added="domains", **kwargs)
-    return {"domains": [str(x) for x in domains], "agreement": adata.obs["domains_agreement"].to_numpy(),
-            "embedding": adata.obsm["X_domains"], "record": dict(adata.uns["domains"])}
-
-
-def domain_scores(adata, kwargs: Mapping[str, Any]) -> dict[str, Any]:
-    from . import tl
-
-    return _columns(tl.domain_scores(adata, **kwargs))
-
-
-def _proportions(frame) -> dict[str, Any]:
-    return {"values": frame.to_numpy(dtype="float64"), "types": [str(c) for c in frame.columns]}
-
-
-def deconvolve(spatial, reference, kwargs: Mapping[str, Any]) -> dict[str, Any]:
-    from . import tl
-
-    proportions = tl.deconvolve(spatial, reference, key_added="deconvolution", **kwargs)
-    return {**_proportions(proportions), "record": dict(spatial.uns["deconvolution"])}
-
-
-def map_cells(spatial, reference, kwargs: Mapping[str, Any]) -> dict[str, Any]:
-    from . import tl
-
-    result = tl.map_cells(spatial, reference, key_added="mapping", **kwargs)
-    return {"imputed": result.imputed.to_numpy(dtype="float64"), "genes": [str(g) for g in result.imputed.columns],
-            "cell_types": None if result.cell_types is None else _proportions(result.cell_types),
-            "record": dict(spatial.uns["mapping"])}
-
-
-def interactions(adata, kwargs: Mapping[str, Any], png: str | None, title: str | None) -> dict[str, Any]:
-    from . import tl
-
-    _check_output(png, "plot")
-    kwargs = dict(kwargs)
-    if isinstance(kwargs.get("resource"), Mapping):  # a data.frame from R, as columns
-        import numpy as np
-        import pandas as pd
-
-        # a one-row data.frame arrives as scalars: keep each column a column, not a string's letters
-        kwargs["resource"] = pd.DataFrame({k: list(np.atleast_1d(np.asarray(v, dtype=object)))
-                                           for k, v in kwargs["resource"].items()})
-    table = tl.interactions(adata, key_added="interactions", **kwargs)
-    if png:
-        tl.plot_interactions(table, png, title=title)
-    record = {k: v for k, v in adata.uns["interactions"].items() if k != "table"}
-    return {"table": _columns(table), "png": png or "", "record": record}
-
-
-# ---- RNA velocity -----------------------------------------------------------------------------
-
-
-def velocity(spliced, unspliced, kwargs: Mapping[str, Any], png: str | None, title: str | None) -> dict[str, Any]:
-    """tl.velocity for R: two lean AnnDatas of the same cells x genes (spliced counts, with the
-    colour column and the user's embedding as obsm["X_input"]; unspliced counts) joined into one;
-    the per-cell and per-gene results back as arrays (velocity: cells x fitted genes)."""
-    from . import tl
-    from .tl import _velocity
-
-    _check_output(png, "png")
-    kwargs = dict(kwargs)
-    color = kwargs.pop("color", None)
-    adata = _velocity.spliced_unspliced(spliced, unspliced)
-    out = tl.velocity(adata, key_added="velocity", **kwargs)
-    if png:
-        tl.plot_velocity(adata, png, basis=kwargs.get("basis", "umap"), color=color, title=title)
-    keys = ("velocity", "genes", "latent_time", "uncertainty", "confidence", "embedding", "velocity_embedding",
-            "embedding_computed")
-    return {**{k: out[k] for k in keys}, "png": png or "", "record": dict(out["record"])}
-
-
-def velocity_scores(adata, kwargs: Mapping[str, Any]) -> dict[str, Any]:
-    """tl.velocity_scores for R, one method at a time: X holds its velocity (cells x its fitted
-    genes), obsm["X_emb"] the embedding and obsm["velocity_emb"] the velocity on it."""
-    from . import tl
-
-    adata.layers["velocity"] = adata.X
-    return _columns(tl.velocity_scores(adata, basis="emb", vkey="velocity", **kwargs))

@@ -11,8 +11,11 @@ test_that("every verb offers exactly the registry's methods, and isthmus_methods
                            "DeconvolveSpots", "MapCells", "FindSpatialDomains", "SpatialInteractions",
                            "IntegrateModalities", "RunVelocity"))
   for (verb in verbs) {
-    offered <- eval(formals(getExportedValue("isthmus", verb))$method)
-    expect_setequal(offered, table$method[table$r_verb == verb])
+    # each S3 method of the verb (matrix, Seurat, SingleCellExperiment) offers the same choices
+    for (class in c("default", "Seurat", "SingleCellExperiment")) {
+      offered <- eval(formals(utils::getS3method(verb, class, envir = asNamespace("isthmus")))$method)
+      expect_setequal(offered, table$method[table$r_verb == verb])
+    }
   }
   expect_identical(isthmus_methods("spatial_domains")$method, c("gat", "neighbor_pca", "pca"))
   expect_error(isthmus_methods("nope"), "no task 'nope'; tasks: ")

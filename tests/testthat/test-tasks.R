@@ -184,3 +184,22 @@ test_that("the verbs take a SingleCellExperiment too", {
   expect_true(all(syn$synthetic))
   expect_error(RunSCVI(sce, layer = "logcounts", verbose = FALSE), "no assay 'logcounts'")
 })
+
+test_that("each verb's default method takes a count matrix and a data.frame, and returns a plain list", {
+  x <- read_counts("pbmc_3batch_symphony.h5ad")
+  pca <- SeuratObject::Embeddings(pbmc3_seurat(), "pca")
+  result <- IntegrateCells(x$counts, meta.data = x$meta, method = "harmony", batch = "batch", embedding = pca)
+  expect_named(result, c("reductions", "columns", "assays", "records", "value"))
+  expect_equal(dim(result$reductions$harmony$embedding), dim(pca))
+  expect_identical(result$records$harmony$method, "harmony")
+  # the same numbers as the Seurat method stores (one code path)
+  obj <- IntegrateCells(pbmc3_seurat(), "harmony", batch = "batch")
+  expect_equal(unname(SeuratObject::Embeddings(obj, "harmony")), unname(result$reductions$harmony$embedding),
+               tolerance = 1e-6)
+  clusters <- ClusterCells(result$reductions$harmony$embedding, resolution = 0.5)
+  expect_s3_class(clusters, "factor")
+  expect_identical(clusters, unname(ClusterCells(obj, "harmony", resolution = 0.5)$harmony_clusters))
+  # a matrix without names, or a meta.data of other cells, is refused naming the argument
+  expect_error(IntegrateCells(unname(x$counts), method = "harmony"), "object must be a features x cells matrix")
+  expect_error(IntegrateCells(x$counts, meta.data = x$meta[1:5, ], method = "harmony"), "meta.data has 5 rows")
+})

@@ -247,7 +247,7 @@ def bio_scores(labels, representations: dict, *, n_neighbors: int = 15, seed: in
     labels = np.asarray(pd.Series(labels).astype(str))
     rows = []
     for name, rep in representations.items():
-        is_graph = isinstance(rep, tuple)
+        is_graph = isinstance(rep, (tuple, list))  # R sends a list
         if is_graph and rep[0] == "graph":
             neighbours = neighbours_of_graph(rep[1], n_neighbors)
         elif is_graph:

@@ -171,6 +171,7 @@ def check_generated(real, synthetic, *, layer: str | None = "counts", groupby: s
     ones. Columns: group, n_real, n_synthetic, mean_correlation and variance_correlation (Pearson,
     per gene, on log-normalised data), zero_fraction_error (mean absolute difference per gene) and
     classifier_auc (0.5 = indistinguishable, 1 = fully separable)."""
+    random_state = _runner.validate(check_generated, locals())["random_state"]  # the checks every task has
     for data in (real, synthetic):
         _common.check_column(data, groupby, "group", allow_na=True)
     real_counts = _common.matrix_of(real, layer)

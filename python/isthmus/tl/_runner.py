@@ -263,8 +263,41 @@ def _write(fit: Fit) -> None:
         getattr(container, slot)[key] = value
 
 
+class Written:
+    """What the outermost task run inside :func:`collecting` wrote: ``entries`` maps each written
+    path ("obsm/X_scvi", "mod/prot/layers/denoised", "uns/scvi") to its value, ``record`` is the
+    record. The R bridge returns these as its one result shape."""
+
+    def __init__(self):
+        self.entries: dict[str, Any] = {}
+        self.record: dict[str, Any] | None = None
+
+
+_collectors: list[Written] = []
+_depth = 0  # tasks run by other tasks (CompareMethods fits several) are not collected
+
+
+@contextlib.contextmanager
+def collecting():
+    written = Written()
+    _collectors.append(written)
+    try:
+        yield written
+    finally:
+        _collectors.pop()
+
+
 def run(task_name: str, arguments: Mapping[str, Any]):
     """Run one call of a task function; ``arguments`` is its ``locals()`` at entry."""
+    global _depth
+    _depth += 1
+    try:
+        return _run(task_name, arguments, outermost=_depth == 1)
+    finally:
+        _depth -= 1
+
+
+def _run(task_name: str, arguments: Mapping[str, Any], outermost: bool):
     task = TASKS[task_name]
     arguments = dict(arguments)
     model_kwargs = arguments.pop("model_kwargs", None) or {}
@@ -291,4 +324,7 @@ def run(task_name: str, arguments: Mapping[str, Any]):
     _write(fit)
     if fit.with_record is not None:
         fit.with_record(record)
+    if outermost and _collectors:
+        _collectors[-1].entries.update({path: value for _, _, _, value, path in fit.writes})
+        _collectors[-1].record = record
     return fit.value
