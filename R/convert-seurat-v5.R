@@ -1,4 +1,5 @@
-# Seurat v5 (SeuratObject >= 5: Assay5 with layers). Written against SeuratObject 5's documented
+# Seurat v5's assay class (SeuratObject >= 5: Assay5 with layers) <-> parts. It depends on the
+# shared assay helpers (convert-seurat-assay.R) only, never on the v4 file. Written against SeuratObject 5's documented
 # API (Layers(), LayerData(), Features(), VariableFeatures(), DefaultLayer(), CreateAssay5Object())
 # and kept apart from the v4 path. SeuratObject 5 cannot be installed on the CI machine's own
 # Debian release; this file was checked under R 4.5 / Seurat 5.2.1 in a Debian trixie root (the
@@ -8,18 +9,7 @@
 # matrix per kind; the split, the layer order and the default layers are kept in the record so
 # the way back restores them.
 
-.use_assay5 <- function(record_class = NULL) {
-  utils::packageVersion("SeuratObject") >= "5.0.0" &&
-    (identical(record_class, "Assay5") ||
-       (is.null(record_class) && identical(getOption("Seurat.object.assay.version", "v5"), "v5")))
-}
-
 .layer_kind <- function(layers) sub("\\..*$", "", layers)
-
-# SeuratObject 5's layer API (Layers(), LayerData(), DefaultLayer(), CreateAssay5Object() and the
-# replacement forms), fetched when called: SeuratObject 4 does not export these, and
-# `SeuratObject::LayerData` would make R CMD check warn there. Same lookup as `::`.
-.so5 <- function(name) getExportedValue("SeuratObject", name)
 
 # One features x cells matrix for a layer kind ("counts"), joining split layers (counts.g1, ...)
 # in the object's cell order; `split` says which cells each split layer held.
@@ -36,15 +26,10 @@
        split = list(layers = names_k, cells = lapply(pieces, colnames)))
 }
 
-# A Seurat assay's matrix of one kind, v4 slot or v5 (possibly split) layer.
-.assay_matrix <- function(object, assay, layer) {
-  a <- object[[assay]]
-  if (inherits(a, "Assay5")) {
-    if (!layer %in% .layer_kind(.so5("Layers")(a))) return(NULL)
-    return(.assay5_joined(a, layer, colnames(object))$matrix)
-  }
-  if (!layer %in% c("counts", "data", "scale.data")) return(NULL)
-  methods::slot(a, layer)
+# One layer kind of an Assay5 ("counts"), split layers joined; NULL if it has none.
+.assay5_matrix <- function(assay_obj, layer, cells) {
+  if (!layer %in% .layer_kind(.so5("Layers")(assay_obj))) return(NULL)
+  .assay5_joined(assay_obj, layer, cells)$matrix
 }
 
 .assay5_to_parts <- function(assay_obj, assay, cells, x_slot, report) {
