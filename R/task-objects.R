@@ -22,8 +22,11 @@
 # entry the task wrote, named by its registry path, e.g. "obsm/X_scvi"), `record` and `value`,
 # tables as data.frames. `data`: lean AnnDatas, or list(modalities = ...) / list(layers = ...) /
 # list(obsm = ...) parts the core assembles; `options`: a figure file and its title.
-.run_core <- function(task, data, kwargs, options = NULL, .names = .r_names()) {
-  .from_core(.py_task("run", task, data, kwargs, options, .names = .names))
+# With options(isthmus.backend = "worker") the task runs in a worker process (worker.R).
+.run_core <- function(task, data, kwargs, options = NULL, .names = .r_names(), backend = NULL) {
+  out <- if (.backend(backend) == "worker") .run_in_worker(task, data, kwargs, options, .names) else
+    .py_task("run", task, data, kwargs, options, .names = .names)
+  .from_core(out)
 }
 
 # Tables from the core ({".frame": columns, ".rows": names}) as data.frames, everywhere in a result.

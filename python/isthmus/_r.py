@@ -175,7 +175,7 @@ def _import_torch_with_its_own_blas() -> None:
 # Bridge functions that only move data: they run without torch, so a conversion stays quick.
 _DATA_ONLY = {"anndata_from_r", "mudata_from_r", "anndata_to_r", "mudata_to_r", "fetch", "release", "release_all",
               "is_anndata", "is_mudata", "read_h5ad", "read_h5mu", "write_h5ad", "write_h5mu", "versions",
-              "torch_import_state", "counts_in_x"}
+              "torch_import_state", "counts_in_x", "worker_job", "worker_result"}
 
 
 def call(name: str, *args, argument_names: Mapping[str, str] | None = None) -> dict[str, Any]:
@@ -337,6 +337,22 @@ def _plain_parts(value):
     if isinstance(value, np.ndarray) and value.dtype == object:
         return value.astype(str)
     return value
+
+
+def worker_job(task: str, data: list, kwargs: Mapping[str, Any], options: Mapping[str, Any] | None,
+               argument_names: Mapping[str, str] | None, folder: str | None = None) -> str:
+    """A task call saved for a worker process (``isthmus._worker``) in ``folder`` (default: a new
+    temporary one); the job folder's path."""
+    from . import _worker
+
+    return _worker.write_job(task, data, kwargs, options, argument_names, folder)
+
+
+def worker_result(folder: str) -> dict[str, Any]:
+    """What the worker process of a job returned: {"value": ..., "warnings": [...]}."""
+    from . import _worker
+
+    return _worker.read_result(folder)
 
 
 def counts_in_x(adata, layer: str = "counts"):

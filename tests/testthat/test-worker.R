@@ -1,0 +1,55 @@
+# Tasks in a worker process (options(isthmus.backend = "worker")): the same results as in the R
+# process, the worker's errors as R errors, and a worker that dies or is interrupted leaves the
+# R session and the object as they were, with the next call working.
+
+pbmc_parts <- function() {
+  x <- read_counts("pbmc_3batch_symphony.h5ad")
+  list(counts = x$counts, meta = x$meta, pca = SeuratObject::Embeddings(pbmc3_seurat(), "pca"))
+}
+
+test_that("a task in a worker process gives what it gives in the R process", {
+  p <- pbmc_parts()
+  inside <- IntegrateCells(p$counts, meta.data = p$meta, method = "harmony", batch = "batch", embedding = p$pca)
+  worker <- withr::with_options(list(isthmus.backend = "worker"),
+    IntegrateCells(p$counts, meta.data = p$meta, method = "harmony", batch = "batch", embedding = p$pca))
+  expect_equal(worker$reductions$harmony$embedding, inside$reductions$harmony$embedding)
+  same <- setdiff(names(inside$records$harmony$params), "model_dir")  # a new temporary folder each call
+  expect_identical(worker$records$harmony$params[same], inside$records$harmony$params[same])
+  # a Seurat object the same way, and the core's checks name the R argument from the worker too
+  obj <- withr::with_options(list(isthmus.backend = "worker"), IntegrateCells(pbmc3_seurat(), "harmony", batch = "batch"))
+  expect_true("harmony" %in% SeuratObject::Reductions(obj))
+  expect_error(withr::with_options(list(isthmus.backend = "worker"),
+                                   IntegrateCells(pbmc3_seurat(), "harmony", batch = "batch", seed.use = "abc")),
+               "seed.use must be a whole number")
+  expect_error(withr::with_options(list(isthmus.backend = "elsewhere"), IntegrateCells(pbmc3_seurat(), "harmony")),
+               "backend must be \"inprocess\" or \"worker\"")
+})
+
+test_that("a worker that crashes or is interrupted gives an R error; the object and the session go on", {
+  obj <- pbmc3_seurat()
+  run <- function(fault) {
+    withr::with_envvar(c(ISTHMUS_WORKER_FAULT = fault), withr::with_options(list(isthmus.backend = "worker"),
+      IntegrateCells(obj, "harmony", batch = "batch")))
+  }
+  expect_error(run("exit"), "worker process running integrate ended with exit status 3 and no result.*unchanged")
+  expect_error(run("segv"), "worker process running integrate crashed \\(segmentation fault")
+  # an interrupt: the elapsed-time limit stops R's wait as Esc / Ctrl-C would; the worker is killed
+  jobs <- list.files(tempdir(), "^isthmus-job-", full.names = TRUE)
+  started <- Sys.time()
+  expect_error(withr::with_envvar(c(ISTHMUS_WORKER_FAULT = "sleep"), withr::with_options(
+    list(isthmus.backend = "worker"), {
+      setTimeLimit(elapsed = 15, transient = TRUE)
+      on.exit(setTimeLimit(elapsed = Inf))
+      IntegrateCells(obj, "harmony", batch = "batch")
+    })), "time limit")
+  expect_lt(as.numeric(difftime(Sys.time(), started, units = "secs")), 60)
+  Sys.sleep(1)
+  # pgrep finds no worker left (its status 1 means none, which system() reports as a warning)
+  sleeping <- suppressWarnings(system("pgrep -f 'isthmus[.]_worker'", intern = TRUE, ignore.stderr = TRUE))
+  expect_length(sleeping, 0)
+  expect_identical(setdiff(list.files(tempdir(), "^isthmus-job-", full.names = TRUE), jobs), character())
+  # the session works on, in the R process and in a worker
+  expect_identical(SeuratObject::Reductions(obj), SeuratObject::Reductions(pbmc3_seurat()))
+  out <- withr::with_options(list(isthmus.backend = "worker"), IntegrateCells(obj, "harmony", batch = "batch"))
+  expect_true("harmony" %in% SeuratObject::Reductions(out))
+})
