@@ -146,6 +146,31 @@ def torch_threads_kept():
             torch.set_num_threads(threads)
 
 
+@contextlib.contextmanager
+def interrupt_handler_kept():
+    """Put the process's own SIGINT handler back afterwards, at the operating-system level.
+
+    Lightning's trainer, on teardown, re-installs through Python's signal module every handler it
+    saw when it started. In a process that embeds Python (R through reticulate) that replaces the
+    host's SIGINT handler with Python's: after the first training of an R session, Esc / Ctrl-C
+    never reached R again. Python cannot read the host's handler, so it is saved and restored with
+    sigaction() itself (POSIX only; elsewhere this does nothing)."""
+    import ctypes
+    import signal
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        saved = ctypes.create_string_buffer(512)  # larger than struct sigaction on every libc
+        kept = libc.sigaction(int(signal.SIGINT), None, saved) == 0
+    except (OSError, AttributeError):
+        kept = False
+    try:
+        yield
+    finally:
+        if kept:
+            libc.sigaction(int(signal.SIGINT), saved, None)
+
+
 def quiet_lightning() -> None:
     # Lightning's start-up lines (seed, GPU/TPU available, tips) say nothing a user can act on
     for name in ("lightning", "lightning.pytorch", "lightning.fabric", "pytorch_lightning"):

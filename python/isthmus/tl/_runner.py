@@ -11,7 +11,7 @@ what each task did for itself before:
    user's object as it was; the record is built from the call's own arguments, model keyword
    arguments included (as scvi-tools' ``_get_init_params(locals())``), plus what the fit learnt;
 6. puts back the global library settings a task changes, in its checks or its fit (scvi-tools'
-   verbosity, Lightning's loggers, torch's thread count).
+   verbosity, Lightning's loggers, torch's thread count, the process's interrupt handler).
 
 A method's function takes the call (:class:`Call`: every argument of the task function by name)
 and returns a :class:`Fit`: what to write, the model to save, facts for the record and the task's
@@ -203,15 +203,16 @@ def validate(function: Callable[..., Any], arguments: dict[str, Any]) -> dict[st
 
 @contextlib.contextmanager
 def settings_kept():
-    """Put back what a task changes process-wide: scvi-tools' verbosity, Lightning's log levels and
-    torch's thread count (numba resets it when scanpy's or scVelo's parallel code starts). A library
-    the task loads first keeps the settings it was loaded with."""
+    """Put back what a task changes process-wide: scvi-tools' verbosity, Lightning's log levels, the
+    process's SIGINT handler (Lightning replaces R's) and torch's thread count (numba resets it when
+    scanpy's or scVelo's parallel code starts). A library the task loads first keeps the settings it
+    was loaded with."""
     loggers = {name: logging.getLogger(name).level
                for name in ("lightning", "lightning.pytorch", "lightning.fabric", "pytorch_lightning")}
     scvi = sys.modules.get("scvi")
     verbosity = scvi.settings.verbosity if scvi is not None else None
     try:
-        with _common.torch_threads_kept():
+        with _common.torch_threads_kept(), _common.interrupt_handler_kept():
             yield
     finally:
         for name, level in loggers.items():
