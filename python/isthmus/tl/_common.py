@@ -4,6 +4,7 @@ record kept beside each result, and where trained models live on disk."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime
 import logging
 import os
@@ -162,8 +163,118 @@ def seed_everything(seed: int) -> None:
     scvi.settings.seed = int(seed)  # seeds Python, NumPy and torch
 
 
+# ---- where models run ------------------------------------------------------------------------
+
+ACCELERATORS = ("auto", "cpu", "gpu", "cuda")
+
+
+@dataclasses.dataclass(frozen=True)
+class Device:
+    """Where the models of one task call run, resolved once by the task runner: Lightning's
+    ``accelerator`` and ``devices`` for scvi-tools, the torch device for isthmus's own models, the
+    ``batch_size`` asked for (None: each model's own) and ``name``, the device the record keeps."""
+
+    accelerator: str = "cpu"
+    devices: Any = 1
+    batch_size: int | None = None
+
+    @property
+    def name(self) -> str:
+        if self.accelerator == "cpu":
+            return "cpu"
+        return ",".join(f"cuda:{i}" for i in self.indices)
+
+    @property
+    def indices(self) -> list[int]:
+        return list(self.devices) if isinstance(self.devices, list) else list(range(int(self.devices)))
+
+    @property
+    def torch(self) -> str:
+        """The one torch device isthmus's own (single-device) models use."""
+        return "cpu" if self.accelerator == "cpu" else f"cuda:{self.indices[0]}"
+
+    def train_kwargs(self) -> dict[str, Any]:
+        """scvi-tools' ``train()`` keywords (Lightning's Trainer)."""
+        out = {"accelerator": self.accelerator, "devices": self.devices}
+        if self.batch_size is not None:
+            out["batch_size"] = int(self.batch_size)
+        return out
+
+    def load_kwargs(self) -> dict[str, Any]:
+        """scvi-tools' ``load()`` / ``load_query_data()`` keywords (one device)."""
+        return {"accelerator": self.accelerator, "device": self.indices[0] if self.accelerator != "cpu" else "auto"}
+
+
+_device = Device()  # the CPU outside a task call (tests, the benchmarks' direct calls)
+
+
+def resolve_device(accelerator: str, devices: Any = "auto", batch_size: int | None = None) -> Device:
+    """``accelerator`` "auto": the GPU when torch sees one (CUDA), else the CPU; "cpu"; "gpu" / "cuda".
+    ``devices`` "auto" is one device (several GPUs mean Lightning's DDP, which needs a process of its
+    own), a number of devices or a list of GPU indices; errors name the caller's arguments."""
+    import torch
+
+    if accelerator not in ACCELERATORS:
+        raise ValueError(f"isthmus: {_arguments.name('accelerator')} must be one of "
+                         f"{', '.join(map(_arguments.value_text, ACCELERATORS))}; got {_arguments.value_text(accelerator)}.")
+    has_gpu = torch.cuda.is_available()
+    if accelerator in ("gpu", "cuda") and not has_gpu:
+        raise ValueError(f"isthmus: {_arguments.name('accelerator')} = {_arguments.value_text(accelerator)}, but torch sees no GPU "
+                         f"(torch {torch.__version__}, CUDA build: {torch.version.cuda or 'no'}); use "
+                         f"{_arguments.value_text('auto')} or {_arguments.value_text('cpu')}.")
+    kind = "gpu" if accelerator in ("gpu", "cuda") or (accelerator == "auto" and has_gpu) else "cpu"
+    return Device(kind, _devices(devices, kind, torch.cuda.device_count() if has_gpu else 0), batch_size)
+
+
+def _devices(devices: Any, kind: str, n_gpus: int) -> Any:
+    shown = _arguments.name("devices")
+    if isinstance(devices, str):
+        if devices != "auto":
+            raise ValueError(f"isthmus: {shown} must be \"auto\", a number of devices or a list of GPU indices; "
+                             f"got {_arguments.value_text(devices)}.")
+        return 1
+    values = list(np.asarray(devices).ravel()) if isinstance(devices, (list, tuple, np.ndarray)) else [devices]
+    if not values or not all(float(v).is_integer() and v >= 0 for v in values):
+        raise ValueError(f"isthmus: {shown} must be \"auto\", a number of devices or a list of GPU indices; "
+                         f"got {_arguments.value_text(devices)}.")
+    if isinstance(devices, (list, tuple, np.ndarray)):
+        indices = [int(v) for v in values]
+        if kind == "cpu":
+            raise ValueError(f"isthmus: {shown} lists GPU indices, but the models run on the CPU.")
+        if max(indices) >= n_gpus:
+            raise ValueError(f"isthmus: {shown} asks for GPU {max(indices)}; torch sees {n_gpus}.")
+        count = len(indices)
+    else:
+        count = int(values[0])
+        if count < 1 or (kind == "gpu" and count > n_gpus):
+            raise ValueError(f"isthmus: {shown} must be between 1 and {max(n_gpus, 1)}; got {count}.")
+        indices = count
+    if count > 1:  # Lightning would start DDP processes inside the caller's (R's) process
+        raise ValueError(f"isthmus: {shown} = {count}: training on several devices at once is not supported yet; "
+                         "give one device.")
+    return indices
+
+
+@contextlib.contextmanager
+def using_device(device: Device):
+    """Run one task call's models on ``device`` (the runner sets it; :func:`train`, :func:`load_model`
+    and the own models read it)."""
+    global _device
+    before, _device = _device, device
+    try:
+        yield device
+    finally:
+        _device = before
+
+
+def current_device() -> Device:
+    return _device
+
+
 def train(model, *, label: str, max_epochs: int | None, verbose: bool, **train_kwargs) -> None:
-    """Train on the CPU with the concise progress line (the tasks time themselves)."""
+    """Train on the call's device (:func:`using_device`) with the concise progress line (the tasks
+    time themselves)."""
+    train_kwargs = {**_device.train_kwargs(), **train_kwargs}
     if verbose:
         train_kwargs["callbacks"] = [_progress.lightning_callback(label)]
     with warnings.catch_warnings():
@@ -174,7 +285,6 @@ def train(model, *, label: str, max_epochs: int | None, verbose: bool, **train_k
         if max_epochs is not None:  # None: the model's own default (MultiVI 500, SCVI by data size)
             train_kwargs["max_epochs"] = int(max_epochs)
         model.train(
-            accelerator="cpu",
             enable_progress_bar=False,
             enable_model_summary=False,
             **train_kwargs,
@@ -313,7 +423,7 @@ def load_model(model_dir: str, adata=None):
             adata.obs[setup["labels_key"]] = UNLABELLED if name == "SCANVI" else "0"
         if setup.get("layer") and setup["layer"] not in adata.layers:
             adata.layers[setup["layer"]] = adata.X
-    return model_class.load(model_dir, adata=adata, accelerator="cpu")
+    return model_class.load(model_dir, adata=adata, **_device.load_kwargs())
 
 
 def _check_known_batches(adata, batch_key: str, registry) -> None:

@@ -80,6 +80,9 @@ def denoise(
     n_neighbors: int = 15,
     use_rep: str | None = None,
     key_added: str | None = None,
+    accelerator: str = "auto",
+    devices: int | str | Sequence[int] = "auto",
+    batch_size: int | None = None,
     random_state: int = 0,
 ):
     """Denoised, log1p-scaled expression (same scale as log-normalised data: log1p of expression

@@ -121,6 +121,9 @@ def generate(
     groupby: str | None = None,
     groups: Sequence[str] | None = None,
     transform_batch: str | None = None,
+    accelerator: str = "auto",
+    devices: int | str | Sequence[int] = "auto",
+    batch_size: int | None = None,
     random_state: int = 0,
 ):
     """Return a new AnnData of ``n_cells`` synthetic cells (counts in X and ``layers["counts"]``);

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 import warnings
-from typing import Any
+from typing import Any, Sequence
 
 import anndata as ad
 import numpy as np
@@ -227,6 +227,9 @@ def rna_atac(
     max_epochs: int | None = None,
     model_dir: str | None = None,
     key_added: str | None = None,
+    accelerator: str = "auto",
+    devices: int | str | Sequence[int] = "auto",
+    batch_size: int | None = None,
     random_state: int = 0,
     verbose: bool = True,
     train_kwargs: dict[str, Any] | None = None,

@@ -6,7 +6,7 @@ neighbours, the other classical baseline, runs from R (FindMultiModalNeighbors).
 from __future__ import annotations
 
 import warnings
-from typing import Any
+from typing import Any, Sequence
 
 import anndata as ad
 import numpy as np
@@ -154,6 +154,9 @@ def rna_protein(
     max_epochs: int | None = None,
     model_dir: str | None = None,
     key_added: str | None = None,
+    accelerator: str = "auto",
+    devices: int | str | Sequence[int] = "auto",
+    batch_size: int | None = None,
     random_state: int = 0,
     verbose: bool = True,
     **model_kwargs: Any,

@@ -4,6 +4,8 @@ PCA fitted on the reference. The output mirrors Seurat's TransferData."""
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import numpy as np
 import pandas as pd
 
@@ -51,7 +53,7 @@ def _scanvi_transfer(reference, query, labels, *, batch_key, layer, reference_mo
     query_in = _query_for_model(query, registry["setup_args"], layer, batch_key, allow_non_integer)
     scvi.model.SCANVI.prepare_query_anndata(query_in, reference_model)
     _common.seed_everything(random_state)
-    query_model = scvi.model.SCANVI.load_query_data(query_in, reference_model, accelerator="cpu")
+    query_model = scvi.model.SCANVI.load_query_data(query_in, reference_model, **_common.current_device().load_kwargs())
     _common.train(query_model, label="scANVI query surgery", max_epochs=query_epochs, verbose=verbose,
                   plan_kwargs={"weight_decay": 0.0})
     probabilities = query_model.predict(soft=True)
@@ -203,6 +205,9 @@ def transfer_labels(
     allow_non_integer: bool = False,
     model_dir: str | None = None,
     key_added: str = "transfer",
+    accelerator: str = "auto",
+    devices: int | str | Sequence[int] = "auto",
+    batch_size: int | None = None,
     random_state: int = 0,
     verbose: bool = True,
 ) -> pd.DataFrame:
