@@ -334,22 +334,100 @@ def save_model(model, model_dir: str) -> str:
     return model_dir
 
 
-def lean_copy(adata):
+def lean_copy(adata, genes: pd.Index | None = None):
     """An AnnData over the same matrices (shared, not copied) with its own obs, var and uns: scvi-tools
     writes its registry (``_scvi_*`` columns and uns entries) into the object a model is set up on,
-    and that should not be the user's."""
+    and that should not be the user's. ``genes``: only these columns (copied; None: every gene)."""
     import anndata as ad
 
-    return ad.AnnData(X=adata.X, obs=adata.obs.copy(), var=adata.var.copy(), layers=dict(adata.layers.items()))
+    if genes is None or len(genes) == adata.n_vars and adata.var_names.equals(pd.Index(genes)):
+        return ad.AnnData(X=adata.X, obs=adata.obs.copy(), var=adata.var.copy(), layers=dict(adata.layers.items()))
+    at = adata.var_names.get_indexer(genes)
+    return ad.AnnData(X=adata.X[:, at], obs=adata.obs.copy(), var=adata.var.iloc[at].copy(),
+                      layers={k: v[:, at] for k, v in adata.layers.items()})
+
+
+# ---- the genes a count model trains on ---------------------------------------------------------
+
+VARIABLE, ALL = "variable", "all"
+N_VARIABLE = 2000  # the field's standard number of variable genes (Seurat, scanpy, scvi-tools' tutorials)
+
+
+def model_genes(adata, genes, *, layer: str | None, batch_key: str | None = None,
+                n_top_genes: int = N_VARIABLE) -> tuple[pd.Index, str]:
+    """The genes a count model trains on and where they came from (for the record). ``genes``:
+    "variable" (the default): the data's own variable genes (``var["highly_variable"]``, what
+    Seurat's VariableFeatures() become) when it marks some, else the field's standard selection on
+    the counts: scanpy's "seurat_v3" flavour, per batch when there are batches, ``n_top_genes``
+    genes (every gene when the data has no more); "all": every gene; or a list of gene names."""
+    names = adata.var_names
+    if not isinstance(genes, str) and len(genes) == 1 and genes[0] in (VARIABLE, ALL):
+        genes = genes[0]  # R's length-1 vector, or the runner's list of one
+    if isinstance(genes, str) and genes == ALL:
+        return names, "all"
+    if isinstance(genes, str) and genes == VARIABLE:
+        if "highly_variable" in adata.var and adata.var["highly_variable"].fillna(False).astype(bool).any():
+            return names[adata.var["highly_variable"].fillna(False).astype(bool).to_numpy()], "var['highly_variable']"
+        if adata.n_vars <= n_top_genes:
+            return names, f"all (no more than {n_top_genes} genes)"
+        return _seurat_v3_genes(adata, layer, batch_key, n_top_genes), "seurat_v3" + (" per batch" if batch_key else "")
+    wanted = pd.Index([genes] if isinstance(genes, str) else [str(g) for g in genes])
+    missing = wanted.difference(names)
+    if len(missing) or not len(wanted):
+        raise ValueError(f"isthmus: {_arguments.name('genes')} must be {_arguments.value_text(VARIABLE)}, "
+                         f"{_arguments.value_text(ALL)} or names of the data's genes; {len(missing)} of "
+                         f"{len(wanted)} are not in the data (e.g. {', '.join(map(str, missing[:5]))}).")
+    return wanted.unique(), "given"
+
+
+def _seurat_v3_genes(adata, layer, batch_key, n_top_genes: int) -> pd.Index:
+    """scanpy's "seurat_v3" selection (variance of the counts after a fitted mean-variance trend;
+    genes ranked by their median rank across batches) on a lean copy of the counts."""
+    import anndata as ad
+    import scanpy as sc
+
+    obs = pd.DataFrame(index=adata.obs_names)
+    if batch_key is not None:
+        obs["batch"] = adata.obs[batch_key].astype(str).to_numpy()
+    lean = ad.AnnData(X=matrix_of(adata, layer), obs=obs, var=pd.DataFrame(index=adata.var_names))
+    with warnings.catch_warnings():
+        # allow_non_integer data: the user opted in to non-integer counts
+        warnings.filterwarnings("ignore", message=".*expects raw count data.*")
+        table = sc.pp.highly_variable_genes(lean, flavor="seurat_v3", n_top_genes=int(n_top_genes),
+                                            batch_key="batch" if batch_key is not None else None, inplace=False)
+    return adata.var_names[table["highly_variable"].to_numpy(dtype=bool)]
+
+
+def gene_facts(genes: pd.Index, source: str) -> dict[str, Any]:
+    """What the record keeps about the genes a model was trained on."""
+    return {"genes_used": [str(g) for g in genes], "n_genes_used": int(len(genes)), "genes_from": source}
+
+
+def model_var_names(model) -> pd.Index:
+    """The genes a trained scvi-tools model (or the directory of a saved one) was trained on."""
+    if not isinstance(model, str):
+        return pd.Index(model.adata.var_names)
+    import torch
+
+    saved = torch.load(os.path.join(model, "model.pt"), map_location="cpu", weights_only=False)
+    return pd.Index(saved["var_names"]).astype(str)
 
 
 def trained_model(model, adata, task: str):
     """The model a task runs on and the data to run it on: a trained SCVI/SCANVI or the directory of a
-    saved one, with ``adata`` as a lean copy the model's registry may be written into."""
+    saved one, with ``adata`` as a lean copy (on the model's genes) the model's registry may be
+    written into."""
     if model is None:
         raise ValueError(f"isthmus: {task} needs a trained model ({_arguments.name('model')}): run embed/integrate "
                          "first.")
-    work = lean_copy(adata)
+    if isinstance(model, str):
+        saved_model_class(model)  # a clear error for a directory with no model
+    genes = model_var_names(model)
+    missing = genes.difference(adata.var_names)
+    if len(missing):
+        raise ValueError(f"isthmus: the model was trained on {len(genes)} genes, {len(missing)} of which are not in "
+                         f"the data (e.g. {', '.join(map(str, missing[:5]))}); give the data it was trained on.")
+    work = lean_copy(adata, genes)
     return (load_model(model, work) if isinstance(model, str) else model), work
 
 

@@ -54,7 +54,8 @@ def _nb_sample(counts, real_groups: np.ndarray, source: np.ndarray, rng) -> spar
 
 
 
-def _synthetic(call, source, counts, extra_obs: dict) -> Fit:
+def _synthetic(call, source, counts, extra_obs: dict, genes) -> Fit:
+    """The synthetic cells over ``genes``: the model's (its training genes) or every gene (the baseline)."""
     import anndata as ad
 
     adata = call.adata
@@ -64,7 +65,7 @@ def _synthetic(call, source, counts, extra_obs: dict) -> Fit:
         obs[call.groupby] = adata.obs[call.groupby].astype(str).to_numpy()[source]
     for name, values in extra_obs.items():
         obs[name] = values
-    out = ad.AnnData(X=counts, obs=obs, var=pd.DataFrame(index=adata.var_names.copy()))
+    out = ad.AnnData(X=counts, obs=obs, var=pd.DataFrame(index=pd.Index(genes).copy()))
     out.layers["counts"] = counts
     return Fit(value=out)
 
@@ -83,8 +84,8 @@ def _fit_scvi(call) -> Fit:
     extra = {}
     if batch_key:
         extra[batch_key] = call.transform_batch or adata.obs[batch_key].astype(str).to_numpy()[source]
-    fit = _synthetic(call, source, counts, extra)
-    fit.record["batch_key"] = batch_key
+    fit = _synthetic(call, source, counts, extra, work.var_names)
+    fit.record.update(batch_key=batch_key, genes=[str(g) for g in work.var_names])
     return fit
 
 
@@ -94,7 +95,7 @@ def _fit_nb(call) -> Fit:
     source = _choose_cells(adata, call.groupby, call.groups, call.n_cells, rng)
     real_groups = adata.obs[call.groupby].astype(str).to_numpy() if call.groupby is not None else np.zeros(adata.n_obs)
     counts = _nb_sample(_common.matrix_of(adata, call.layer), real_groups, source, rng)
-    return _synthetic(call, source, counts, {})
+    return _synthetic(call, source, counts, {}, adata.var_names)
 
 
 def _prepare(call, entry) -> None:
