@@ -370,7 +370,8 @@ def model_genes(adata, genes, *, layer: str | None, batch_key: str | None = None
             return names[adata.var["highly_variable"].fillna(False).astype(bool).to_numpy()], "var['highly_variable']"
         if adata.n_vars <= n_top_genes:
             return names, f"all (no more than {n_top_genes} genes)"
-        return _seurat_v3_genes(adata, layer, batch_key, n_top_genes), "seurat_v3" + (" per batch" if batch_key else "")
+        genes, span = _seurat_v3_genes(adata, layer, batch_key, n_top_genes)
+        return genes, "seurat_v3" + (" per batch" if batch_key else "") + (f" (loess span {span})" if span != 0.3 else "")
     wanted = pd.Index([genes] if isinstance(genes, str) else [str(g) for g in genes])
     missing = wanted.difference(names)
     if len(missing) or not len(wanted):
@@ -380,22 +381,34 @@ def model_genes(adata, genes, *, layer: str | None, batch_key: str | None = None
     return wanted.unique(), "given"
 
 
-def _seurat_v3_genes(adata, layer, batch_key, n_top_genes: int) -> pd.Index:
+def _seurat_v3_genes(adata, layer, batch_key, n_top_genes: int) -> tuple[pd.Index, float]:
     """scanpy's "seurat_v3" selection (variance of the counts after a fitted mean-variance trend;
-    genes ranked by their median rank across batches) on a lean copy of the counts."""
+    genes ranked by their median rank across batches) on a lean copy of the counts, and the loess
+    span of the trend: Seurat's 0.3, or wider where a small batch makes that fit singular (skmisc's
+    "near singularities"), as Seurat users widen `loess.span`; an error naming ``genes`` if none fits."""
     import anndata as ad
     import scanpy as sc
+    import torch  # noqa: F401  (loaded first, so that its thread count is put back after numba's)
 
     obs = pd.DataFrame(index=adata.obs_names)
     if batch_key is not None:
         obs["batch"] = adata.obs[batch_key].astype(str).to_numpy()
     lean = ad.AnnData(X=matrix_of(adata, layer), obs=obs, var=pd.DataFrame(index=adata.var_names))
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), torch_threads_kept():  # training after it runs on the caller's threads
         # allow_non_integer data: the user opted in to non-integer counts
         warnings.filterwarnings("ignore", message=".*expects raw count data.*")
-        table = sc.pp.highly_variable_genes(lean, flavor="seurat_v3", n_top_genes=int(n_top_genes),
-                                            batch_key="batch" if batch_key is not None else None, inplace=False)
-    return adata.var_names[table["highly_variable"].to_numpy(dtype=bool)]
+        for span in (0.3, 0.5, 1.0):
+            try:
+                table = sc.pp.highly_variable_genes(lean, flavor="seurat_v3", n_top_genes=int(n_top_genes), span=span,
+                                                    batch_key="batch" if batch_key is not None else None,
+                                                    inplace=False)
+                break
+            except ValueError as error:  # skmisc's loess: "near singularities", "reciprocal condition number"
+                if span == 1.0:
+                    raise ValueError(f"isthmus: the variable genes could not be chosen (scanpy's seurat_v3 trend: "
+                                     f"{error}); give {_arguments.name('genes')} as gene names, or "
+                                     f"{_arguments.value_text(ALL)}.") from error
+    return adata.var_names[table["highly_variable"].to_numpy(dtype=bool)], span
 
 
 def gene_facts(genes: pd.Index, source: str) -> dict[str, Any]:
