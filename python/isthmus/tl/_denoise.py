@@ -75,7 +75,8 @@ def _prepare(call, entry) -> None:
         if untrained:
             raise ValueError(f"isthmus: {len(untrained)} genes of {_arguments.name('genes')} were not among the "
                              f"{len(call.model_genes)} genes the model was trained on (e.g. {untrained[:5]}); "
-                             "train it on them (genes / features) or leave them out.")
+                             f"train it on them (RunSCVI's / integrate's {_arguments.name('genes')}) or leave them "
+                             "out.")
     if entry.name == "knn":
         _common.check_counts(call.adata, call.layer, allow_non_integer=True)
 
