@@ -172,7 +172,8 @@ def _two_sample_auc(real, synthetic, random_state: int) -> float:
 def check_generated(real, synthetic, *, layer: str | None = "counts", groupby: str | None = None,
                     random_state: int = 0) -> pd.DataFrame:
     """Posterior predictive check: per group (or overall), how generated cells compare with real
-    ones. Columns: group, n_real, n_synthetic, mean_correlation and variance_correlation (Pearson,
+    ones, on the synthetic cells' genes (a model's training genes). Columns: group, n_real, n_synthetic,
+    mean_correlation and variance_correlation (Pearson,
     per gene, on log-normalised data), zero_fraction_error (mean absolute difference per gene) and
     classifier_auc (0.5 = indistinguishable, 1 = fully separable)."""
     random_state = _runner.validate(check_generated, locals())["random_state"]  # the checks every task has
@@ -180,8 +181,12 @@ def check_generated(real, synthetic, *, layer: str | None = "counts", groupby: s
         _common.check_column(data, groupby, "group", allow_na=True)
     real_counts = _common.matrix_of(real, layer)
     synthetic_counts = synthetic.layers["counts"] if "counts" in synthetic.layers else synthetic.X
-    if list(real.var_names) != list(synthetic.var_names):
-        raise ValueError("isthmus: real and synthetic cells must have the same genes in the same order.")
+    # on the synthetic cells' genes: a model trained on variable genes generates only those
+    missing = synthetic.var_names.difference(real.var_names)
+    if len(missing):
+        raise ValueError(f"isthmus: the synthetic cells have {len(missing)} genes the real cells lack (e.g. "
+                         f"{', '.join(map(str, missing[:5]))}); compare cells of the same genes.")
+    real_counts = real_counts[:, real.var_names.get_indexer(synthetic.var_names)]
     if groupby is None:
         groups = [(None, np.ones(real.n_obs, bool), np.ones(synthetic.n_obs, bool))]
     else:
