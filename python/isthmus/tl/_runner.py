@@ -299,9 +299,8 @@ def run(task_name: str, arguments: Mapping[str, Any]):
 
 def _device_of(call: Call) -> _common.Device:
     """Where the call's models run: its ``accelerator`` / ``devices`` / ``batch_size`` resolved once,
-    before any work ("auto": the GPU when torch sees one), for every model the call trains or loads;
-    the CPU for tasks without these arguments. A task run inside another (CompareMethods) runs on
-    the outer call's device unless it has its own arguments."""
+    before any work ("auto": the GPU when torch sees one), for every model the call trains or loads.
+    A task without these arguments runs where its caller's models run (the CPU at the top level)."""
     if call.get("accelerator") is None:
         return _common.current_device()
     return _common.resolve_device(call.accelerator, call.get("devices", "auto"), call.get("batch_size"))
