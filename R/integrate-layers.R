@@ -48,10 +48,13 @@ IsthmusSCVIIntegration <- function(object, assay = NULL, orig = NULL, layers = N
                                    features = NULL, new.reduction = "integrated.scvi", reduction.key = NULL,
                                    meta.data = NULL, batch = NULL, categorical.covariates = NULL,
                                    continuous.covariates = NULL, n_latent = 10, max_epochs = NULL,
-                                   model.dir = NULL, allow.non.integer = FALSE, seed.use = 0, verbose = TRUE, ...) {
+                                   model.dir = NULL, allow.non.integer = FALSE,
+                                   accelerator = getOption("isthmus.accelerator", "auto"), devices = "auto", batch_size = NULL,
+                                   seed.use = 0, verbose = TRUE, ...) {
   .integrate_layers("scvi", object, assay, layers, features, new.reduction, reduction.key, meta.data, batch,
                     labels = NULL, categorical.covariates, continuous.covariates, n_latent, max_epochs,
-                    scanvi_epochs = NULL, model.dir, allow.non.integer, seed.use, verbose, ...)
+                    scanvi_epochs = NULL, model.dir, allow.non.integer, seed.use, verbose, accelerator = accelerator,
+                    devices = devices, batch_size = batch_size, ...)
 }
 
 #' @rdname IsthmusSCVIIntegration
@@ -60,15 +63,17 @@ IsthmusSCANVIIntegration <- function(object, assay = NULL, orig = NULL, layers =
                                      features = NULL, new.reduction = "integrated.scanvi", reduction.key = NULL,
                                      meta.data = NULL, labels = NULL, batch = NULL, categorical.covariates = NULL,
                                      continuous.covariates = NULL, n_latent = 10, max_epochs = NULL,
-                                     scanvi_epochs = 20, model.dir = NULL, allow.non.integer = FALSE, seed.use = 0,
-                                     verbose = TRUE, ...) {
+                                     scanvi_epochs = 20, model.dir = NULL, allow.non.integer = FALSE,
+                                     accelerator = getOption("isthmus.accelerator", "auto"), devices = "auto", batch_size = NULL,
+                                     seed.use = 0, verbose = TRUE, ...) {
   if (is.null(labels)) {
     stop("isthmus: scANVI needs labels: pass meta.data = object[[]] and labels = \"<cell-type column>\".",
          call. = FALSE)
   }
   .integrate_layers("scanvi", object, assay, layers, features, new.reduction, reduction.key, meta.data, batch,
                     labels, categorical.covariates, continuous.covariates, n_latent, max_epochs, scanvi_epochs,
-                    model.dir, allow.non.integer, seed.use, verbose, ...)
+                    model.dir, allow.non.integer, seed.use, verbose, accelerator = accelerator, devices = devices,
+                    batch_size = batch_size, ...)
 }
 
 .integrate_layers <- function(method, object, assay, layers, features, new.reduction, reduction.key, meta.data,
@@ -106,8 +111,10 @@ IsthmusSCANVIIntegration <- function(object, assay = NULL, orig = NULL, layers =
     obs[[batch]] <- factor(counts$batch, levels = unique(counts$batch))
   }
   adata <- .lean_anndata(counts$matrix, paste0("assay counts layers ", paste(counts$layers, collapse = ", ")), obs)
+  # `features` are the genes already (IntegrateLayers passes the assay's VariableFeatures)
   out <- .integrate_in_python(adata, method, batch, labels, categorical.covariates, continuous.covariates, n_latent,
-                              max_epochs, scanvi_epochs, allow.non.integer, model.dir, seed.use, verbose, ...)
+                              max_epochs, scanvi_epochs, allow.non.integer, model.dir, seed.use, verbose,
+                              genes = "all", ...)
   key <- reduction.key %||% SeuratObject::Key(gsub("[^A-Za-z0-9]", "", new.reduction), quiet = TRUE)
   latent <- as.matrix(out$written[[paste0("obsm/X_", method)]])
   dimnames(latent) <- list(cells, paste0(key, seq_len(ncol(latent))))

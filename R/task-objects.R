@@ -44,6 +44,27 @@
 # A data.frame as an argument of the core (a pandas frame there).
 .frame_to_core <- function(frame) list(.frame = lapply(frame, function(v) if (is.factor(v)) as.character(v) else v))
 
+# ---- the genes a count model trains on ------------------------------------------------------------
+
+# The `features` a count model trains on, from a Seurat / SCE object: the user's when given, else
+# Seurat's VariableFeatures() when the assay has them; NULL leaves the choice to the core (an SCE's
+# rowData "highly_variable", or the standard selection on the counts).
+.model_features <- function(object, assay, features) {
+  if (!is.null(features) || !.is_seurat(object)) return(features)
+  variable <- SeuratObject::VariableFeatures(object, assay = assay %||% SeuratObject::DefaultAssay(object))
+  if (length(variable)) variable else NULL
+}
+
+# `features` as the core's `genes`: NULL is "variable" (the core's standard selection), "all" every
+# gene, else the names.
+.genes_argument <- function(features) {
+  if (is.null(features)) return("variable")
+  if (!is.character(features) || anyNA(features) || !length(features)) {
+    stop("isthmus: features must be gene names, \"all\" or NULL (the variable genes).", call. = FALSE)
+  }
+  if (length(features) == 1) features else as.list(features)
+}
+
 # ---- results -------------------------------------------------------------------------------------
 
 # What every verb's .default returns and .put_result() stores:

@@ -25,21 +25,28 @@
 #' @param query.batches label_transfer: the batch values that form the query.
 #' @param holdout.labels label_transfer: labels removed from the reference.
 #' @param png A file for the plot (methods x metrics), or `NULL` for none.
+#' @param features integration, label_transfer: the genes scVI / scANVI train on (as in
+#'   [IntegrateCells()]: the object's variable features by default).
 #' @param ... Passed to the methods (e.g. `n_latent`, `query_epochs`).
 #' @inheritParams IntegrateCells
 #' @return A data.frame with columns method, category, metric, value (tidy: one row per score);
 #'   attribute "png" has the plot's path.
 #' @export
 CompareMethods <- function(object, task = c("integration", "label_transfer", "deconvolution"), methods = NULL, batch = NULL,
-                           labels, query.batches = NULL, holdout.labels = NULL, png = NULL, assay = NULL,
-                           layer = "counts", max_epochs = NULL, seed.use = 0, verbose = TRUE, ...) {
+                           labels, query.batches = NULL, holdout.labels = NULL, png = NULL, features = NULL, assay = NULL,
+                           layer = "counts", max_epochs = NULL,
+                           accelerator = getOption("isthmus.accelerator", "auto"), devices = "auto", batch_size = NULL,
+                           seed.use = 0, verbose = TRUE, ...) {
   task <- match.arg(task)
   parts <- .object_parts(object, assay, layer, columns = c(batch, labels))
   adata <- .task_anndata(parts$counts, parts$meta.data, c(batch, labels))
   kwargs <- list(task = task, methods = if (!is.null(methods)) as.list(methods), batch_key = batch,
                  labels_key = labels, query_batches = if (!is.null(query.batches)) as.list(as.character(query.batches)),
                  holdout_labels = as.list(as.character(holdout.labels)), layer = NULL,
-                 max_epochs = max_epochs, random_state = seed.use, verbose = verbose, ...)
+                 max_epochs = max_epochs, random_state = seed.use,
+                 accelerator = accelerator, devices = devices, batch_size = batch_size, verbose = verbose, ...)
+  # scVI / scANVI train on the object's variable features, as RunSCVI() would
+  if (task != "deconvolution") kwargs$genes <- .genes_argument(.model_features(object, parts$assay, features))
   title <- paste0("isthmus: ", task, " methods on ", ncol(object), " cells")
   options <- list(figure = if (!is.null(png)) normalizePath(png, mustWork = FALSE), title = title)
   out <- .run_core("compare", list(adata), kwargs, options)

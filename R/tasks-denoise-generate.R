@@ -19,7 +19,9 @@
 #' @param method "scvi" or "knn".
 #' @param model scVI: the name of a model recorded in the object ("scvi", "scanvi") or a saved
 #'   model's directory (the default method: a directory).
-#' @param features Genes to return (default: all; the result is dense, cells x features).
+#' @param features Genes to return (default: every gene the method covers: for scVI the genes the
+#'   model was trained on, its variable genes unless it was trained on all; the result is dense,
+#'   cells x features).
 #' @param transform.batch scVI: show every cell as if from this batch.
 #' @param reduction kNN: the reduction whose neighbours are averaged (default: a PCA computed the
 #'   standard way).
@@ -37,7 +39,9 @@ DenoiseExpression <- function(object, ...) UseMethod("DenoiseExpression")
 #' @rdname DenoiseExpression
 #' @export
 DenoiseExpression.default <- function(object, method = c("scvi", "knn"), model = NULL, features = NULL,
-                                      transform.batch = NULL, k = 15, new.assay = NULL, seed.use = 0,
+                                      transform.batch = NULL, k = 15, new.assay = NULL,
+                                      accelerator = getOption("isthmus.accelerator", "auto"), devices = "auto", batch_size = NULL,
+                                      seed.use = 0,
                                       meta.data = NULL, embedding = NULL, ...) {
   method <- .choose_method(method, "DenoiseExpression")
   model_dir <- if (method == "scvi") {
@@ -48,10 +52,12 @@ DenoiseExpression.default <- function(object, method = c("scvi", "knn"), model =
   }
   adata <- .task_anndata(object, meta.data, if (method == "scvi") .model_columns(model_dir), embedding = embedding)
   kwargs <- list(method = method, model = model_dir, layer = NULL, genes = features, transform_batch = transform.batch,
-                 n_neighbors = k, use_rep = if (!is.null(embedding)) "X_input", random_state = seed.use)
+                 n_neighbors = k, use_rep = if (!is.null(embedding)) "X_input", random_state = seed.use,
+                 accelerator = accelerator, devices = devices, batch_size = batch_size)
   out <- .run_core("denoise", list(adata), kwargs, .names = .r_names(n_neighbors = "k"))
   values <- t(out$value)
-  dimnames(values) <- list(features %||% rownames(object), colnames(object))
+  # the genes covered: those asked for, else every gene the method covers (a model's training genes)
+  dimnames(values) <- list(.as_chr(out$record$params$genes), colnames(object))
   name <- new.assay %||% paste0(method, "_denoised")
   .task_result(assays = stats::setNames(list(list(values = values, record = out$record)), name),
                records = stats::setNames(list(out$record), name))
@@ -61,7 +67,9 @@ DenoiseExpression.default <- function(object, method = c("scvi", "knn"), model =
 #' @export
 DenoiseExpression.Seurat <- function(object, method = c("scvi", "knn"), model = "scvi", features = NULL,
                                      transform.batch = NULL, reduction = NULL, k = 15, new.assay = NULL, assay = NULL,
-                                     layer = "counts", seed.use = 0, ...) {
+                                     layer = "counts",
+                                     accelerator = getOption("isthmus.accelerator", "auto"), devices = "auto", batch_size = NULL,
+                                     seed.use = 0, ...) {
   method <- .choose_method(method, "DenoiseExpression")
   .check_task_object(object)
   model_dir <- if (method == "scvi") .model_dir(object, model)
@@ -69,7 +77,9 @@ DenoiseExpression.Seurat <- function(object, method = c("scvi", "knn"), model = 
   parts <- .object_parts(object, assay, layer, columns = columns, embedding = reduction)
   result <- DenoiseExpression.default(parts$counts, method = method, model = model_dir, features = features,
                                       transform.batch = transform.batch, k = k, new.assay = new.assay,
-                                      seed.use = seed.use, meta.data = parts$meta.data, embedding = parts$embedding)
+                                      seed.use = seed.use,
+                                      accelerator = accelerator, devices = devices, batch_size = batch_size,
+                                      meta.data = parts$meta.data, embedding = parts$embedding)
   .put_result(object, result, parts$assay)
 }
 
@@ -108,7 +118,9 @@ GenerateCells <- function(object, ...) UseMethod("GenerateCells")
 #' @rdname GenerateCells
 #' @export
 GenerateCells.default <- function(object, n, method = c("scvi", "nb"), model = NULL, groupby = NULL, groups = NULL,
-                                  transform.batch = NULL, seed.use = 0, meta.data = NULL, ...) {
+                                  transform.batch = NULL,
+                                  accelerator = getOption("isthmus.accelerator", "auto"), devices = "auto", batch_size = NULL,
+                                  seed.use = 0, meta.data = NULL, ...) {
   method <- .choose_method(method, "GenerateCells")
   model_dir <- if (method == "scvi") {
     if (!is.character(model) || length(model) != 1 || !dir.exists(model)) {
@@ -120,7 +132,7 @@ GenerateCells.default <- function(object, n, method = c("scvi", "nb"), model = N
   adata <- .task_anndata(object, meta.data, columns)
   kwargs <- list(n_cells = n, method = method, model = model_dir, layer = NULL, groupby = groupby,
                  groups = if (!is.null(groups)) as.list(as.character(groups)), transform_batch = transform.batch,
-                 random_state = seed.use)
+                 random_state = seed.use, accelerator = accelerator, devices = devices, batch_size = batch_size)
   out <- .run_core("generate", list(adata), kwargs)
   generated <- as_sce(.py_task("counts_in_x", out$value), x_assay = "counts")
   list(counts = SummarizedExperiment::assay(generated, "counts"),
@@ -130,7 +142,9 @@ GenerateCells.default <- function(object, n, method = c("scvi", "nb"), model = N
 #' @rdname GenerateCells
 #' @export
 GenerateCells.Seurat <- function(object, n, method = c("scvi", "nb"), model = "scvi", groupby = NULL, groups = NULL,
-                                 transform.batch = NULL, assay = NULL, layer = "counts", seed.use = 0, ...) {
+                                 transform.batch = NULL, assay = NULL, layer = "counts",
+                                 accelerator = getOption("isthmus.accelerator", "auto"), devices = "auto", batch_size = NULL,
+                                 seed.use = 0, ...) {
   method <- .choose_method(method, "GenerateCells")
   .check_task_object(object)
   model_dir <- if (method == "scvi") .model_dir(object, model)
@@ -138,6 +152,7 @@ GenerateCells.Seurat <- function(object, n, method = c("scvi", "nb"), model = "s
   parts <- .object_parts(object, assay, layer, columns = columns)
   generated <- GenerateCells.default(parts$counts, n = n, method = method, model = model_dir, groupby = groupby,
                                      groups = groups, transform.batch = transform.batch, seed.use = seed.use,
+                                     accelerator = accelerator, devices = devices, batch_size = batch_size,
                                      meta.data = parts$meta.data)
   out <- if (.is_seurat(object)) {
     SeuratObject::CreateSeuratObject(counts = generated$counts, assay = parts$assay, meta.data = generated$meta.data)

@@ -29,6 +29,17 @@
 #' @param n_latent Dimensions of the latent space.
 #' @param max_epochs Training epochs (`NULL`: scvi-tools' default for the data size).
 #' @param scanvi_epochs scANVI's epochs after scVI's.
+#' @param features The genes the count models (scVI, scANVI) train on: `NULL` (the default) takes
+#'   the object's variable features (Seurat `VariableFeatures()`; run `FindVariableFeatures()`
+#'   first) when it has them, else the field's standard selection on the counts (2000 genes,
+#'   scanpy's "seurat_v3" flavour, per batch when `batch` is given); `"all"` trains on every gene;
+#'   or a vector of gene names. The record lists the genes used (`genes_used`). Harmony ignores it.
+#' @param accelerator Where the models train: `"auto"` (the GPU when torch sees one, else the CPU),
+#'   `"cpu"` or `"gpu"`. Its default is the session option `isthmus.accelerator` (e.g.
+#'   `options(isthmus.accelerator = "cpu")`), else `"auto"`. The record's `device` says where the
+#'   model ran ("cpu", "cuda:0").
+#' @param devices `"auto"` (one device) or which GPU: a number of devices (1) or a GPU index.
+#' @param batch_size The models' minibatch size (`NULL`: each model's own, 128 for scVI).
 #' @param model.dir Where to save the trained model (default: a temporary directory; see
 #'   [SaveModel()]).
 #' @param reduction.name,reduction.key Name and key of the new reduction.
@@ -51,14 +62,19 @@ IntegrateCells <- function(object, ...) UseMethod("IntegrateCells")
 #' @export
 IntegrateCells.default <- function(object, meta.data = NULL, method = c("scvi", "scanvi", "harmony"), batch = NULL,
                                    labels = NULL, categorical.covariates = NULL, continuous.covariates = NULL,
+                                   features = NULL,
                                    embedding = NULL, n_latent = 10, max_epochs = NULL, scanvi_epochs = 20,
-                                   model.dir = NULL, allow.non.integer = FALSE, seed.use = 0, verbose = TRUE, ...) {
+                                   model.dir = NULL, allow.non.integer = FALSE,
+                                   accelerator = getOption("isthmus.accelerator", "auto"), devices = "auto", batch_size = NULL,
+                                   seed.use = 0, verbose = TRUE, ...) {
   method <- .choose_method(method, "IntegrateCells")
   adata <- .task_anndata(object, meta.data, c(batch, labels, categorical.covariates, continuous.covariates),
                          embedding = if (method == "harmony") embedding)
   out <- .integrate_in_python(adata, method, batch, labels, categorical.covariates, continuous.covariates,
                               n_latent, max_epochs, scanvi_epochs, allow.non.integer, model.dir, seed.use, verbose,
-                              use_rep = if (method == "harmony" && !is.null(embedding)) "X_input", ...)
+                              use_rep = if (method == "harmony" && !is.null(embedding)) "X_input",
+                              genes = .genes_argument(features), accelerator = accelerator, devices = devices,
+                              batch_size = batch_size, ...)
   reduction <- list(embedding = out$written[[paste0("obsm/X_", method)]], key = paste0(toupper(method), "_"),
                     record = out$record)
   .task_result(reductions = stats::setNames(list(reduction), method), records = stats::setNames(list(out$record), method))
@@ -67,10 +83,12 @@ IntegrateCells.default <- function(object, meta.data = NULL, method = c("scvi", 
 #' @rdname IntegrateCells
 #' @export
 IntegrateCells.Seurat <- function(object, method = c("scvi", "scanvi", "harmony"), batch = NULL, labels = NULL,
-                                  categorical.covariates = NULL, continuous.covariates = NULL, assay = NULL,
-                                  layer = "counts", reduction = NULL, n_latent = 10, max_epochs = NULL,
+                                  categorical.covariates = NULL, continuous.covariates = NULL, features = NULL,
+                                  assay = NULL, layer = "counts", reduction = NULL, n_latent = 10, max_epochs = NULL,
                                   scanvi_epochs = 20, model.dir = NULL, reduction.name = NULL, reduction.key = NULL,
-                                  allow.non.integer = FALSE, seed.use = 0, verbose = TRUE, ...) {
+                                  allow.non.integer = FALSE,
+                                  accelerator = getOption("isthmus.accelerator", "auto"), devices = "auto", batch_size = NULL,
+                                  seed.use = 0, verbose = TRUE, ...) {
   method <- .choose_method(method, "IntegrateCells")
   reduction <- reduction %||% .default_reduction_name(object, "pca")
   has_pca <- method == "harmony" && reduction %in% .reduction_names(object)
@@ -79,8 +97,10 @@ IntegrateCells.Seurat <- function(object, method = c("scvi", "scanvi", "harmony"
   result <- IntegrateCells.default(parts$counts, parts$meta.data, method = method, batch = batch, labels = labels,
                                    categorical.covariates = categorical.covariates,
                                    continuous.covariates = continuous.covariates, embedding = parts$embedding,
+                                   features = .model_features(object, parts$assay, features),
                                    n_latent = n_latent, max_epochs = max_epochs, scanvi_epochs = scanvi_epochs,
                                    model.dir = model.dir, allow.non.integer = allow.non.integer, seed.use = seed.use,
+                                   accelerator = accelerator, devices = devices, batch_size = batch_size,
                                    verbose = verbose, ...)
   if (!is.null(reduction.key)) result$reductions[[method]]$key <- reduction.key
   names <- stats::setNames(list(reduction.name %||% .default_reduction_name(object, method)), method)
@@ -93,7 +113,8 @@ IntegrateCells.Seurat <- function(object, method = c("scvi", "scanvi", "harmony"
 IntegrateCells.SingleCellExperiment <- IntegrateCells.Seurat
 
 # tl.integrate (python/isthmus/tl/_embed.py) with the R arguments as its keywords; shared by
-# IntegrateCells() and the IntegrateLayers() methods (integrate-layers.R).
+# IntegrateCells() and the IntegrateLayers() methods (integrate-layers.R). `...`: more keywords
+# (genes, accelerator, devices, batch_size, model keyword arguments).
 .integrate_in_python <- function(adata, method, batch, labels, categorical.covariates, continuous.covariates,
                                  n_latent, max_epochs, scanvi_epochs, allow.non.integer, model.dir, seed.use, verbose,
                                  use_rep = NULL, ...) {

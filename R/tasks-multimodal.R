@@ -45,6 +45,10 @@
 #' @param verbose Print a progress line about every tenth of training.
 #' @param protein,atac Default method: the second modality's raw counts, features x the same cells.
 #' @param meta.data Default method: a data.frame with the batch column.
+#' @param features totalVI / MultiVI: the RNA genes the model trains on: `NULL` (the default) takes
+#'   the RNA assay's variable features when it has them, else 2000 by the field's standard
+#'   selection on the counts; `"all"` every gene; or gene names. The record lists them.
+#' @inheritParams IntegrateCells
 #' @param ... Passed to `scvi.model.TOTALVI()` / `scvi.model.MULTIVI()` (e.g. `n_layers_encoder`).
 #' @return The object with the reductions, assays and record added; the default method returns a
 #'   list (`reductions`, `assays`, `records`).
@@ -54,8 +58,10 @@ IntegrateModalities <- function(object, ...) UseMethod("IntegrateModalities")
 #' @rdname IntegrateModalities
 #' @export
 IntegrateModalities.default <- function(object, protein = NULL, atac = NULL, method = c("totalvi", "multivi", "pca"),
-                                        batch = NULL, n_latent = NULL, n_comps = 20, max_epochs = NULL,
-                                        model.dir = NULL, seed.use = 0, verbose = TRUE, meta.data = NULL, ...) {
+                                        batch = NULL, features = NULL, n_latent = NULL, n_comps = 20, max_epochs = NULL,
+                                        model.dir = NULL,
+                                        accelerator = getOption("isthmus.accelerator", "auto"), devices = "auto", batch_size = NULL,
+                                        seed.use = 0, verbose = TRUE, meta.data = NULL, ...) {
   method <- .choose_method(method, "IntegrateModalities")
   if (is.null(protein) == is.null(atac)) stop("isthmus: give the second modality: protein or atac counts.", call. = FALSE)
   kind <- if (!is.null(protein)) "protein" else "atac"
@@ -64,8 +70,10 @@ IntegrateModalities.default <- function(object, protein = NULL, atac = NULL, met
   rna <- .task_anndata(object, meta.data, batch)
   second <- .task_anndata(protein %||% atac, NULL, what = paste0(kind, " counts"), arg = kind)
   if (method == "totalvi") n_latent <- n_latent %||% 20
-  kwargs <- list(method = method, batch_key = batch, n_comps = n_comps, max_epochs = max_epochs,
-                 model_dir = model.dir %||% .session_model_dir(method), random_state = seed.use, verbose = verbose, ...)
+  kwargs <- list(method = method, batch_key = batch, genes = .genes_argument(features), n_comps = n_comps,
+                 max_epochs = max_epochs,
+                 model_dir = model.dir %||% .session_model_dir(method), random_state = seed.use,
+                 accelerator = accelerator, devices = devices, batch_size = batch_size, verbose = verbose, ...)
   kwargs$n_latent <- n_latent  # NULL leaves the model's own default
   modalities <- if (kind == "protein") list(rna = rna, prot = second) else list(rna = rna, atac = second)
   task <- if (kind == "protein") "rna_protein" else "rna_atac"
@@ -101,8 +109,11 @@ IntegrateModalities.default <- function(object, protein = NULL, atac = NULL, met
 #' @rdname IntegrateModalities
 #' @export
 IntegrateModalities.Seurat <- function(object, method = c("totalvi", "multivi", "pca"), rna.assay = "RNA",
-                                       protein.assay = NULL, atac.assay = NULL, batch = NULL, n_latent = NULL,
-                                       n_comps = 20, max_epochs = NULL, model.dir = NULL, seed.use = 0, verbose = TRUE,
+                                       protein.assay = NULL, atac.assay = NULL, batch = NULL, features = NULL,
+                                       n_latent = NULL,
+                                       n_comps = 20, max_epochs = NULL, model.dir = NULL,
+                                       accelerator = getOption("isthmus.accelerator", "auto"), devices = "auto", batch_size = NULL,
+                                       seed.use = 0, verbose = TRUE,
                                        ...) {
   method <- .choose_method(method, "IntegrateModalities")
   .check_task_object(object)
@@ -111,8 +122,11 @@ IntegrateModalities.Seurat <- function(object, method = c("totalvi", "multivi", 
   counts <- .modality_counts(object, second$assay)
   result <- IntegrateModalities.default(rna$counts, protein = if (second$kind == "protein") counts,
                                         atac = if (second$kind == "atac") counts, method = method, batch = batch,
+                                        features = .model_features(object, rna$assay, features),
                                         n_latent = n_latent, n_comps = n_comps, max_epochs = max_epochs,
-                                        model.dir = model.dir, seed.use = seed.use, verbose = verbose,
+                                        model.dir = model.dir, seed.use = seed.use,
+                                        accelerator = accelerator, devices = devices, batch_size = batch_size,
+                                        verbose = verbose,
                                         meta.data = rna$meta.data, ...)
   # each reduction records the assay it was computed from
   for (name in names(result$reductions)) {

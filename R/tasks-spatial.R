@@ -45,13 +45,16 @@ FindSpatialDomains <- function(object, ...) UseMethod("FindSpatialDomains")
 #' @export
 FindSpatialDomains.default <- function(object, coordinates, method = c("gat", "neighbor_pca", "pca"), n.domains = NULL,
                                        cluster.method = NULL, n.seeds = 5, n_neighbors = 6, n_top_genes = 3000,
-                                       max_epochs = 1000, resolution = 1, refine = TRUE, seed.use = 0, verbose = TRUE,
+                                       max_epochs = 1000, resolution = 1, refine = TRUE,
+                                       accelerator = getOption("isthmus.accelerator", "auto"), devices = "auto", batch_size = NULL,
+                                       seed.use = 0, verbose = TRUE,
                                        ...) {
   method <- .choose_method(method, "FindSpatialDomains")
   adata <- .task_anndata(object, coordinates = coordinates)
   kwargs <- list(method = method, n_domains = n.domains, cluster_method = cluster.method, layer = NULL,
                  n_seeds = n.seeds, n_neighbors = n_neighbors, n_top_genes = n_top_genes, max_epochs = max_epochs,
                  resolution = resolution, refine_labels = refine, key_added = "domains", random_state = seed.use,
+                 accelerator = accelerator, devices = devices, batch_size = batch_size,
                  verbose = verbose)
   out <- .run_core("spatial_domains", list(adata), kwargs)
   domains <- .as_chr(out$written[["obs/domains_domain"]])
@@ -70,13 +73,17 @@ FindSpatialDomains.default <- function(object, coordinates, method = c("gat", "n
 FindSpatialDomains.Seurat <- function(object, method = c("gat", "neighbor_pca", "pca"), n.domains = NULL,
                                       cluster.method = NULL, assay = NULL, layer = "counts", image = NULL, n.seeds = 5,
                                       n_neighbors = 6, n_top_genes = 3000, max_epochs = 1000, resolution = 1,
-                                      refine = TRUE, seed.use = 0, verbose = TRUE, ...) {
+                                      refine = TRUE,
+                                      accelerator = getOption("isthmus.accelerator", "auto"), devices = "auto", batch_size = NULL,
+                                      seed.use = 0, verbose = TRUE, ...) {
   method <- .choose_method(method, "FindSpatialDomains")
   parts <- .object_parts(object, assay, layer, spatial = TRUE, image = image)
   result <- FindSpatialDomains.default(parts$counts, parts$coordinates, method = method, n.domains = n.domains,
                                        cluster.method = cluster.method, n.seeds = n.seeds, n_neighbors = n_neighbors,
                                        n_top_genes = n_top_genes, max_epochs = max_epochs, resolution = resolution,
-                                       refine = refine, seed.use = seed.use, verbose = verbose)
+                                       refine = refine, seed.use = seed.use,
+                                       accelerator = accelerator, devices = devices, batch_size = batch_size,
+                                       verbose = verbose)
   .put_result(object, result, parts$assay)
 }
 
@@ -164,7 +171,9 @@ DeconvolveSpots <- function(object, ...) UseMethod("DeconvolveSpots")
 #' @export
 DeconvolveSpots.default <- function(object, reference, labels, method = c("destvi", "stereoscope", "nnls"),
                                     min.gene.overlap = 0.3, min.cells.per.type = 10, max_epochs = NULL,
-                                    reference_epochs = NULL, assay.name = method, model.dir = NULL, seed.use = 0,
+                                    reference_epochs = NULL, assay.name = method, model.dir = NULL,
+                                    accelerator = getOption("isthmus.accelerator", "auto"), devices = "auto", batch_size = NULL,
+                                    seed.use = 0,
                                     verbose = TRUE, reference.meta.data = NULL, ...) {
   method <- .choose_method(method, "DeconvolveSpots")
   if (missing(labels) || is.null(labels)) stop("isthmus: labels (the reference's cell-type column) is required.", call. = FALSE)
@@ -173,7 +182,8 @@ DeconvolveSpots.default <- function(object, reference, labels, method = c("destv
   kwargs <- list(labels_key = labels, method = method, layer = NULL, min_gene_overlap = min.gene.overlap,
                  min_cells_per_type = min.cells.per.type, max_epochs = max_epochs, reference_epochs = reference_epochs,
                  key_added = "deconvolution", model_dir = model.dir %||% .session_model_dir(method),
-                 random_state = seed.use, verbose = verbose)
+                 random_state = seed.use,
+                 accelerator = accelerator, devices = devices, batch_size = batch_size, verbose = verbose)
   out <- .run_core("deconvolve", list(spatial, ref), kwargs)
   parts <- .proportion_parts(out$written[["obsm/deconvolution"]], method, colnames(object), assay.name, out$record)
   .task_result(columns = parts$columns, assays = parts$assays, records = stats::setNames(list(out$record), method))
@@ -184,7 +194,9 @@ DeconvolveSpots.default <- function(object, reference, labels, method = c("destv
 DeconvolveSpots.Seurat <- function(object, reference, labels, method = c("destvi", "stereoscope", "nnls"),
                                    assay = NULL, reference.assay = NULL, layer = "counts", min.gene.overlap = 0.3,
                                    min.cells.per.type = 10, max_epochs = NULL, reference_epochs = NULL,
-                                   assay.name = method, model.dir = NULL, seed.use = 0, verbose = TRUE, ...) {
+                                   assay.name = method, model.dir = NULL,
+                                   accelerator = getOption("isthmus.accelerator", "auto"), devices = "auto", batch_size = NULL,
+                                   seed.use = 0, verbose = TRUE, ...) {
   method <- .choose_method(method, "DeconvolveSpots")
   if (missing(labels) || is.null(labels)) stop("isthmus: labels (the reference's cell-type column) is required.", call. = FALSE)
   spatial <- .object_parts(object, assay, layer)
@@ -193,6 +205,7 @@ DeconvolveSpots.Seurat <- function(object, reference, labels, method = c("destvi
                                     min.gene.overlap = min.gene.overlap, min.cells.per.type = min.cells.per.type,
                                     max_epochs = max_epochs, reference_epochs = reference_epochs,
                                     assay.name = assay.name, model.dir = model.dir, seed.use = seed.use,
+                                    accelerator = accelerator, devices = devices, batch_size = batch_size,
                                     verbose = verbose, reference.meta.data = ref$meta.data)
   .put_result(object, result, spatial$assay)
 }
@@ -231,7 +244,9 @@ MapCells <- function(object, ...) UseMethod("MapCells")
 #' @export
 MapCells.default <- function(object, reference, labels = NULL, method = c("tangram", "gimvi", "knn"), genes = NULL,
                              training.genes = NULL, min.gene.overlap = 0.3, max_epochs = NULL, learning_rate = NULL,
-                             n_neighbors = 15, assay.name = method, model.dir = NULL, seed.use = 0, verbose = TRUE,
+                             n_neighbors = 15, assay.name = method, model.dir = NULL,
+                             accelerator = getOption("isthmus.accelerator", "auto"), devices = "auto", batch_size = NULL,
+                             seed.use = 0, verbose = TRUE,
                              reference.meta.data = NULL, ...) {
   method <- .choose_method(method, "MapCells")
   spatial <- .task_anndata(object)
@@ -239,7 +254,8 @@ MapCells.default <- function(object, reference, labels = NULL, method = c("tangr
   kwargs <- list(method = method, labels_key = labels, impute_genes = genes, training_genes = training.genes,
                  layer = NULL, min_gene_overlap = min.gene.overlap, max_epochs = max_epochs,
                  learning_rate = learning_rate, n_neighbors = n_neighbors, key_added = "mapping",
-                 model_dir = model.dir %||% .session_model_dir(method), random_state = seed.use, verbose = verbose)
+                 model_dir = model.dir %||% .session_model_dir(method), random_state = seed.use,
+                 accelerator = accelerator, devices = devices, batch_size = batch_size, verbose = verbose)
   out <- .run_core("map_cells", list(spatial, ref), kwargs)
   imputed <- t(as.matrix(out$value$imputed))
   colnames(imputed) <- colnames(object)
@@ -256,14 +272,17 @@ MapCells.default <- function(object, reference, labels = NULL, method = c("tangr
 MapCells.Seurat <- function(object, reference, labels = NULL, method = c("tangram", "gimvi", "knn"), genes = NULL,
                             training.genes = NULL, assay = NULL, reference.assay = NULL, layer = "counts",
                             min.gene.overlap = 0.3, max_epochs = NULL, learning_rate = NULL, n_neighbors = 15,
-                            assay.name = method, model.dir = NULL, seed.use = 0, verbose = TRUE, ...) {
+                            assay.name = method, model.dir = NULL,
+                            accelerator = getOption("isthmus.accelerator", "auto"), devices = "auto", batch_size = NULL,
+                            seed.use = 0, verbose = TRUE, ...) {
   method <- .choose_method(method, "MapCells")
   spatial <- .object_parts(object, assay, layer)
   ref <- .reference_parts(reference, labels, reference.assay, layer)
   result <- MapCells.default(spatial$counts, ref$counts, labels = labels, method = method, genes = genes,
                              training.genes = training.genes, min.gene.overlap = min.gene.overlap,
                              max_epochs = max_epochs, learning_rate = learning_rate, n_neighbors = n_neighbors,
-                             assay.name = assay.name, model.dir = model.dir, seed.use = seed.use, verbose = verbose,
+                             assay.name = assay.name, model.dir = model.dir, seed.use = seed.use,
+                             accelerator = accelerator, devices = devices, batch_size = batch_size, verbose = verbose,
                              reference.meta.data = ref$meta.data)
   .put_result(object, result, spatial$assay)
 }

@@ -29,6 +29,8 @@
 #' @param min.gene.overlap The least share of the reference's genes the query must have.
 #' @param query_epochs Epochs of surgery on the query.
 #' @param retrain Train a new reference model even if `reference` records one.
+#' @param features scANVI: the genes the reference model trains on (as in [IntegrateCells()]: the
+#'   reference's variable features by default, `"all"`, or gene names).
 #' @param assay,layer Where the raw counts are (both objects).
 #' @param meta.data,reference.meta.data Default method: data.frames of the query's and the
 #'   reference's cell columns (labels, batch).
@@ -44,6 +46,7 @@ TransferLabels <- function(query, ...) UseMethod("TransferLabels")
 TransferLabels.default <- function(query, reference, labels = NULL, method = c("scanvi", "knn", "svm"), batch = NULL,
                                    threshold = 0.5, min.gene.overlap = 0.5, n_latent = 10, max_epochs = NULL,
                                    scanvi_epochs = 20, query_epochs = 100, model.dir = NULL, allow.non.integer = FALSE,
+                                   features = NULL, accelerator = getOption("isthmus.accelerator", "auto"), devices = "auto", batch_size = NULL,
                                    seed.use = 0, verbose = TRUE, meta.data = NULL, reference.meta.data = NULL, ...) {
   method <- .choose_method(method, "TransferLabels")
   reference_model <- NULL
@@ -60,9 +63,10 @@ TransferLabels.default <- function(query, reference, labels = NULL, method = c("
   kwargs <- list(labels_key = labels %||% "", method = method, batch_key = batch, layer = NULL,
                  reference_model = reference_model, threshold = threshold, min_gene_overlap = min.gene.overlap,
                  n_latent = n_latent, max_epochs = max_epochs, scanvi_epochs = scanvi_epochs,
-                 query_epochs = query_epochs, allow_non_integer = allow.non.integer,
+                 query_epochs = query_epochs, allow_non_integer = allow.non.integer, genes = .genes_argument(features),
                  model_dir = if (method == "scanvi" && is.null(reference_model)) model.dir %||% .session_model_dir("scanvi-reference"),
-                 random_state = seed.use, verbose = verbose)
+                 random_state = seed.use,
+                 accelerator = accelerator, devices = devices, batch_size = batch_size, verbose = verbose)
   out <- .run_core("transfer_labels", list(ref_adata, adata), kwargs)
   obs <- out$written[startsWith(names(out$written), "obs/transfer_")]
   names(obs) <- sub("^obs/transfer_", "", names(obs))
@@ -86,7 +90,9 @@ TransferLabels.default <- function(query, reference, labels = NULL, method = c("
 TransferLabels.Seurat <- function(query, reference, labels = NULL, method = c("scanvi", "knn", "svm"), batch = NULL,
                                   threshold = 0.5, min.gene.overlap = 0.5, assay = NULL, layer = "counts",
                                   n_latent = 10, max_epochs = NULL, scanvi_epochs = 20, query_epochs = 100,
-                                  retrain = FALSE, model.dir = NULL, allow.non.integer = FALSE, seed.use = 0,
+                                  retrain = FALSE, model.dir = NULL, allow.non.integer = FALSE, features = NULL,
+                                  accelerator = getOption("isthmus.accelerator", "auto"), devices = "auto", batch_size = NULL,
+                                  seed.use = 0,
                                   verbose = TRUE, ...) {
   method <- .choose_method(method, "TransferLabels")
   .check_task_object(query, "query")
@@ -101,6 +107,7 @@ TransferLabels.Seurat <- function(query, reference, labels = NULL, method = c("s
       reference <- recorded$model_dir
     } else {
       reference_parts <- .object_parts(reference, assay, layer, columns = c(labels, batch), arg = "reference")
+      features <- .model_features(reference, reference_parts$assay, features)
       reference <- reference_parts$counts
     }
   }
@@ -110,7 +117,9 @@ TransferLabels.Seurat <- function(query, reference, labels = NULL, method = c("s
                                    batch = batch, threshold = threshold,
                                    min.gene.overlap = min.gene.overlap, n_latent = n_latent, max_epochs = max_epochs,
                                    scanvi_epochs = scanvi_epochs, query_epochs = query_epochs, model.dir = model.dir,
-                                   allow.non.integer = allow.non.integer, seed.use = seed.use, verbose = verbose,
+                                   allow.non.integer = allow.non.integer, features = features, seed.use = seed.use,
+                                   accelerator = accelerator, devices = devices, batch_size = batch_size,
+                                   verbose = verbose,
                                    meta.data = parts$meta.data, reference.meta.data = reference_parts$meta.data)
   .put_result(query, result, parts$assay)
 }

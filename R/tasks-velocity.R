@@ -46,6 +46,7 @@ utils::globalVariables(".data")  # ggplot2's pronoun for the plot's columns
 #' @param png A file for scVelo's stream plot of the result, or `NULL`.
 #' @param seed.use Random seed: the same seed gives the same result on the same machine.
 #' @param verbose Print progress lines.
+#' @inheritParams IntegrateCells
 #' @param ... Passed to the Python function (e.g. `n_jobs` for scVelo's dynamical model,
 #'   `min_shared_counts`, `n_samples`, or veloVI's `n_latent`).
 #' @param meta.data Default method: a data.frame with the `group.by` column.
@@ -61,7 +62,9 @@ RunVelocity <- function(object, ...) UseMethod("RunVelocity")
 #' @export
 RunVelocity.default <- function(object, unspliced, method = c("velovi", "scvelo"), embedding = NULL,
                                 mode = c("dynamical", "stochastic"), n_top_genes = 2000, n_neighbors = 30, n_pcs = 30,
-                                max_epochs = NULL, model.dir = NULL, group.by = NULL, png = NULL, seed.use = 0,
+                                max_epochs = NULL, model.dir = NULL, group.by = NULL, png = NULL,
+                                accelerator = getOption("isthmus.accelerator", "auto"), devices = "auto", batch_size = NULL,
+                                seed.use = 0,
                                 verbose = TRUE, meta.data = NULL, ...) {
   method <- .choose_method(method, "RunVelocity")
   mode <- match.arg(mode)
@@ -73,7 +76,8 @@ RunVelocity.default <- function(object, unspliced, method = c("velovi", "scvelo"
   kwargs <- list(method = method, mode = mode, basis = if (is.null(embedding)) "umap" else "input",
                  n_top_genes = n_top_genes, n_neighbors = n_neighbors, n_pcs = n_pcs, max_epochs = max_epochs,
                  model_dir = model.dir %||% .session_model_dir(method), key_added = "velocity",
-                 random_state = seed.use, verbose = verbose, ...)
+                 random_state = seed.use,
+                 accelerator = accelerator, devices = devices, batch_size = batch_size, verbose = verbose, ...)
   options <- list(figure = if (!is.null(png)) normalizePath(png, mustWork = FALSE),
                   title = paste0("isthmus: ", method, if (method == "scvelo") paste0(" (", mode, ")"), " velocity"),
                   figure_kwargs = list(basis = kwargs$basis, color = group.by))
@@ -103,7 +107,9 @@ RunVelocity.default <- function(object, unspliced, method = c("velovi", "scvelo"
 RunVelocity.Seurat <- function(object, method = c("velovi", "scvelo"), spliced = "spliced", unspliced = "unspliced",
                                reduction = "umap", mode = c("dynamical", "stochastic"), n_top_genes = 2000,
                                n_neighbors = 30, n_pcs = 30, max_epochs = NULL, model.dir = NULL, group.by = NULL,
-                               png = NULL, seed.use = 0, verbose = TRUE, ...) {
+                               png = NULL,
+                               accelerator = getOption("isthmus.accelerator", "auto"), devices = "auto", batch_size = NULL,
+                               seed.use = 0, verbose = TRUE, ...) {
   method <- .choose_method(method, "RunVelocity")
   .check_task_object(object)
   counts <- .velocity_counts(object, spliced, unspliced)
@@ -122,7 +128,9 @@ RunVelocity.Seurat <- function(object, method = c("velovi", "scvelo"), spliced =
   result <- RunVelocity.default(counts$spliced, counts$unspliced, method = method, embedding = embedding, mode = mode,
                                 n_top_genes = n_top_genes, n_neighbors = n_neighbors, n_pcs = n_pcs,
                                 max_epochs = max_epochs, model.dir = model.dir, group.by = group.by, png = png,
-                                seed.use = seed.use, verbose = verbose, meta.data = meta[group.by], ...)
+                                seed.use = seed.use,
+                                accelerator = accelerator, devices = devices, batch_size = batch_size,
+                                verbose = verbose, meta.data = meta[group.by], ...)
   on <- found %||% .default_reduction_name(object, "umap")
   result$reductions$velocity$key <- .safe_key(paste0(method, "vel", on))
   names <- list(umap = on, velocity = .velocity_reduction(object, method, on))

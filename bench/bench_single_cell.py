@@ -39,9 +39,9 @@ def load(path: str, batch_key: str) -> ad.AnnData:
 
 
 
-def integration(name, adata, out, epochs):
+def integration(name, adata, out, epochs, genes="variable"):
     table = tl.compare(adata, task="integration", batch_key="batch", labels_key="cell_type", max_epochs=epochs,
-                       verbose=False)
+                       verbose=False, **_genes_kwargs(adata, genes))
     table.insert(0, "dataset", name)
     tl.plot_comparison(table, os.path.join(out, f"integration_{name}.png"), title=f"integration: {name}")
     wide = table.pivot_table(index="method", columns="metric", values="value", sort=False)
@@ -51,6 +51,20 @@ def integration(name, adata, out, epochs):
     print(f"\n### Integration, {name} ({adata.n_obs} cells, {adata.obs['batch'].nunique()} batches)\n")
     print(markdown(wide), flush=True)
     return table
+
+
+def _genes_kwargs(adata, genes: str) -> dict:
+    """The scVI / scANVI genes: the default (no keyword: "variable", which keeps every gene of data
+    with no more than 2000), "all", or a number: that many by seurat_v3 per batch (Seurat's
+    FindVariableFeatures(nfeatures = n), as the demo does with 1000)."""
+    if genes == "variable":
+        return {}
+    if genes == "all":
+        return {"genes": "all"}
+    from isthmus.tl import _common
+
+    chosen, _ = _common.model_genes(adata, "variable", layer="counts", batch_key="batch", n_top_genes=int(genes))
+    return {"genes": list(chosen)}
 
 
 def label_transfer(adata, out, epochs, holdout=()):
@@ -81,6 +95,8 @@ def main() -> None:
     parser.add_argument("--out", default=os.path.join("build", "bench"))
     parser.add_argument("--tasks", default="integration,label_transfer",
                         help="comma-separated: integration, label_transfer")
+    parser.add_argument("--genes", default="variable",
+                        help="scVI/scANVI genes: variable (the default), all, or a number of seurat_v3 genes")
     args = parser.parse_args()
     os.makedirs(args.out, exist_ok=True)
     warnings.filterwarnings("ignore")
@@ -93,11 +109,12 @@ def main() -> None:
     if os.path.exists(mesc_path):
         datasets["mesc_2batch"] = load(mesc_path, "batch")
     print(f"isthmus single-cell benchmark; epochs: {'scvi-tools default' if epochs is None else epochs}; "
+          f"genes: {args.genes}; "
           f"{os.cpu_count()} CPU cores; {time.strftime('%Y-%m-%d %H:%M')}")
     started = time.perf_counter()
     tasks = args.tasks.split(",")
     if "integration" in tasks:
-        tables = [integration(name, adata.copy(), args.out, epochs) for name, adata in datasets.items()]
+        tables = [integration(name, adata.copy(), args.out, epochs, args.genes) for name, adata in datasets.items()]
         pd.concat(tables).to_csv(os.path.join(args.out, "integration.csv"), index=False)
     if "label_transfer" not in tasks:
         return

@@ -273,6 +273,8 @@ def test_every_method_keeps_the_contract(cases, task, method, tmp_path):
     assert not undeclared, f"{task}/{method} wrote keys its entry does not declare: {undeclared}"
     record = _value(target, records[0])
     assert record["method"] == method and record["params"]
+    if entry.kind == "dl":  # where it ran: the device the runner resolved ("auto" is the CPU without a GPU)
+        assert record["params"]["device"] in ("cpu", "cuda:0"), f"{task}/{method} recorded no device"
 
     # the same seed repeats exactly
     args_again, value_again = fit()
@@ -321,6 +323,16 @@ def _call_of(function, kwargs):
     defaults = {name: p.default for name, p in inspect.signature(function).parameters.items()
                 if p.default is not inspect.Parameter.empty}
     return Call({**defaults, **kwargs})
+
+
+def test_every_task_with_a_dl_method_takes_the_device_arguments():
+    import inspect
+
+    for name, task in tl._runner.TASKS.items():
+        if any(m.kind == "dl" for m in REGISTRY.values() if m.task == name):
+            parameters = inspect.signature(task.function).parameters
+            assert {"accelerator", "devices", "batch_size"} <= set(parameters), name
+            assert parameters["accelerator"].default == "auto", name
 
 
 def test_the_registry_lists_every_task_with_a_default_first():

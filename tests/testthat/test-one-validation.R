@@ -72,8 +72,9 @@ test_that("a model directory as the first call of a session loads torch on its o
   obj <- SaveModel(RunSCVI(pbmc3_seurat(), batch = "batch", max_epochs = 1, verbose = FALSE), "scvi", dir)
   file <- tempfile(fileext = ".rds")
   saveRDS(pbmc3_seurat(), file)
-  code <- sprintf(paste0("o <- isthmus::DenoiseExpression(readRDS('%s'), model = '%s', features = 'CD3E'); ",
-                         "cat('\\nSTATE', isthmus:::.py_core()$torch_import_state(), '\\n')"), file, dir)
+  gene <- SeuratObject::VariableFeatures(obj)[1]  # one the model was trained on (its variable features)
+  code <- sprintf(paste0("o <- isthmus::DenoiseExpression(readRDS('%s'), model = '%s', features = '%s'); ",
+                         "cat('\\nSTATE', isthmus:::.py_core()$torch_import_state(), '\\n')"), file, dir, gene)
   out <- system2(file.path(R.home("bin"), "Rscript"), c("-e", shQuote(code)), stdout = TRUE, stderr = TRUE)
   expect_true(any(grepl("STATE isthmus", out, fixed = TRUE)), info = paste(out, collapse = "\n"))
 })

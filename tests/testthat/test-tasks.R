@@ -113,7 +113,8 @@ test_that("scANVI surgery reuses the reference's model, and a saved model in a n
 })
 
 test_that("DenoiseExpression: scVI (from the recorded or a saved model) and kNN, as new assays", {
-  obj <- RunSCVI(pbmc3_seurat(), batch = "batch", max_epochs = 20, verbose = FALSE)
+  # every gene, so that any gene can be denoised (by default scVI trains on the variable features)
+  obj <- RunSCVI(pbmc3_seurat(), batch = "batch", max_epochs = 20, features = "all", verbose = FALSE)
   genes <- c("CD3E", "MS4A1", "LYZ")
   out <- DenoiseExpression(obj, features = genes, transform.batch = "5p")
   denoised <- layer_data(out[["scvi_denoised"]], "data")
@@ -136,7 +137,8 @@ test_that("GenerateCells: scVI and NB baselines give flagged synthetic cells; th
   obj <- RunSCVI(pbmc3_seurat(), batch = "batch", max_epochs = 2, verbose = FALSE)
   syn <- GenerateCells(obj, 40, groupby = "cell_type", groups = "B", transform.batch = "5p")
   expect_s4_class(syn, "Seurat")
-  expect_equal(dim(syn), c(nrow(obj), 40))
+  expect_equal(dim(syn), c(500, 40))  # the genes the model was trained on: the 500 variable features
+  expect_setequal(rownames(syn), SeuratObject::VariableFeatures(obj))
   expect_true(all(syn$synthetic))
   expect_true(all(syn$cell_type == "B") && all(syn$batch == "5p"))
   counts <- layer_data(syn, "counts")

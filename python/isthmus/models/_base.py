@@ -87,10 +87,13 @@ def train_full_batch(
     digits: int = 4,
     label: str = "model",
     verbose: bool = True,
+    device: str | torch.device = "cpu",
 ) -> list[float]:
     """Adam on the whole data each epoch (the own models' graphs and mappings are one batch):
     ``loss_of()`` returns the loss and named values; ``measure`` is the one shown in the progress
-    line and kept per epoch in ``module.history_``. Returns that history."""
+    line and kept per epoch in ``module.history_``. Returns that history. The module is moved to
+    ``device`` first (the data ``loss_of`` reads must be there too) and stays there."""
+    module.to(device)
     optimiser = torch.optim.Adam(module.parameters(), lr=learning_rate, weight_decay=weight_decay)
     progress = _progress.EpochProgress(label, max_epochs, verbose=verbose)
     history: list[float] = []

@@ -76,8 +76,9 @@ def fit_cell_mapping(
     random_state: int = 0,
     verbose: bool = True,
     label: str = "Tangram",
+    device: str = "cpu",
 ) -> tuple[CellMapper, list[float]]:
-    """Fit a :class:`CellMapper` with Adam on the CPU (full batch: every epoch sees all cells and spots).
+    """Fit a :class:`CellMapper` with Adam on ``device`` (a torch device; full batch: every epoch sees all cells and spots).
 
     ``cells`` (cells x genes) and ``spots`` (spots x genes) hold the training genes in the same order,
     on the same (e.g. normalised) scale; ``density`` (spots,) is a prior share of cells per spot summing
@@ -93,14 +94,15 @@ def fit_cell_mapping(
         raise ValueError("isthmus: max_epochs must be at least 1.")
     generator = torch.Generator().manual_seed(int(random_state))
     module = CellMapper(cells.shape[0], spots.shape[0], generator=generator)
-    cells_t = torch.as_tensor(np.asarray(cells, dtype=np.float32))
-    spots_t = torch.as_tensor(np.asarray(spots, dtype=np.float32))
-    density_t = None if density is None else torch.as_tensor(np.asarray(density, dtype=np.float32))
+    cells_t = torch.as_tensor(np.asarray(cells, dtype=np.float32), device=device)
+    spots_t = torch.as_tensor(np.asarray(spots, dtype=np.float32), device=device)
+    density_t = None if density is None else torch.as_tensor(np.asarray(density, dtype=np.float32), device=device)
 
     def loss_of():
         return module.loss(cells_t, spots_t, spot_weight=spot_weight, density=density_t,
                            density_weight=density_weight)
 
     history = train_full_batch(module, loss_of, max_epochs=max_epochs, learning_rate=float(learning_rate),
-                               measure="cosine", digits=2, label=label, verbose=verbose)
-    return module, history
+                               measure="cosine", digits=2, label=label, verbose=verbose,
+                               device=device)
+    return module.cpu(), history

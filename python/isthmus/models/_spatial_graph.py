@@ -71,9 +71,9 @@ class GraphAttentionAutoencoder(SavableModule):
 
     @staticmethod
     def _softmax_by_target(scores: torch.Tensor, target: torch.Tensor, n: int) -> torch.Tensor:
-        top = torch.full((n,), -torch.inf, dtype=scores.dtype).scatter_reduce(0, target, scores.detach(), "amax")
+        top = torch.full((n,), -torch.inf, dtype=scores.dtype, device=scores.device).scatter_reduce(0, target, scores.detach(), "amax")
         weights = torch.exp(scores - top[target])
-        totals = torch.zeros(n, dtype=scores.dtype).index_add(0, target, weights)
+        totals = torch.zeros(n, dtype=scores.dtype, device=scores.device).index_add(0, target, weights)
         return weights / totals[target]
 
     def attention(self, hidden: torch.Tensor, source, target) -> torch.Tensor:
@@ -103,23 +103,25 @@ def fit_graph_autoencoder(
     seed: int = 0,
     verbose: bool = True,
     label: str = "GAT",
+    device: str = "cpu",
 ) -> tuple[np.ndarray, GraphAttentionAutoencoder]:
     """Train on ``features`` (spots x features) over ``edges`` ((2, m) source, target; self loops
     included by the caller) full batch; returns the embedding (spots x n_latent) and the trained
     model (its loss per epoch in ``model.history_["loss"]``; ``model.save(dir)`` keeps it).
     STAGATE's optimiser settings (Adam 1e-3, weight decay 1e-4, gradient norm clipped at 5, 1000
-    epochs). Deterministic on the CPU for a given seed."""
+    epochs). Deterministic on the CPU for a given seed; ``device`` is the torch device it trains on
+    (the weights start on the CPU, so a seed starts the same on every device)."""
     from scipy import sparse
 
     torch.manual_seed(int(seed))
-    x = torch.as_tensor(np.ascontiguousarray(features, dtype=np.float32))
+    x = torch.as_tensor(np.ascontiguousarray(features, dtype=np.float32), device=device)
     # one entry per edge, ordered by (target, source): the order of a coalesced torch sparse matrix,
     # which the hand-written backward relies on
     n = x.shape[0]
     graph = sparse.coo_matrix((np.ones(len(edges[0])), (edges[1], edges[0])), shape=(n, n))
     graph.sum_duplicates()
-    source = torch.as_tensor(graph.col.astype(np.int64))
-    target = torch.as_tensor(graph.row.astype(np.int64))
+    source = torch.as_tensor(graph.col.astype(np.int64), device=device)
+    target = torch.as_tensor(graph.row.astype(np.int64), device=device)
     model = GraphAttentionAutoencoder(x.shape[1], n_hidden, n_latent)
 
     def loss_of():
@@ -129,7 +131,7 @@ def fit_graph_autoencoder(
 
     train_full_batch(model, loss_of, max_epochs=int(max_epochs), learning_rate=learning_rate,
                      weight_decay=weight_decay, gradient_clip=gradient_clip, measure="loss", digits=4, label=label,
-                     verbose=verbose)
+                     verbose=verbose, device=device)
     with torch.no_grad():
         latent, _ = model(x, source, target)
-    return latent.numpy().astype(np.float32), model
+    return latent.cpu().numpy().astype(np.float32), model.cpu()

@@ -4,6 +4,7 @@ record kept beside each result, and where trained models live on disk."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime
 import logging
 import os
@@ -187,8 +188,118 @@ def seed_everything(seed: int) -> None:
     scvi.settings.seed = int(seed)  # seeds Python, NumPy and torch
 
 
+# ---- where models run ------------------------------------------------------------------------
+
+ACCELERATORS = ("auto", "cpu", "gpu", "cuda")
+
+
+@dataclasses.dataclass(frozen=True)
+class Device:
+    """Where the models of one task call run, resolved once by the task runner: Lightning's
+    ``accelerator`` and ``devices`` for scvi-tools, the torch device for isthmus's own models, the
+    ``batch_size`` asked for (None: each model's own) and ``name``, the device the record keeps."""
+
+    accelerator: str = "cpu"
+    devices: Any = 1
+    batch_size: int | None = None
+
+    @property
+    def name(self) -> str:
+        if self.accelerator == "cpu":
+            return "cpu"
+        return ",".join(f"cuda:{i}" for i in self.indices)
+
+    @property
+    def indices(self) -> list[int]:
+        return list(self.devices) if isinstance(self.devices, list) else list(range(int(self.devices)))
+
+    @property
+    def torch(self) -> str:
+        """The one torch device isthmus's own (single-device) models use."""
+        return "cpu" if self.accelerator == "cpu" else f"cuda:{self.indices[0]}"
+
+    def train_kwargs(self) -> dict[str, Any]:
+        """scvi-tools' ``train()`` keywords (Lightning's Trainer)."""
+        out = {"accelerator": self.accelerator, "devices": self.devices}
+        if self.batch_size is not None:
+            out["batch_size"] = int(self.batch_size)
+        return out
+
+    def load_kwargs(self) -> dict[str, Any]:
+        """scvi-tools' ``load()`` / ``load_query_data()`` keywords (one device)."""
+        return {"accelerator": self.accelerator, "device": self.indices[0] if self.accelerator != "cpu" else "auto"}
+
+
+_device = Device()  # the CPU outside a task call (tests, the benchmarks' direct calls)
+
+
+def resolve_device(accelerator: str, devices: Any = "auto", batch_size: int | None = None) -> Device:
+    """``accelerator`` "auto": the GPU when torch sees one (CUDA), else the CPU; "cpu"; "gpu" / "cuda".
+    ``devices`` "auto" is one device (several GPUs mean Lightning's DDP, which needs a process of its
+    own), a number of devices or a list of GPU indices; errors name the caller's arguments."""
+    import torch
+
+    if accelerator not in ACCELERATORS:
+        raise ValueError(f"isthmus: {_arguments.name('accelerator')} must be one of "
+                         f"{', '.join(map(_arguments.value_text, ACCELERATORS))}; got {_arguments.value_text(accelerator)}.")
+    has_gpu = torch.cuda.is_available()
+    if accelerator in ("gpu", "cuda") and not has_gpu:
+        raise ValueError(f"isthmus: {_arguments.name('accelerator')} = {_arguments.value_text(accelerator)}, but torch sees no GPU "
+                         f"(torch {torch.__version__}, CUDA build: {torch.version.cuda or 'no'}); use "
+                         f"{_arguments.value_text('auto')} or {_arguments.value_text('cpu')}.")
+    kind = "gpu" if accelerator in ("gpu", "cuda") or (accelerator == "auto" and has_gpu) else "cpu"
+    return Device(kind, _devices(devices, kind, torch.cuda.device_count() if has_gpu else 0), batch_size)
+
+
+def _devices(devices: Any, kind: str, n_gpus: int) -> Any:
+    shown = _arguments.name("devices")
+    if isinstance(devices, str):
+        if devices != "auto":
+            raise ValueError(f"isthmus: {shown} must be \"auto\", a number of devices or a list of GPU indices; "
+                             f"got {_arguments.value_text(devices)}.")
+        return 1
+    values = list(np.asarray(devices).ravel()) if isinstance(devices, (list, tuple, np.ndarray)) else [devices]
+    if not values or not all(float(v).is_integer() and v >= 0 for v in values):
+        raise ValueError(f"isthmus: {shown} must be \"auto\", a number of devices or a list of GPU indices; "
+                         f"got {_arguments.value_text(devices)}.")
+    if isinstance(devices, (list, tuple, np.ndarray)):
+        indices = [int(v) for v in values]
+        if kind == "cpu":
+            raise ValueError(f"isthmus: {shown} lists GPU indices, but the models run on the CPU.")
+        if max(indices) >= n_gpus:
+            raise ValueError(f"isthmus: {shown} asks for GPU {max(indices)}; torch sees {n_gpus}.")
+        count = len(indices)
+    else:
+        count = int(values[0])
+        if count < 1 or (kind == "gpu" and count > n_gpus):
+            raise ValueError(f"isthmus: {shown} must be between 1 and {max(n_gpus, 1)}; got {count}.")
+        indices = count
+    if count > 1:  # Lightning would start DDP processes inside the caller's (R's) process
+        raise ValueError(f"isthmus: {shown} = {count}: training on several devices at once is not supported yet; "
+                         "give one device.")
+    return indices
+
+
+@contextlib.contextmanager
+def using_device(device: Device):
+    """Run one task call's models on ``device`` (the runner sets it; :func:`train`, :func:`load_model`
+    and the own models read it)."""
+    global _device
+    before, _device = _device, device
+    try:
+        yield device
+    finally:
+        _device = before
+
+
+def current_device() -> Device:
+    return _device
+
+
 def train(model, *, label: str, max_epochs: int | None, verbose: bool, **train_kwargs) -> None:
-    """Train on the CPU with the concise progress line (the tasks time themselves)."""
+    """Train on the call's device (:func:`using_device`) with the concise progress line (the tasks
+    time themselves)."""
+    train_kwargs = {**_device.train_kwargs(), **train_kwargs}
     if verbose:
         train_kwargs["callbacks"] = [_progress.lightning_callback(label)]
     with warnings.catch_warnings():
@@ -199,7 +310,6 @@ def train(model, *, label: str, max_epochs: int | None, verbose: bool, **train_k
         if max_epochs is not None:  # None: the model's own default (MultiVI 500, SCVI by data size)
             train_kwargs["max_epochs"] = int(max_epochs)
         model.train(
-            accelerator="cpu",
             enable_progress_bar=False,
             enable_model_summary=False,
             **train_kwargs,
@@ -249,22 +359,113 @@ def save_model(model, model_dir: str) -> str:
     return model_dir
 
 
-def lean_copy(adata):
+def lean_copy(adata, genes: pd.Index | None = None):
     """An AnnData over the same matrices (shared, not copied) with its own obs, var and uns: scvi-tools
     writes its registry (``_scvi_*`` columns and uns entries) into the object a model is set up on,
-    and that should not be the user's."""
+    and that should not be the user's. ``genes``: only these columns (copied; None: every gene)."""
     import anndata as ad
 
-    return ad.AnnData(X=adata.X, obs=adata.obs.copy(), var=adata.var.copy(), layers=dict(adata.layers.items()))
+    if genes is None or len(genes) == adata.n_vars and adata.var_names.equals(pd.Index(genes)):
+        return ad.AnnData(X=adata.X, obs=adata.obs.copy(), var=adata.var.copy(), layers=dict(adata.layers.items()))
+    at = adata.var_names.get_indexer(genes)
+    return ad.AnnData(X=adata.X[:, at], obs=adata.obs.copy(), var=adata.var.iloc[at].copy(),
+                      layers={k: v[:, at] for k, v in adata.layers.items()})
+
+
+# ---- the genes a count model trains on ---------------------------------------------------------
+
+VARIABLE, ALL = "variable", "all"
+N_VARIABLE = 2000  # the field's standard number of variable genes (Seurat, scanpy, scvi-tools' tutorials)
+
+
+def model_genes(adata, genes, *, layer: str | None, batch_key: str | None = None,
+                n_top_genes: int = N_VARIABLE) -> tuple[pd.Index, str]:
+    """The genes a count model trains on and where they came from (for the record). ``genes``:
+    "variable" (the default): the data's own variable genes (``var["highly_variable"]``, what
+    Seurat's VariableFeatures() become) when it marks some, else the field's standard selection on
+    the counts: scanpy's "seurat_v3" flavour, per batch when there are batches, ``n_top_genes``
+    genes (every gene when the data has no more); "all": every gene; or a list of gene names."""
+    names = adata.var_names
+    if not isinstance(genes, str) and len(genes) == 1 and genes[0] in (VARIABLE, ALL):
+        genes = genes[0]  # R's length-1 vector, or the runner's list of one
+    if isinstance(genes, str) and genes == ALL:
+        return names, "all"
+    if isinstance(genes, str) and genes == VARIABLE:
+        if "highly_variable" in adata.var and adata.var["highly_variable"].fillna(False).astype(bool).any():
+            return names[adata.var["highly_variable"].fillna(False).astype(bool).to_numpy()], "var['highly_variable']"
+        if adata.n_vars <= n_top_genes:
+            return names, f"all (no more than {n_top_genes} genes)"
+        genes, span = _seurat_v3_genes(adata, layer, batch_key, n_top_genes)
+        return genes, "seurat_v3" + (" per batch" if batch_key else "") + (f" (loess span {span})" if span != 0.3 else "")
+    wanted = pd.Index([genes] if isinstance(genes, str) else [str(g) for g in genes])
+    missing = wanted.difference(names)
+    if len(missing) or not len(wanted):
+        raise ValueError(f"isthmus: {_arguments.name('genes')} must be {_arguments.value_text(VARIABLE)}, "
+                         f"{_arguments.value_text(ALL)} or names of the data's genes; {len(missing)} of "
+                         f"{len(wanted)} are not in the data (e.g. {', '.join(map(str, missing[:5]))}).")
+    return wanted.unique(), "given"
+
+
+def _seurat_v3_genes(adata, layer, batch_key, n_top_genes: int) -> tuple[pd.Index, float]:
+    """scanpy's "seurat_v3" selection (variance of the counts after a fitted mean-variance trend;
+    genes ranked by their median rank across batches) on a lean copy of the counts, and the loess
+    span of the trend: Seurat's 0.3, or wider where a small batch makes that fit singular (skmisc's
+    "near singularities"), as Seurat users widen `loess.span`; an error naming ``genes`` if none fits."""
+    import anndata as ad
+    import scanpy as sc
+    import torch  # noqa: F401  (loaded first, so that its thread count is put back after numba's)
+
+    obs = pd.DataFrame(index=adata.obs_names)
+    if batch_key is not None:
+        obs["batch"] = adata.obs[batch_key].astype(str).to_numpy()
+    lean = ad.AnnData(X=matrix_of(adata, layer), obs=obs, var=pd.DataFrame(index=adata.var_names))
+    with warnings.catch_warnings(), torch_threads_kept():  # training after it runs on the caller's threads
+        # allow_non_integer data: the user opted in to non-integer counts
+        warnings.filterwarnings("ignore", message=".*expects raw count data.*")
+        for span in (0.3, 0.5, 1.0):
+            try:
+                table = sc.pp.highly_variable_genes(lean, flavor="seurat_v3", n_top_genes=int(n_top_genes), span=span,
+                                                    batch_key="batch" if batch_key is not None else None,
+                                                    inplace=False)
+                break
+            except ValueError as error:  # skmisc's loess: "near singularities", "reciprocal condition number"
+                if span == 1.0:
+                    raise ValueError(f"isthmus: the variable genes could not be chosen (scanpy's seurat_v3 trend: "
+                                     f"{error}); give {_arguments.name('genes')} as gene names, or "
+                                     f"{_arguments.value_text(ALL)}.") from error
+    return adata.var_names[table["highly_variable"].to_numpy(dtype=bool)], span
+
+
+def gene_facts(genes: pd.Index, source: str) -> dict[str, Any]:
+    """What the record keeps about the genes a model was trained on."""
+    return {"genes_used": [str(g) for g in genes], "n_genes_used": int(len(genes)), "genes_from": source}
+
+
+def model_var_names(model) -> pd.Index:
+    """The genes a trained scvi-tools model (or the directory of a saved one) was trained on."""
+    if not isinstance(model, str):
+        return pd.Index(model.adata.var_names)
+    import torch
+
+    saved = torch.load(os.path.join(model, "model.pt"), map_location="cpu", weights_only=False)
+    return pd.Index(saved["var_names"]).astype(str)
 
 
 def trained_model(model, adata, task: str):
     """The model a task runs on and the data to run it on: a trained SCVI/SCANVI or the directory of a
-    saved one, with ``adata`` as a lean copy the model's registry may be written into."""
+    saved one, with ``adata`` as a lean copy (on the model's genes) the model's registry may be
+    written into."""
     if model is None:
         raise ValueError(f"isthmus: {task} needs a trained model ({_arguments.name('model')}): run embed/integrate "
                          "first.")
-    work = lean_copy(adata)
+    if isinstance(model, str):
+        saved_model_class(model)  # a clear error for a directory with no model
+    genes = model_var_names(model)
+    missing = genes.difference(adata.var_names)
+    if len(missing):
+        raise ValueError(f"isthmus: the model was trained on {len(genes)} genes, {len(missing)} of which are not in "
+                         f"the data (e.g. {', '.join(map(str, missing[:5]))}); give the data it was trained on.")
+    work = lean_copy(adata, genes)
     return (load_model(model, work) if isinstance(model, str) else model), work
 
 
@@ -338,7 +539,7 @@ def load_model(model_dir: str, adata=None):
             adata.obs[setup["labels_key"]] = UNLABELLED if name == "SCANVI" else "0"
         if setup.get("layer") and setup["layer"] not in adata.layers:
             adata.layers[setup["layer"]] = adata.X
-    return model_class.load(model_dir, adata=adata, accelerator="cpu")
+    return model_class.load(model_dir, adata=adata, **_device.load_kwargs())
 
 
 def _check_known_batches(adata, batch_key: str, registry) -> None:

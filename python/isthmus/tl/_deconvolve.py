@@ -12,6 +12,7 @@ measure how well each method recovers a known truth.
 from __future__ import annotations
 
 import os
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -240,6 +241,9 @@ def deconvolve(
     reference_epochs: int | None = None,
     model_dir: str | None = None,
     key_added: str = "deconvolution",
+    accelerator: str = "auto",
+    devices: int | str | Sequence[int] = "auto",
+    batch_size: int | None = None,
     random_state: int = 0,
     verbose: bool = True,
 ) -> pd.DataFrame:

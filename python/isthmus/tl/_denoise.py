@@ -11,20 +11,31 @@ from __future__ import annotations
 from typing import Sequence
 
 import numpy as np
+import pandas as pd
 
+from .. import _arguments
 from . import _classical, _common, _runner
 from ._registry import Method, register
 from ._runner import Fit, Task, register_task
 
 
 def _genes(call) -> list[str]:
-    return list(call.adata.var_names) if call.genes is None else list(call.genes)
+    """The genes asked for; by default every gene the method covers (a model's training genes)."""
+    if call.genes is not None:
+        return list(call.genes)
+    return list(call.model_genes if call.get("model_genes") is not None else call.adata.var_names)
 
 
 def _denoised(call, values) -> Fit:
-    fit = Fit(value=values, record={"n_genes": len(_genes(call))})
-    if len(_genes(call)) == call.adata.n_vars:  # a layer must cover every gene
-        fit.put(call.adata, "layers", _key(call), values)
+    """The values, and a layer over every gene of the data: NaN for genes not computed (a model
+    trained on variable genes covers only those); the record lists the genes covered."""
+    genes = _genes(call)
+    fit = Fit(value=values, record={"n_genes": len(genes), "genes": genes})
+    layer = values
+    if len(genes) != call.adata.n_vars or not call.adata.var_names.equals(pd.Index(genes)):
+        layer = np.full(call.adata.shape, np.nan, dtype=np.float32)
+        layer[:, call.adata.var_names.get_indexer(genes)] = values
+    fit.put(call.adata, "layers", _key(call), layer)
     return fit
 
 
@@ -53,18 +64,28 @@ def _key(call, entry=None) -> str:
 
 
 def _prepare(call, entry) -> None:
+    call.model_genes = None
+    if entry.name == "scvi" and call.model is not None:
+        call.model_genes = _common.model_var_names(call.model)
     missing = [g for g in _genes(call) if g not in call.adata.var_names]
     if missing:
         raise ValueError(f"isthmus: {len(missing)} genes not in the data, e.g. {missing[:5]}")
+    if call.model_genes is not None:
+        untrained = [g for g in _genes(call) if g not in call.model_genes]
+        if untrained:
+            raise ValueError(f"isthmus: {len(untrained)} genes of {_arguments.name('genes')} were not among the "
+                             f"{len(call.model_genes)} genes the model was trained on (e.g. {untrained[:5]}); "
+                             f"train it on them (RunSCVI's / integrate's {_arguments.name('genes')}) or leave them "
+                             "out.")
     if entry.name == "knn":
         _common.check_counts(call.adata, call.layer, allow_non_integer=True)
 
 
 register(Method("denoise", "scvi", _fit_scvi, "dl", "scVI's normalised expression, averaged over posterior samples",
-                needs=("model",), writes=("layers/{key}?",), r_verb="DenoiseExpression"))
+                needs=("model",), writes=("layers/{key}",), r_verb="DenoiseExpression"))
 register(Method("denoise", "knn", _fit_knn, "baseline",
                 "log-normalised expression averaged over each cell's nearest neighbours", needs=("counts",),
-                writes=("layers/{key}?",), r_verb="DenoiseExpression"))
+                writes=("layers/{key}",), r_verb="DenoiseExpression"))
 
 
 def denoise(
@@ -80,6 +101,9 @@ def denoise(
     n_neighbors: int = 15,
     use_rep: str | None = None,
     key_added: str | None = None,
+    accelerator: str = "auto",
+    devices: int | str | Sequence[int] = "auto",
+    batch_size: int | None = None,
     random_state: int = 0,
 ):
     """Denoised, log1p-scaled expression (same scale as log-normalised data: log1p of expression
@@ -89,12 +113,15 @@ def denoise(
     ``adata``'s genes); ``n_samples`` posterior samples are averaged, ``transform_batch`` names
     the batch every cell is shown in. "knn": each cell's log-normalised expression averaged over
     its ``n_neighbors`` nearest cells in ``obsm[use_rep]`` (default: the standard PCA).
-    ``genes`` restricts the output (dense: cells x genes floats).
+    ``genes`` restricts the output (dense: cells x genes floats); by default scVI gives every gene
+    the model was trained on (its variable genes, unless it was trained on all), kNN every gene.
 
     Sets the following fields:
 
-    - ``layers[key_added]`` (default "<method>_denoised"): the values, when they cover every gene;
-    - ``uns[key_added]``: the record (the call's arguments, ``n_genes``, seconds, versions).
+    - ``layers[key_added]`` (default "<method>_denoised"): the values, over every gene of ``adata``:
+      NaN for the genes not computed;
+    - ``uns[key_added]``: the record (the call's arguments, ``genes``: the genes covered, ``n_genes``,
+      seconds, versions).
     """
     return _runner.run("denoise", locals())
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import time
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -49,7 +50,7 @@ def _gat_embedding(lognorm, graph, *, n_comps, seed, max_epochs, verbose):
     with_self = (graph + sparse.identity(graph.shape[0], format="csr")).tocoo()
     edges = np.vstack([with_self.col, with_self.row])  # source j -> target i
     return fit_graph_autoencoder(features, edges, max_epochs=max_epochs, seed=seed, verbose=verbose,
-                                 label=f"GAT seed {seed}")
+                                 label=f"GAT seed {seed}", device=_common.current_device().torch)
 
 
 def _neighbor_pca(lognorm, xy, *, n_comps, n_neighbors, lambda_, seed):
@@ -278,6 +279,9 @@ def spatial_domains(
     refine_labels: bool = True,
     model_dir: str | None = None,
     key_added: str | None = None,
+    accelerator: str = "auto",
+    devices: int | str | Sequence[int] = "auto",
+    batch_size: int | None = None,
     random_state: int = 0,
     verbose: bool = True,
 ) -> pd.Series:

@@ -24,7 +24,9 @@ def _latent(call, latent) -> Fit:
 
 def _fit_scvi(call, *, scanvi: bool = False) -> Fit:
     labels = _common.labels_with_unlabelled(call.adata, call.labels_key) if scanvi else None
-    work = _common.lean_copy(call.adata)  # the model's registry goes here, not into the user's object
+    genes, source = call.model_genes
+    # the model's registry goes here, not into the user's object; on the genes chosen
+    work = _common.lean_copy(call.adata, genes)
     model = _scvi_models.fit_scvi(
         work, layer=call.layer, batch_key=call.batch_key, labels=labels,
         categorical_covariate_keys=call.categorical_covariate_keys,
@@ -36,7 +38,7 @@ def _fit_scvi(call, *, scanvi: bool = False) -> Fit:
                                         random_state=call.random_state, verbose=call.verbose)
     fit = _latent(call, model.get_latent_representation())
     fit.model = fit.value = model  # integrate() returns the trained model
-    fit.record.update(epochs_trained=len(model.history.get("elbo_train", [])))
+    fit.record.update(epochs_trained=len(model.history.get("elbo_train", [])), **_common.gene_facts(genes, source))
     return fit
 
 
@@ -89,6 +91,8 @@ def _prepare(call, entry) -> None:
         for key in [*(_scvi_models._as_list(call.categorical_covariate_keys) or []),
                     *(_scvi_models._as_list(call.continuous_covariate_keys) or [])]:
             _common.check_column(adata, key, "covariate")
+        call.model_genes = _common.model_genes(adata, call.genes, layer=call.layer, batch_key=call.batch_key,
+                                               n_top_genes=call.n_top_genes)
 
 
 _WRITES = ("obsm/{key}",)
@@ -115,6 +119,7 @@ def integrate(
     layer: str | None = "counts",
     categorical_covariate_keys: Sequence[str] | None = None,
     continuous_covariate_keys: Sequence[str] | None = None,
+    genes: str | Sequence[str] = "variable",
     n_latent: int = 10,
     max_epochs: int | None = None,
     scanvi_epochs: int | None = 20,
@@ -124,6 +129,9 @@ def integrate(
     allow_non_integer: bool = False,
     model_dir: str | None = None,
     key_added: str | None = None,
+    accelerator: str = "auto",
+    devices: int | str | Sequence[int] = "auto",
+    batch_size: int | None = None,
     random_state: int = 0,
     verbose: bool = True,
     **model_kwargs: Any,
@@ -134,6 +142,17 @@ def integrate(
     using ``labels_key``; NA labels mean unlabelled), "harmony" (Harmony on ``obsm[use_rep]`` or on
     the standard PCA) or "pca" (the uncorrected standard PCA: log-normalise, variable genes, scale).
     ``tl.methods("integrate")`` lists them.
+
+    genes (scVI / scANVI): "variable" (default): the data's own variable genes
+    (``var["highly_variable"]``) when it marks some, else the ``n_top_genes`` most variable on the
+    counts by scanpy's "seurat_v3" flavour, per batch when ``batch_key`` is given (every gene when
+    there are no more); "all": every gene; or a list of gene names. The record lists the genes used
+    (``genes_used``, ``n_genes_used``, ``genes_from``). The classical routes choose their own
+    ``n_top_genes`` variable genes on log-normalised data.
+
+    accelerator: "auto" (default: the GPU when torch sees one, else the CPU), "cpu" or "gpu";
+    devices: "auto" (one) or a device count / GPU indices; batch_size: the models' minibatch size
+    (None: each model's own). The record's ``device`` says where the model ran ("cpu", "cuda:0").
 
     Sets the following fields:
 

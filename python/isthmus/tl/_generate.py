@@ -54,7 +54,8 @@ def _nb_sample(counts, real_groups: np.ndarray, source: np.ndarray, rng) -> spar
 
 
 
-def _synthetic(call, source, counts, extra_obs: dict) -> Fit:
+def _synthetic(call, source, counts, extra_obs: dict, genes) -> Fit:
+    """The synthetic cells over ``genes``: the model's (its training genes) or every gene (the baseline)."""
     import anndata as ad
 
     adata = call.adata
@@ -64,7 +65,7 @@ def _synthetic(call, source, counts, extra_obs: dict) -> Fit:
         obs[call.groupby] = adata.obs[call.groupby].astype(str).to_numpy()[source]
     for name, values in extra_obs.items():
         obs[name] = values
-    out = ad.AnnData(X=counts, obs=obs, var=pd.DataFrame(index=adata.var_names.copy()))
+    out = ad.AnnData(X=counts, obs=obs, var=pd.DataFrame(index=pd.Index(genes).copy()))
     out.layers["counts"] = counts
     return Fit(value=out)
 
@@ -83,8 +84,8 @@ def _fit_scvi(call) -> Fit:
     extra = {}
     if batch_key:
         extra[batch_key] = call.transform_batch or adata.obs[batch_key].astype(str).to_numpy()[source]
-    fit = _synthetic(call, source, counts, extra)
-    fit.record["batch_key"] = batch_key
+    fit = _synthetic(call, source, counts, extra, work.var_names)
+    fit.record.update(batch_key=batch_key, genes=[str(g) for g in work.var_names])
     return fit
 
 
@@ -94,7 +95,7 @@ def _fit_nb(call) -> Fit:
     source = _choose_cells(adata, call.groupby, call.groups, call.n_cells, rng)
     real_groups = adata.obs[call.groupby].astype(str).to_numpy() if call.groupby is not None else np.zeros(adata.n_obs)
     counts = _nb_sample(_common.matrix_of(adata, call.layer), real_groups, source, rng)
-    return _synthetic(call, source, counts, {})
+    return _synthetic(call, source, counts, {}, adata.var_names)
 
 
 def _prepare(call, entry) -> None:
@@ -121,6 +122,9 @@ def generate(
     groupby: str | None = None,
     groups: Sequence[str] | None = None,
     transform_batch: str | None = None,
+    accelerator: str = "auto",
+    devices: int | str | Sequence[int] = "auto",
+    batch_size: int | None = None,
     random_state: int = 0,
 ):
     """Return a new AnnData of ``n_cells`` synthetic cells (counts in X and ``layers["counts"]``);
@@ -168,7 +172,8 @@ def _two_sample_auc(real, synthetic, random_state: int) -> float:
 def check_generated(real, synthetic, *, layer: str | None = "counts", groupby: str | None = None,
                     random_state: int = 0) -> pd.DataFrame:
     """Posterior predictive check: per group (or overall), how generated cells compare with real
-    ones. Columns: group, n_real, n_synthetic, mean_correlation and variance_correlation (Pearson,
+    ones, on the synthetic cells' genes (a model's training genes). Columns: group, n_real, n_synthetic,
+    mean_correlation and variance_correlation (Pearson,
     per gene, on log-normalised data), zero_fraction_error (mean absolute difference per gene) and
     classifier_auc (0.5 = indistinguishable, 1 = fully separable)."""
     random_state = _runner.validate(check_generated, locals())["random_state"]  # the checks every task has
@@ -176,8 +181,12 @@ def check_generated(real, synthetic, *, layer: str | None = "counts", groupby: s
         _common.check_column(data, groupby, "group", allow_na=True)
     real_counts = _common.matrix_of(real, layer)
     synthetic_counts = synthetic.layers["counts"] if "counts" in synthetic.layers else synthetic.X
-    if list(real.var_names) != list(synthetic.var_names):
-        raise ValueError("isthmus: real and synthetic cells must have the same genes in the same order.")
+    # on the synthetic cells' genes: a model trained on variable genes generates only those
+    missing = synthetic.var_names.difference(real.var_names)
+    if len(missing):
+        raise ValueError(f"isthmus: the synthetic cells have {len(missing)} genes the real cells lack (e.g. "
+                         f"{', '.join(map(str, missing[:5]))}); compare cells of the same genes.")
+    real_counts = real_counts[:, real.var_names.get_indexer(synthetic.var_names)]
     if groupby is None:
         groups = [(None, np.ones(real.n_obs, bool), np.ones(synthetic.n_obs, bool))]
     else:

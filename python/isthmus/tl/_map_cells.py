@@ -122,7 +122,8 @@ def _tangram(ref_counts, sp_counts, train_idx, impute_idx, *, max_epochs, learni
     cells = _dense(ref_norm[:, train_idx["reference"]])
     spots = _dense(sp_norm)
     module, history = fit_cell_mapping(cells, spots, max_epochs=max_epochs, learning_rate=learning_rate,
-                                       random_state=random_state, verbose=verbose)
+                                       random_state=random_state, verbose=verbose,
+                                       device=_common.current_device().torch)
     module.eval()
     import torch
 
@@ -299,6 +300,9 @@ def map_cells(
     n_comps: int = 30,
     model_dir: str | None = None,
     key_added: str = "mapping",
+    accelerator: str = "auto",
+    devices: int | str | Sequence[int] = "auto",
+    batch_size: int | None = None,
     random_state: int = 0,
     verbose: bool = True,
 ) -> CellMapping:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 import warnings
-from typing import Any
+from typing import Any, Sequence
 
 import anndata as ad
 import numpy as np
@@ -147,9 +147,26 @@ def _prepare(call, entry) -> None:
                              "(or cells without it); give every cell a batch.")
         _common.check_categorical(values, call.batch_key, "batch")
         call.batch = values.astype(str).to_numpy()
+    if entry.name == "multivi":  # MultiVI's RNA on the chosen genes; the baselines choose their own
+        _rna_genes(call, data)
     call.facts = {"n_cells": len(data["cells"]), "n_paired": n_paired,
                   "n_rna_only": int((data["has_rna"] & ~data["has_atac"]).sum()),
                   "n_atac_only": int((data["has_atac"] & ~data["has_rna"]).sum())}
+
+
+def _rna_genes(call, data) -> None:
+    """The RNA genes MultiVI trains on (:func:`_common.model_genes`), chosen on every cell's RNA counts
+    (zero rows for cells without RNA) with the RNA modality's own variable-gene marks."""
+    obs = pd.DataFrame({"batch": call.batch} if call.batch is not None else {}, index=data["cells"])
+    var = call.mdata.mod[call.rna].var[["highly_variable"]] if "highly_variable" in call.mdata.mod[call.rna].var \
+        else pd.DataFrame(index=data["rna_features"])
+    rna = ad.AnnData(X=data["rna"], obs=obs, var=var)
+    genes, source = _common.model_genes(rna, call.genes, layer=None,
+                                        batch_key="batch" if call.batch is not None else None)
+    if len(genes) < rna.n_vars:
+        data["rna"] = data["rna"][:, rna.var_names.get_indexer(genes)]
+        data["rna_features"] = genes
+    call.gene_facts = _common.gene_facts(genes, source)
 
 
 DEFAULT_KEYS = {"multivi": "X_multivi", "pca": "X_rna_atac_pca", "wnn": "wnn"}
@@ -164,7 +181,8 @@ def _fit_multivi_method(call) -> Fit:
                          random_state=call.random_state, verbose=call.verbose, train_kwargs=call.train_kwargs or {},
                          **call.model_kwargs)
     out: dict[str, Any] = {"latent": np.asarray(model.get_latent_representation(), dtype=np.float32)}
-    fit = Fit(value=out, model=model, record={**call.facts, "n_latent": int(model.module.n_latent)})
+    fit = Fit(value=out, model=model, record={**call.facts, "n_latent": int(model.module.n_latent),
+                                                       **call.gene_facts})
     fit.with_record = lambda record: out.__setitem__("record", record)
     fit.put(call.mdata, "obsm", _key(call), out["latent"])
     return fit
@@ -221,12 +239,16 @@ def rna_atac(
     rna_layer: str | None = None,
     atac_layer: str | None = None,
     batch_key: str | None = None,
+    genes: str | Sequence[str] = "variable",
     n_latent: int | None = None,
     n_comps: int = 30,
     n_neighbors: int = 20,
     max_epochs: int | None = None,
     model_dir: str | None = None,
     key_added: str | None = None,
+    accelerator: str = "auto",
+    devices: int | str | Sequence[int] = "auto",
+    batch_size: int | None = None,
     random_state: int = 0,
     verbose: bool = True,
     train_kwargs: dict[str, Any] | None = None,
@@ -244,6 +266,11 @@ def rna_atac(
     ``obsp["wnn_connectivities"]`` / ``obsp["wnn_distances"]``, with each cell's RNA weight in
     ``obs["wnn_rna_weight"]``; a graph, not an embedding: cluster it with Leiden on that graph.
     ``model_kwargs`` go to ``scvi.model.MULTIVI()``, ``train_kwargs`` to its ``train()``.
+    ``genes``: the RNA genes the model trains on: "variable" (default: the RNA modality's
+    ``var["highly_variable"]`` when it marks some, else 2000 by scanpy's "seurat_v3" flavour on the
+    counts, per batch when ``batch_key`` is given), "all" or a list of gene names; the record
+    lists them (``genes_used``). ``accelerator`` / ``devices`` / ``batch_size``: where and in what
+    minibatches the model trains (see :func:`integrate`); the record's ``device`` says where it ran.
     Returns what was written and the record (also in ``uns[key without X_]``, WNN: ``uns["wnn"]``).
     """
     return _runner.run("rna_atac", locals())

@@ -6,7 +6,7 @@ neighbours, the other classical baseline, runs from R (FindMultiModalNeighbors).
 from __future__ import annotations
 
 import warnings
-from typing import Any
+from typing import Any, Sequence
 
 import anndata as ad
 import numpy as np
@@ -78,9 +78,16 @@ def _prepare(call, entry) -> None:
         obs[call.batch_key] = _common.mudata_column(mdata, call.batch_key, rna_data.obs_names, rna=call.rna).to_numpy()
     # a lean AnnData over the user's RNA matrix (shared, not copied): setup_anndata writes its
     # registry into this one, never into the user's object
-    call.work = ad.AnnData(X=_common.matrix_of(rna_data, call.rna_layer), obs=obs,
-                           var=pd.DataFrame(index=rna_data.var_names), obsm={"protein_expression": call.counts})
+    var = rna_data.var[["highly_variable"]] if "highly_variable" in rna_data.var else pd.DataFrame(index=rna_data.var_names)
+    call.work = ad.AnnData(X=_common.matrix_of(rna_data, call.rna_layer), obs=obs, var=var,
+                           obsm={"protein_expression": call.counts})
     _common.check_column(call.work, call.batch_key, "batch")
+    if entry.kind == "dl":  # totalVI's RNA on the chosen genes; the PCA baseline chooses its own
+        genes, source = _common.model_genes(call.work, call.genes, layer=None, batch_key=call.batch_key)
+        at = call.work.var_names.get_indexer(genes)
+        call.work = ad.AnnData(X=call.work.X[:, at], obs=obs, var=pd.DataFrame(index=genes),
+                               obsm={"protein_expression": call.counts})
+        call.gene_facts = _common.gene_facts(genes, source)
 
 
 # the pca route's own name, so that a user's "X_pca" is left alone
@@ -109,6 +116,7 @@ def _fit_totalvi_method(call) -> Fit:
     out["background"] = 1.0 - np.asarray(foreground, dtype=np.float32)
     out["proteins"] = list(call.counts.columns)
     fit = _joint(call, out)
+    fit.record.update(call.gene_facts)
     fit.model = model
     protein_mod = call.mdata.mod[call.protein]
     for name, layer in _protein_layers(protein_mod, call.protein_data.obs_names, call.counts.columns, out).items():
@@ -149,11 +157,15 @@ def rna_protein(
     rna_layer: str | None = None,
     protein_layer: str | None = None,
     batch_key: str | None = None,
+    genes: str | Sequence[str] = "variable",
     n_latent: int = 20,
     n_comps: int = 20,
     max_epochs: int | None = None,
     model_dir: str | None = None,
     key_added: str | None = None,
+    accelerator: str = "auto",
+    devices: int | str | Sequence[int] = "auto",
+    batch_size: int | None = None,
     random_state: int = 0,
     verbose: bool = True,
     **model_kwargs: Any,
@@ -170,6 +182,11 @@ def rna_protein(
     "X_pca" is left alone) so both can be clustered together.
     Returns the arrays written and the record (also in ``uns[key without X_]``).
     ``model_kwargs`` go to ``scvi.model.TOTALVI()`` and are kept in the record.
+    ``genes``: the RNA genes the model trains on: "variable" (default: the RNA modality's
+    ``var["highly_variable"]`` when it marks some, else 2000 by scanpy's "seurat_v3" flavour on the
+    counts, per batch when ``batch_key`` is given), "all" or a list of gene names; the record
+    lists them (``genes_used``). ``accelerator`` / ``devices`` / ``batch_size``: where and in what
+    minibatches the model trains (see :func:`integrate`); the record's ``device`` says where it ran.
     """
     return _runner.run("rna_protein", locals())
 

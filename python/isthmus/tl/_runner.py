@@ -105,7 +105,7 @@ RANGES: dict[str, tuple[float | None, float | None, bool]] = {
     **{name: (1, None, True) for name in (
         "max_epochs", "scanvi_epochs", "query_epochs", "reference_epochs", "n_latent", "n_comps", "n_neighbors",
         "n_seeds", "n_samples", "n_cells", "min_cells_per_type", "min_cells_per_label", "min_cells", "n_pcs",
-        "n_jobs")},
+        "n_jobs", "batch_size")},
     "n_top_genes": (2, None, True),
     **{name: (0, None, True) for name in ("n_perms", "min_pairs", "min_shared_counts")},
     "n_domains": (2, None, True),
@@ -298,6 +298,15 @@ def run(task_name: str, arguments: Mapping[str, Any]):
         _depth -= 1
 
 
+def _device_of(call: Call) -> _common.Device:
+    """Where the call's models run: its ``accelerator`` / ``devices`` / ``batch_size`` resolved once,
+    before any work ("auto": the GPU when torch sees one), for every model the call trains or loads.
+    A task without these arguments runs where its caller's models run (the CPU at the top level)."""
+    if call.get("accelerator") is None:
+        return _common.current_device()
+    return _common.resolve_device(call.accelerator, call.get("devices", "auto"), call.get("batch_size"))
+
+
 def _run(task_name: str, arguments: Mapping[str, Any], outermost: bool):
     task = TASKS[task_name]
     arguments = dict(arguments)
@@ -305,12 +314,16 @@ def _run(task_name: str, arguments: Mapping[str, Any], outermost: bool):
     entry = lookup(task_name, arguments["method"])
     arguments = validate(task.function, arguments)
     call = Call({**arguments, "model_kwargs": model_kwargs})
-    with settings_kept():  # the shared checks too: some seed, or run numba (scanpy), before the fit
+    device = _device_of(call)
+    # the shared checks too: some seed, or run numba (scanpy), before the fit
+    with settings_kept(), _common.using_device(device):
         if task.prepare is not None:
             task.prepare(call, entry)
         started = time.perf_counter()
         fit = entry.fit(call)
         seconds = time.perf_counter() - started
+        if "accelerator" in arguments:  # the device actually used (the baselines' is the CPU)
+            fit.record.setdefault("device", device.name if entry.kind == "dl" else "cpu")
         model_dir = fit.model_dir
         if fit.model is not None and entry.saves_model:
             model_dir = _common.save_model(fit.model, _common.model_directory(call.get("model_dir"), entry.name))

@@ -4,6 +4,8 @@ PCA fitted on the reference. The output mirrors Seurat's TransferData."""
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import numpy as np
 import pandas as pd
 
@@ -28,13 +30,14 @@ def _result(probabilities: pd.DataFrame, threshold: float) -> pd.DataFrame:
     return out
 
 
-def _scanvi_transfer(reference, query, labels, *, batch_key, layer, reference_model, n_latent, max_epochs,
+def _scanvi_transfer(reference, query, labels, *, batch_key, layer, reference_model, genes, n_latent, max_epochs,
                      scanvi_epochs, query_epochs, allow_non_integer, model_dir, random_state, verbose):
     import scvi
 
     reference_dir = reference_model if isinstance(reference_model, str) else ""
     if reference_model is None:
-        reference = _common.lean_copy(reference)  # the model's registry goes here, not into the user's object
+        # the model's registry goes here, not into the user's object; on the chosen genes
+        reference = _common.lean_copy(reference, genes)
         scvi_model = _scvi_models.fit_scvi(
             reference, layer=layer, batch_key=batch_key, labels=labels, n_latent=n_latent, max_epochs=max_epochs,
             allow_non_integer=allow_non_integer, random_state=random_state, verbose=verbose)
@@ -51,7 +54,7 @@ def _scanvi_transfer(reference, query, labels, *, batch_key, layer, reference_mo
     query_in = _query_for_model(query, registry["setup_args"], layer, batch_key, allow_non_integer)
     scvi.model.SCANVI.prepare_query_anndata(query_in, reference_model)
     _common.seed_everything(random_state)
-    query_model = scvi.model.SCANVI.load_query_data(query_in, reference_model, accelerator="cpu")
+    query_model = scvi.model.SCANVI.load_query_data(query_in, reference_model, **_common.current_device().load_kwargs())
     _common.train(query_model, label="scANVI query surgery", max_epochs=query_epochs, verbose=verbose,
                   plan_kwargs={"weight_decay": 0.0})
     probabilities = query_model.predict(soft=True)
@@ -112,10 +115,14 @@ def _predictions(call, probabilities, latent, reference_dir="") -> Fit:
 def _fit_scanvi(call) -> Fit:
     probabilities, latent, reference_dir = _scanvi_transfer(
         call.reference, call.query, call.labels, batch_key=call.batch_key, layer=call.layer,
-        reference_model=call.reference_model, n_latent=call.n_latent, max_epochs=call.max_epochs,
+        reference_model=call.reference_model, genes=call.model_genes[0] if call.model_genes else None,
+        n_latent=call.n_latent, max_epochs=call.max_epochs,
         scanvi_epochs=call.scanvi_epochs, query_epochs=call.query_epochs, allow_non_integer=call.allow_non_integer,
         model_dir=call.model_dir, random_state=call.random_state, verbose=call.verbose)
-    return _predictions(call, probabilities, latent, reference_dir)
+    fit = _predictions(call, probabilities, latent, reference_dir)
+    if call.model_genes:
+        fit.record.update(_common.gene_facts(*call.model_genes))
+    return fit
 
 
 def _fit_classifier(call, classifier) -> Fit:
@@ -158,7 +165,11 @@ def _prepare(call, entry) -> None:
     if call.verbose:
         print(f"isthmus: the query has {overlap['shared_genes']} of the reference's {overlap['first_genes']} "
               f"genes ({overlap['share_of_first']:.0%}).", flush=True)
-    call.labels = None
+    call.labels, call.model_genes = None, None
+    if call.reference_model is None and entry.name == "scanvi":  # the reference model's genes
+        _common.check_column(call.reference, call.batch_key, "batch")
+        call.model_genes = _common.model_genes(call.reference, call.genes, layer=call.layer,
+                                               batch_key=call.batch_key, n_top_genes=call.n_top_genes)
     if call.reference_model is None:
         _common.check_column(call.reference, call.labels_key, "labels", allow_na=True)
         if entry.name == "scanvi":
@@ -190,6 +201,7 @@ def transfer_labels(
     batch_key: str | None = None,
     layer: str | None = "counts",
     reference_model=None,
+    genes: str | Sequence[str] = "variable",
     threshold: float = 0.5,
     min_gene_overlap: float = 0.5,
     min_cells_per_label: int = 3,
@@ -203,6 +215,9 @@ def transfer_labels(
     allow_non_integer: bool = False,
     model_dir: str | None = None,
     key_added: str = "transfer",
+    accelerator: str = "auto",
+    devices: int | str | Sequence[int] = "auto",
+    batch_size: int | None = None,
     random_state: int = 0,
     verbose: bool = True,
 ) -> pd.DataFrame:
@@ -222,6 +237,10 @@ def transfer_labels(
     SCANVI or the directory of one saved, e.g. in an earlier session) is fine-tuned on the query by
     scArches surgery, not retrained. Baselines "knn" (distance-weighted, ``n_neighbors``) and "svm"
     (linear, calibrated) on a PCA fitted on the reference and applied to the query.
+    ``genes``: the genes the reference model trains on (scanvi, when no ``reference_model`` is
+    given): "variable" (default: the reference's ``var["highly_variable"]``, else the
+    ``n_top_genes`` most variable by scanpy's "seurat_v3" flavour per batch), "all" or a list; the
+    record lists them. ``accelerator`` / ``devices`` / ``batch_size``: see :func:`integrate`.
     NA labels in the reference mean unlabelled; labels with fewer than ``min_cells_per_label``
     cells are treated as unlabelled, with a warning.
     """
