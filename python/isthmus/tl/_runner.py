@@ -320,7 +320,12 @@ def _run(task_name: str, arguments: Mapping[str, Any], outermost: bool):
         if task.prepare is not None:
             task.prepare(call, entry)
         started = time.perf_counter()
-        fit = entry.fit(call)
+        try:
+            fit = entry.fit(call)
+        except SystemExit as stopped:
+            # Lightning answers Esc / Ctrl-C by cleaning up and calling sys.exit(1): to the caller
+            # (an R session, a notebook) that is an interrupt, not a request to end the process
+            raise KeyboardInterrupt("isthmus: training interrupted") from stopped
         seconds = time.perf_counter() - started
         if "accelerator" in arguments:  # the device actually used (the baselines' is the CPU)
             fit.record.setdefault("device", device.name if entry.kind == "dl" else "cpu")
