@@ -44,12 +44,7 @@ DenoiseExpression.default <- function(object, method = c("scvi", "knn"), model =
                                       seed.use = 0,
                                       meta.data = NULL, embedding = NULL, ...) {
   method <- .choose_method(method, "DenoiseExpression")
-  model_dir <- if (method == "scvi") {
-    if (!is.character(model) || length(model) != 1 || !dir.exists(model)) {
-      stop("isthmus: model must be the directory of a saved scVI / scANVI model.", call. = FALSE)
-    }
-    normalizePath(model)
-  }
+  model_dir <- if (method == "scvi") .saved_model_dir(model)
   adata <- .task_anndata(object, meta.data, if (method == "scvi") .model_columns(model_dir), embedding = embedding)
   kwargs <- list(method = method, model = model_dir, layer = NULL, genes = features, transform_batch = transform.batch,
                  n_neighbors = k, use_rep = if (!is.null(embedding)) "X_input", random_state = seed.use,
@@ -88,6 +83,15 @@ DenoiseExpression.Seurat <- function(object, method = c("scvi", "knn"), model = 
 #' @export
 DenoiseExpression.SingleCellExperiment <- DenoiseExpression.Seurat
 
+# The default methods' `model`: a saved scVI / scANVI model's directory (no object to look a
+# record up in).
+.saved_model_dir <- function(model) {
+  if (!is.character(model) || length(model) != 1 || !dir.exists(model)) {
+    stop("isthmus: model must be the directory of a saved scVI / scANVI model.", call. = FALSE)
+  }
+  normalizePath(model)
+}
+
 # The cell columns a saved model was set up with (batch, labels, covariates).
 .model_columns <- function(model_dir) {
   setup <- .py_task("model_setup", model_dir)
@@ -122,12 +126,7 @@ GenerateCells.default <- function(object, n, method = c("scvi", "nb"), model = N
                                   accelerator = getOption("isthmus.accelerator", "auto"), devices = "auto", batch_size = NULL,
                                   seed.use = 0, meta.data = NULL, ...) {
   method <- .choose_method(method, "GenerateCells")
-  model_dir <- if (method == "scvi") {
-    if (!is.character(model) || length(model) != 1 || !dir.exists(model)) {
-      stop("isthmus: model must be the directory of a saved scVI / scANVI model.", call. = FALSE)
-    }
-    normalizePath(model)
-  }
+  model_dir <- if (method == "scvi") .saved_model_dir(model)
   columns <- c(if (method == "scvi") .model_columns(model_dir), groupby)
   adata <- .task_anndata(object, meta.data, columns)
   kwargs <- list(n_cells = n, method = method, model = model_dir, layer = NULL, groupby = groupby,

@@ -257,11 +257,11 @@ def run(name: str, data: list, kwargs: Mapping[str, Any], options: Mapping[str, 
     options = dict(options or {})
     figure = options.get("figure") or None
     _check_output(figure, options.get("figure_argument", "png"))
-    data = [_assembled(item) for item in data]
     kwargs = {key: _argument(value) for key, value in dict(kwargs or {}).items()}  # R's empty list() is []
     with _runner.collecting() as written, warnings.catch_warnings():
         # a MuData made for one call: genes that share a name with a peak are no concern of it
         warnings.filterwarnings("ignore", message="var_names are not unique")
+        data = [_assembled(item) for item in data]
         value = getattr(tl, name)(*data, **kwargs)
     if figure:
         getattr(tl, _FIGURES[name])(*_figure_input(name, value, data), figure, title=options.get("title"),
@@ -290,8 +290,7 @@ def _assembled(item):
     if "modalities" in item:
         import mudata as md
 
-        with md.set_options(pull_on_update=False), warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="var_names are not unique")
+        with md.set_options(pull_on_update=False):  # run()'s filter covers its name warning
             return md.MuData(dict(item["modalities"]))
     if "layers" in item:
         from .tl import _velocity
