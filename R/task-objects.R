@@ -24,10 +24,26 @@
 # list(obsm = ...) parts the core assembles; `options`: a figure file and its title.
 # With options(isthmus.backend = "worker") the task runs in a worker process (worker.R).
 .run_core <- function(task, data, kwargs, options = NULL, .names = .r_names(), backend = NULL) {
-  out <- if (.backend(backend) == "worker") .run_in_worker(task, data, kwargs, options, .names) else
+  backend <- .backend(backend)
+  if (backend != "worker" && .several_devices(kwargs$devices)) {
+    # Lightning's DDP starts one process per device by running the calling program again: a worker
+    # can be run again, an R session cannot
+    message("isthmus: ", .device_count(kwargs$devices), " devices train in a worker process (Lightning's DDP).")
+    backend <- "worker"
+  }
+  out <- if (backend == "worker") .run_in_worker(task, data, kwargs, options, .names) else
     .py_task("run", task, data, kwargs, options, .names = .names)
   .from_core(out)
 }
+
+# `devices` as a count of devices: "auto" is one, a number is a count, a list or several numbers are
+# GPU indices (reticulate hands a length-1 vector over as a number, a list as a list).
+.device_count <- function(devices) {
+  if (is.null(devices) || is.character(devices) || !is.numeric(unlist(devices))) return(1L)
+  if (is.list(devices) || length(devices) > 1) return(length(devices))  # GPU indices
+  as.integer(devices)
+}
+.several_devices <- function(devices) isTRUE(.device_count(devices) > 1)
 
 # Tables from the core ({".frame": columns, ".rows": names}) as data.frames, everywhere in a result.
 .from_core <- function(x) {

@@ -88,11 +88,26 @@ def _injected_fault() -> None:
         time.sleep(600)
 
 
+def _without_models(value):
+    """A trained model does not cross back (the R verbs read it from its saved directory, and a
+    model that trained under DDP holds locks that cannot be pickled)."""
+    if type(value).__module__.split(".")[0] in ("scvi", "torch", "isthmus"):
+        return None
+    return value
+
+
 def main(folder: str) -> int:
     from . import _r
+    from .tl import _common
 
-    with open(os.path.join(folder, "worker.pid"), "w") as handle:
-        handle.write(str(os.getpid()))
+    # With several devices, Lightning's DDP starts this module again once per further device (rank);
+    # those ranks train beside the first but stay silent and leave the job folder to it.
+    first_rank = _common.is_rank_zero()
+    if first_rank:
+        with open(os.path.join(folder, "worker.pid"), "w") as handle:
+            handle.write(str(os.getpid()))
+    else:
+        sys.stdout = open(os.devnull, "w")
     _injected_fault()
     with open(os.path.join(folder, "job.pkl"), "rb") as handle:
         job = pickle.load(handle)
@@ -100,7 +115,12 @@ def main(folder: str) -> int:
     try:
         out = _r.call("run", job["task"], data, job["kwargs"], job["options"],
                       argument_names=job["argument_names"])
+        if not first_rank:
+            return 0
+        out = {**out, "value": {**out["value"], "value": _without_models(out["value"].get("value"))}}
     except Exception as error:  # the R session raises it again (read_result)
+        if not first_rank:
+            raise
         with open(os.path.join(folder, "error.pkl"), "wb") as handle:
             try:
                 pickle.dump((type(error), str(error)), handle)

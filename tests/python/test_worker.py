@@ -35,3 +35,36 @@ def test_the_workers_error_is_raised_again_with_its_message(tmp_path):
     assert _run_worker(folder).returncode == 1
     with pytest.raises(ValueError, match="max_epochs must be at least 1"):
         _worker.read_result(folder)
+
+
+def test_two_cpu_processes_train_one_scvi_model_with_ddp(tmp_path):
+    """devices = 2 on the CPU: Lightning's DDP over gloo, the worker started again as rank 1 by
+    Lightning; rank 0 alone hands back the latent space and saves the model."""
+    rng = np.random.default_rng(0)
+    counts = rng.poisson(rng.gamma(2.0, 1.0, (1, 40)) * rng.uniform(0.5, 2, (120, 1)), (120, 40)).astype(np.float32)
+    adata = ad.AnnData(counts)
+    adata.obs["batch"] = np.repeat(["a", "b"], 60)
+    kwargs = {"method": "scvi", "batch_key": "batch", "layer": None, "genes": "all", "n_latent": 4,
+              "max_epochs": 2, "accelerator": "cpu", "devices": 2, "model_dir": str(tmp_path / "model"),
+              "random_state": 0, "verbose": False}
+    (tmp_path / "job").mkdir()
+    folder = _worker.write_job("integrate", [adata], kwargs, None, None, str(tmp_path / "job"))
+    run = subprocess.run([sys.executable, "-m", "isthmus._worker", folder], capture_output=True, text=True,
+                         timeout=240, cwd=tmp_path)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    # two processes really trained: scvi-tools' DDP notice comes once from each rank
+    assert run.stderr.count("disabled due to the use of DDP") == 2, run.stderr[-2000:]
+    out = _worker.read_result(folder)["value"]
+    assert np.asarray(out["written"]["obsm/X_scvi"]).shape == (120, 4)
+    assert out["record"]["params"]["device"] == "cpu x2 (ddp_find_unused_parameters_true)"
+    assert (tmp_path / "model" / "model.pt").exists()
+    assert not (tmp_path / "lightning_logs").exists()  # scvi-tools' DDP history goes to a temporary folder
+
+
+def test_several_devices_for_a_one_device_method_name_the_argument():
+    from isthmus import tl
+
+    adata = ad.AnnData(np.ones((10, 5), dtype=np.float32))
+    adata.obsm["spatial"] = np.random.default_rng(0).uniform(size=(10, 2))
+    with pytest.raises(ValueError, match="devices = 2: .* trains on one device"):
+        tl.spatial_domains(adata, n_domains=2, accelerator="cpu", devices=2)

@@ -86,3 +86,18 @@ test_that("Esc / Ctrl-C stops a training in the R process, also after an earlier
   expect_true(any(grepl("third: 200", output)), info = paste(r$read_all_error_lines(), collapse = "\n"))
   expect_false(r$is_alive())
 })
+
+test_that("several devices train scVI with Lightning's DDP in a worker, from an in-process session", {
+  obj <- pbmc3_seurat()
+  obj <- obj[, obj$batch != "5p"]  # 770 cells: two short epochs on two CPU processes (gloo)
+  expect_message(obj <- IntegrateCells(obj, "scvi", batch = "batch", accelerator = "cpu", devices = 2,
+                                       max_epochs = 2, n_latent = 4, verbose = FALSE),
+                 "2 devices train in a worker process")
+  expect_identical(dim(SeuratObject::Embeddings(obj, "scvi")), c(ncol(obj), 4L))
+  record <- isthmus_records(obj, "scvi")
+  expect_identical(record$params$device, "cpu x2 (ddp_find_unused_parameters_true)")
+  expect_true(file.exists(file.path(record$model_dir, "model.pt")))  # the first rank saved the model
+  # a method that trains on one device says so, naming the R argument
+  expect_error(FindSpatialDomains(dlpfc_visium_seurat(), n.domains = 3, accelerator = "cpu", devices = 2),
+               "devices = 2: .*trains on one device")
+})

@@ -202,12 +202,18 @@ class Device:
     accelerator: str = "cpu"
     devices: Any = 1
     batch_size: int | None = None
+    # Lightning's strategy when several devices train one model ("ddp..."); None with one device
+    strategy: str | None = None
+
+    @property
+    def count(self) -> int:
+        return len(self.indices)
 
     @property
     def name(self) -> str:
         if self.accelerator == "cpu":
-            return "cpu"
-        return ",".join(f"cuda:{i}" for i in self.indices)
+            return "cpu" if self.count == 1 else f"cpu x{self.count} ({self.strategy})"
+        return ",".join(f"cuda:{i}" for i in self.indices) + (f" ({self.strategy})" if self.count > 1 else "")
 
     @property
     def indices(self) -> list[int]:
@@ -223,6 +229,11 @@ class Device:
         out = {"accelerator": self.accelerator, "devices": self.devices}
         if self.batch_size is not None:
             out["batch_size"] = int(self.batch_size)
+        if self.count > 1:
+            out["strategy"] = self.strategy
+            nodes = cluster_nodes(self.count)
+            if nodes > 1:
+                out["num_nodes"] = nodes
         return out
 
     def load_kwargs(self) -> dict[str, Any]:
@@ -233,10 +244,19 @@ class Device:
 _device = Device()  # the CPU outside a task call (tests, the benchmarks' direct calls)
 
 
-def resolve_device(accelerator: str, devices: Any = "auto", batch_size: int | None = None) -> Device:
+# scvi-tools' advice for its models under DDP: some parameters (e.g. the library-size encoder when
+# the observed library is used) take no part in a step's loss, which plain "ddp" refuses
+DDP_STRATEGY = "ddp_find_unused_parameters_true"
+
+
+def resolve_device(accelerator: str, devices: Any = "auto", batch_size: int | None = None,
+                   strategy: str | None = "auto") -> Device:
     """``accelerator`` "auto": the GPU when torch sees one (CUDA), else the CPU; "cpu"; "gpu" / "cuda".
-    ``devices`` "auto" is one device (several GPUs mean Lightning's DDP, which needs a process of its
-    own), a number of devices or a list of GPU indices; errors name the caller's arguments."""
+    ``devices`` "auto" is one device, a number of devices or a list of GPU indices; several devices
+    train one model with Lightning's DDP (``strategy`` "auto": :data:`DDP_STRATEGY`, else any of
+    Lightning's DDP strategies by name), which starts one process per device by running the caller's
+    script again: a Python script or isthmus's worker, not an R session (:func:`check_several_devices`).
+    Errors name the caller's arguments."""
     import torch
 
     if accelerator not in ACCELERATORS:
@@ -248,7 +268,48 @@ def resolve_device(accelerator: str, devices: Any = "auto", batch_size: int | No
                          f"(torch {torch.__version__}, CUDA build: {torch.version.cuda or 'no'}); use "
                          f"{_arguments.value_text('auto')} or {_arguments.value_text('cpu')}.")
     kind = "gpu" if accelerator in ("gpu", "cuda") or (accelerator == "auto" and has_gpu) else "cpu"
-    return Device(kind, _devices(devices, kind, torch.cuda.device_count() if has_gpu else 0), batch_size)
+    device = Device(kind, _devices(devices, kind, torch.cuda.device_count() if has_gpu else 0), batch_size)
+    if device.count == 1:
+        return device
+    strategy = DDP_STRATEGY if strategy in (None, "auto") else strategy
+    if not isinstance(strategy, str) or "ddp" not in strategy:
+        raise ValueError(f"isthmus: {_arguments.name('strategy')} must be \"auto\" or one of Lightning's DDP strategies "
+                         f"(e.g. {_arguments.value_text(DDP_STRATEGY)}); got {_arguments.value_text(strategy)}.")
+    return dataclasses.replace(device, strategy=strategy)
+
+
+def check_several_devices(device: Device, method: str, multi_device: bool) -> None:
+    """Several devices need a method that trains under DDP and a process Lightning can start again
+    once per device (it runs ``python <script>`` / ``python -m <module>`` with the same arguments)."""
+    if device.count == 1:
+        return
+    if not multi_device:
+        raise ValueError(f"isthmus: {_arguments.name('devices')} = {device.count}: {method} trains on one device; "
+                         f"give one (several devices train scvi-tools' SCVI, SCANVI, TOTALVI, MULTIVI and CondSCVI).")
+    import __main__
+
+    if getattr(__main__, "__spec__", None) is None and not os.path.isfile(getattr(__main__, "__file__", "") or ""):
+        raise ValueError(f"isthmus: {_arguments.name('devices')} = {device.count}: Lightning starts one process per "
+                         "device by running this program again, which an R session or a notebook cannot be; from R "
+                         "isthmus runs it in a worker process, from Python run it in a script.")
+
+
+def cluster_nodes(devices_per_node: int) -> int:
+    """Nodes of a multi-node run, from the launcher's environment (torchrun's WORLD_SIZE, SLURM's
+    task count): Lightning needs ``num_nodes`` to match them. 1 on one machine."""
+    for variable in ("WORLD_SIZE", "SLURM_NTASKS"):
+        world = int(os.environ.get(variable, "0") or 0)
+        if world > devices_per_node:
+            return world // devices_per_node
+    return 1
+
+
+def is_rank_zero() -> bool:
+    """Whether this is the first process of a DDP run (or no DDP run): the other ranks run the same
+    program to train, but only the first saves models and hands the result back. Read from the
+    launchers' environment (torchrun's RANK, SLURM's task id, Lightning's node and local ranks)."""
+    return all(int(os.environ.get(variable, "0") or 0) == 0
+               for variable in ("RANK", "SLURM_PROCID", "NODE_RANK", "LOCAL_RANK"))
 
 
 def _devices(devices: Any, kind: str, n_gpus: int) -> Any:
@@ -274,9 +335,6 @@ def _devices(devices: Any, kind: str, n_gpus: int) -> Any:
         if count < 1 or (kind == "gpu" and count > n_gpus):
             raise ValueError(f"isthmus: {shown} must be between 1 and {max(n_gpus, 1)}; got {count}.")
         indices = count
-    if count > 1:  # Lightning would start DDP processes inside the caller's (R's) process
-        raise ValueError(f"isthmus: {shown} = {count}: training on several devices at once is not supported yet; "
-                         "give one device.")
     return indices
 
 
@@ -300,6 +358,8 @@ def train(model, *, label: str, max_epochs: int | None, verbose: bool, **train_k
     """Train on the call's device (:func:`using_device`) with the concise progress line (the tasks
     time themselves)."""
     train_kwargs = {**_device.train_kwargs(), **train_kwargs}
+    if _device.count > 1:  # under DDP scvi-tools keeps the loss history on disk, by default in the working folder
+        train_kwargs.setdefault("log_save_dir", os.path.join(tempfile.gettempdir(), "isthmus-lightning-logs"))
     if verbose:
         train_kwargs["callbacks"] = [_progress.lightning_callback(label)]
     with warnings.catch_warnings():
@@ -355,7 +415,8 @@ def model_directory(model_dir: str | None, method: str) -> str:
 
 
 def save_model(model, model_dir: str) -> str:
-    model.save(model_dir, overwrite=True, save_anndata=False)
+    if is_rank_zero():  # under DDP every rank holds the same weights; one writes them
+        model.save(model_dir, overwrite=True, save_anndata=False)
     return model_dir
 
 

@@ -107,7 +107,7 @@ for _name, _fit, _kind, _needs, _saves, _verb, _summary in (
      "the uncorrected standard PCA: log-normalise, variable genes, scale, PCA"),
 ):
     register(Method("integrate", _name, _fit, _kind, _summary, needs=_needs, writes=_WRITES, saves_model=_saves,
-                    r_verb=_verb))
+                    multi_device=_kind == "dl", r_verb=_verb))
 
 
 def integrate(
@@ -131,6 +131,7 @@ def integrate(
     key_added: str | None = None,
     accelerator: str = "auto",
     devices: int | str | Sequence[int] = "auto",
+    strategy: str = "auto",
     batch_size: int | None = None,
     random_state: int = 0,
     verbose: bool = True,
@@ -151,8 +152,12 @@ def integrate(
     ``n_top_genes`` variable genes on log-normalised data.
 
     accelerator: "auto" (default: the GPU when torch sees one, else the CPU), "cpu" or "gpu";
-    devices: "auto" (one) or a device count / GPU indices; batch_size: the models' minibatch size
-    (None: each model's own). The record's ``device`` says where the model ran ("cpu", "cuda:0").
+    devices: "auto" (one) or a device count / GPU indices; several train one model with Lightning's
+    DDP, one process per device, which Lightning starts by running the calling script again (from R
+    isthmus does it in a worker process; in a notebook it cannot); strategy: Lightning's DDP strategy
+    for several devices ("auto": "ddp_find_unused_parameters_true", scvi-tools' advice for its models);
+    batch_size: the models' minibatch size (None: each model's own). The record's ``device`` says where
+    the model ran ("cpu", "cuda:0", "cuda:0,cuda:1 (ddp...)").
 
     Sets the following fields:
 

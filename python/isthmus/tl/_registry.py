@@ -44,6 +44,9 @@ class Method:
     # label or type of the data (e.g. one score column per cell type)
     writes: tuple[str, ...] = ()
     saves_model: bool = False
+    # trains under Lightning's DDP on several devices (scvi-tools' SCVI, SCANVI, TOTALVI, MULTIVI,
+    # CondSCVI); the others take one device
+    multi_device: bool = False
     r_verb: str | None = None  # the R verb whose `method` offers it (None: Python only)
 
     def __post_init__(self):

@@ -220,7 +220,8 @@ def _fit_wnn(call) -> Fit:
 
 register(Method("rna_atac", "multivi", _fit_multivi_method, "dl",
                 "MultiVI's joint latent space, for paired and partly paired cells",
-                needs=("counts", "atac"), saves_model=True, writes=("obsm/{key}",), r_verb="IntegrateModalities"))
+                needs=("counts", "atac"), saves_model=True, multi_device=True, writes=("obsm/{key}",),
+                r_verb="IntegrateModalities"))
 register(Method("rna_atac", "pca", _fit_pca, "baseline", "RNA PCA beside ATAC LSI, side by side",
                 needs=("counts", "atac"), writes=("obsm/{key}", "obsm/X_rna_pca", "obsm/X_atac_lsi"),
                 r_verb="IntegrateModalities"))
@@ -248,6 +249,7 @@ def rna_atac(
     key_added: str | None = None,
     accelerator: str = "auto",
     devices: int | str | Sequence[int] = "auto",
+    strategy: str = "auto",
     batch_size: int | None = None,
     random_state: int = 0,
     verbose: bool = True,
@@ -269,7 +271,7 @@ def rna_atac(
     ``genes``: the RNA genes the model trains on: "variable" (default: the RNA modality's
     ``var["highly_variable"]`` when it marks some, else 2000 by scanpy's "seurat_v3" flavour on the
     counts, per batch when ``batch_key`` is given), "all" or a list of gene names; the record
-    lists them (``genes_used``). ``accelerator`` / ``devices`` / ``batch_size``: where and in what
+    lists them (``genes_used``). ``accelerator`` / ``devices`` / ``strategy`` / ``batch_size``: where and in what
     minibatches the model trains (see :func:`integrate`); the record's ``device`` says where it ran.
     Returns what was written and the record (also in ``uns[key without X_]``, WNN: ``uns["wnn"]``).
     """

@@ -140,7 +140,7 @@ def _fit_pca(call) -> Fit:
 
 register(Method("rna_protein", "totalvi", _fit_totalvi_method, "dl",
                 "totalVI's joint latent space, denoised protein and background probability",
-                needs=("counts", "protein"), saves_model=True,
+                needs=("counts", "protein"), saves_model=True, multi_device=True,
                 writes=("obsm/{key}", "mod/{protein}/layers/totalvi_denoised", "mod/{protein}/layers/totalvi_background"),
                 r_verb="IntegrateModalities"))
 register(Method("rna_protein", "pca", _fit_pca, "baseline",
@@ -165,6 +165,7 @@ def rna_protein(
     key_added: str | None = None,
     accelerator: str = "auto",
     devices: int | str | Sequence[int] = "auto",
+    strategy: str = "auto",
     batch_size: int | None = None,
     random_state: int = 0,
     verbose: bool = True,
@@ -185,7 +186,7 @@ def rna_protein(
     ``genes``: the RNA genes the model trains on: "variable" (default: the RNA modality's
     ``var["highly_variable"]`` when it marks some, else 2000 by scanpy's "seurat_v3" flavour on the
     counts, per batch when ``batch_key`` is given), "all" or a list of gene names; the record
-    lists them (``genes_used``). ``accelerator`` / ``devices`` / ``batch_size``: where and in what
+    lists them (``genes_used``). ``accelerator`` / ``devices`` / ``strategy`` / ``batch_size``: where and in what
     minibatches the model trains (see :func:`integrate`); the record's ``device`` says where it ran.
     """
     return _runner.run("rna_protein", locals())

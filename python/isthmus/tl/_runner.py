@@ -304,7 +304,8 @@ def _device_of(call: Call) -> _common.Device:
     A task without these arguments runs where its caller's models run (the CPU at the top level)."""
     if call.get("accelerator") is None:
         return _common.current_device()
-    return _common.resolve_device(call.accelerator, call.get("devices", "auto"), call.get("batch_size"))
+    return _common.resolve_device(call.accelerator, call.get("devices", "auto"), call.get("batch_size"),
+                                  call.get("strategy", "auto"))
 
 
 def _run(task_name: str, arguments: Mapping[str, Any], outermost: bool):
@@ -315,6 +316,8 @@ def _run(task_name: str, arguments: Mapping[str, Any], outermost: bool):
     arguments = validate(task.function, arguments)
     call = Call({**arguments, "model_kwargs": model_kwargs})
     device = _device_of(call)
+    if entry.kind == "dl":  # the baselines run on the CPU, whatever the devices
+        _common.check_several_devices(device, f"{task_name} method {entry.name!r}", entry.multi_device)
     # the shared checks too: some seed, or run numba (scanpy), before the fit
     with settings_kept(), _common.using_device(device):
         if task.prepare is not None:

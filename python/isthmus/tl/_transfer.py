@@ -179,7 +179,7 @@ def _prepare(call, entry) -> None:
 
 register(Method("transfer_labels", "scanvi", _fit_scanvi, "dl",
                 "a reference scANVI model fine-tuned on the query by scArches surgery",
-                needs=("counts", "reference", "labels"), saves_model=True,
+                needs=("counts", "reference", "labels"), saves_model=True, multi_device=True,
                 writes=("obs/{key}_predicted.id", "obs/{key}_prediction.score.*", "obsm/X_{key}"),
                 r_verb="TransferLabels"))
 register(Method("transfer_labels", "knn", _fit_knn, "baseline",
@@ -217,6 +217,7 @@ def transfer_labels(
     key_added: str = "transfer",
     accelerator: str = "auto",
     devices: int | str | Sequence[int] = "auto",
+    strategy: str = "auto",
     batch_size: int | None = None,
     random_state: int = 0,
     verbose: bool = True,
@@ -240,7 +241,7 @@ def transfer_labels(
     ``genes``: the genes the reference model trains on (scanvi, when no ``reference_model`` is
     given): "variable" (default: the reference's ``var["highly_variable"]``, else the
     ``n_top_genes`` most variable by scanpy's "seurat_v3" flavour per batch), "all" or a list; the
-    record lists them. ``accelerator`` / ``devices`` / ``batch_size``: see :func:`integrate`.
+    record lists them. ``accelerator`` / ``devices`` / ``strategy`` / ``batch_size``: see :func:`integrate`.
     NA labels in the reference mean unlabelled; labels with fewer than ``min_cells_per_label``
     cells are treated as unlabelled, with a warning.
     """
