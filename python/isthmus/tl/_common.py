@@ -18,6 +18,7 @@ import pandas as pd
 from scipy import sparse
 
 from .. import _arguments, _progress
+from . import _on_disk
 
 # A value scANVI reads as "no label"; NA labels in the user's column become this category.
 UNLABELLED = "isthmus:unlabelled"
@@ -27,6 +28,7 @@ UNLABELLED = "isthmus:unlabelled"
 
 
 def matrix_of(adata, layer: str | None):
+    _on_disk.check_layer(adata, layer)
     if layer is not None and layer not in adata.layers:
         raise ValueError(f"isthmus: layer {layer!r} not found; layers are {list(adata.layers)}")
     return adata.layers[layer] if layer is not None else adata.X
@@ -35,7 +37,10 @@ def matrix_of(adata, layer: str | None):
 def check_counts(adata, layer: str | None, *, allow_non_integer: bool = False) -> None:
     """Count models need non-negative integers: refuse normalised data unless the user opts in."""
     mat = matrix_of(adata, layer)
-    values = mat.data if sparse.issparse(mat) else np.asarray(mat).ravel()
+    if _on_disk.is_backed(adata) and layer is None:
+        values = _on_disk.value_sample(mat)
+    else:
+        values = mat.data if sparse.issparse(mat) else np.asarray(mat).ravel()
     sample = values[:1_000_000]
     where = f"layers[{layer!r}]" if layer is not None else "X"
     check_non_negative(sample, where, "count models need raw counts")
@@ -426,6 +431,8 @@ def lean_copy(adata, genes: pd.Index | None = None):
     and that should not be the user's. ``genes``: only these columns (copied; None: every gene)."""
     import anndata as ad
 
+    if _on_disk.is_backed(adata):  # counts on disk stay there
+        return _on_disk.working_copy(adata, adata.var_names if genes is None else pd.Index(genes))
     if genes is None or len(genes) == adata.n_vars and adata.var_names.equals(pd.Index(genes)):
         return ad.AnnData(X=adata.X, obs=adata.obs.copy(), var=adata.var.copy(), layers=dict(adata.layers.items()))
     at = adata.var_names.get_indexer(genes)
@@ -479,7 +486,12 @@ def _seurat_v3_genes(adata, layer, batch_key, n_top_genes: int) -> tuple[pd.Inde
     obs = pd.DataFrame(index=adata.obs_names)
     if batch_key is not None:
         obs["batch"] = adata.obs[batch_key].astype(str).to_numpy()
-    lean = ad.AnnData(X=matrix_of(adata, layer), obs=obs, var=pd.DataFrame(index=adata.var_names))
+    counts = matrix_of(adata, layer)
+    if _on_disk.is_backed(adata):  # the trend from a seeded sample of cells on disk (all, up to 100,000)
+        cells = _on_disk.cells_for_selection(adata.n_obs)
+        cells = np.arange(adata.n_obs) if cells is None else cells
+        counts, obs = _on_disk.rows(counts, cells), obs.iloc[cells]
+    lean = ad.AnnData(X=counts, obs=obs, var=pd.DataFrame(index=adata.var_names))
     with warnings.catch_warnings(), torch_threads_kept():  # training after it runs on the caller's threads
         # allow_non_integer data: the user opted in to non-integer counts
         warnings.filterwarnings("ignore", message=".*expects raw count data.*")
