@@ -14,6 +14,7 @@ from ._embed import cluster, embed, integrate
 from ._generate import check_generated, generate
 from ._interactions import interactions, plot_interactions
 from ._map_cells import holdout_gene_scores, map_cells
+from ._perturb import perturbation_scores, predict_perturbation
 from ._registry import method_names, methods
 from ._rna_atac import rna_atac
 from ._rna_protein import rna_protein
@@ -24,4 +25,5 @@ __all__ = ["embed", "integrate", "cluster", "transfer_labels", "denoise", "gener
            "compare", "scib_scores", "label_transfer_scores", "plot_comparison", "save_model", "load_model",
            "spatial_domains", "domain_scores", "deconvolve", "pseudo_spots", "deconvolution_scores", "map_cells",
            "holdout_gene_scores", "interactions", "plot_interactions", "rna_protein", "rna_atac", "bio_scores",
-           "velocity", "velocity_scores", "plot_velocity", "methods", "method_names"]
+           "velocity", "velocity_scores", "plot_velocity", "methods", "method_names", "predict_perturbation",
+           "perturbation_scores"]
