@@ -9,7 +9,7 @@ test_that("every verb offers exactly the registry's methods, and isthmus_methods
   verbs <- unique(table$r_verb[nzchar(table$r_verb)])
   expect_setequal(verbs, c("IntegrateCells", "DenoiseExpression", "GenerateCells", "TransferLabels",
                            "DeconvolveSpots", "MapCells", "FindSpatialDomains", "SpatialInteractions",
-                           "IntegrateModalities", "RunVelocity"))
+                           "IntegrateModalities", "RunVelocity", "PredictPerturbation"))
   for (verb in verbs) {
     # each S3 method of the verb (matrix, Seurat, SingleCellExperiment) offers the same choices
     for (class in c("default", "Seurat", "SingleCellExperiment")) {

@@ -6,6 +6,7 @@ the method registry (:func:`methods` lists them); every task runs through the ta
 """
 
 from ._common import load_model, save_model
+from ._bulk import bulk_scores, deconvolve_bulk, pseudo_bulks
 from ._compare import bio_scores, compare, label_transfer_scores, plot_comparison, scib_scores
 from ._deconvolve import deconvolution_scores, deconvolve, pseudo_spots
 from ._denoise import denoise
@@ -26,4 +27,4 @@ __all__ = ["embed", "integrate", "cluster", "transfer_labels", "denoise", "gener
            "spatial_domains", "domain_scores", "deconvolve", "pseudo_spots", "deconvolution_scores", "map_cells",
            "holdout_gene_scores", "interactions", "plot_interactions", "rna_protein", "rna_atac", "bio_scores",
            "velocity", "velocity_scores", "plot_velocity", "methods", "method_names", "predict_perturbation",
-           "perturbation_scores"]
+           "perturbation_scores", "deconvolve_bulk", "pseudo_bulks", "bulk_scores"]
