@@ -8,7 +8,10 @@ conditions, show about the perturbation:
   (scvi-tools' ``SCVI``: negative binomial likelihood on raw counts instead of scGen's Gaussian on
   log-normalised data). The VAE learns every cell of the training set, both conditions; the
   perturbation is the shift between the conditions' mean latent points, balanced by cell type; the
-  held-out type's control cells are encoded, shifted and decoded at their own library sizes.
+  held-out type's control cells are encoded, shifted and decoded at their own library sizes, and
+  each predicted cell's counts are drawn from the decoded negative binomial (scGen's Gaussian
+  decoder outputs log-normalised values directly; with a count likelihood a draw is what is on the
+  scale of real log-normalised cells).
 - "linear": the same shift, taken in log-normalised expression instead of a latent space (the
   linear baseline of Ahlmann-Eltze et al. 2024, which matched or beat the deep models there).
 - "no_change": the control cells themselves (a floor: it predicts the perturbed state as well as
@@ -180,10 +183,12 @@ def _fit_scgen(call) -> Fit:
             z=torch.as_tensor(z, dtype=torch.float32, device=device),
             library=torch.as_tensor(np.log(library)[:, None], dtype=torch.float32, device=device),
             batch_index=torch.zeros((len(source), 1), dtype=torch.long, device=device))
-        scale = generative["px"].scale.cpu().numpy().astype(np.float64)  # expression per count, rows sum to 1
-    # expected counts at the source cell's library on these genes, over its library on every gene
-    expected = scale * library[:, None]
-    fit = _predicted(call, _log_normalised(expected, prepared["library"][source]),
+        # counts drawn from the likelihood at the source cell's library on these genes: log-normalised,
+        # a drawn cell is compared like with like with the real cells' log-normalised counts (the log of
+        # the expected counts would sit above their mean log: log E[x] >= E[log x])
+        torch.manual_seed(int(call.random_state))
+        drawn = generative["px"].sample().cpu().numpy().astype(np.float64)
+    fit = _predicted(call, _log_normalised(drawn, prepared["library"][source]),
                      {"max_epochs": max_epochs, "epochs_run": len(model.history["elbo_train"]),
                       "latent_shift_norm": float(np.linalg.norm(shift))})
     fit.model = model
@@ -255,7 +260,8 @@ def predict_perturbation(
     is 100, scGen's tutorials'; trained on ``accelerator`` / ``devices`` with ``batch_size``
     (None: scvi-tools' 128); the shift is the mean over learnt types of each type's mean latent
     point under ``perturbed`` minus the same under ``control``; predicted cells are decoded at their
-    source cell's library size and their normalised expression log-transformed), "linear" (the
+    source cell's library size, counts drawn from the negative binomial (seeded by
+    ``random_state``) and log-normalised on the source cell's library), "linear" (the
     same shift in log-normalised expression, floored at 0) and "no_change".
 
     ``layer`` holds raw counts (None: X); the baselines accept non-integer values (they
