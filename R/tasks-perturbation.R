@@ -69,7 +69,7 @@ PredictPerturbation.default <- function(object, predict, method = c("scgen", "li
                                list(condition_key = condition, control = control, perturbed = perturbed,
                                     cell_type_key = cell.type, layer = NULL, random_state = seed.use))$value
   }
-  predicted <- as_sce(out$value, x_assay = "logcounts")
+  predicted <- as_sce(.py_task("counts_in_x", out$value, "none"), x_assay = "logcounts")  # X as R's doubles
   list(data = as.matrix(SummarizedExperiment::assay(predicted, "logcounts")),
        meta.data = as.data.frame(SummarizedExperiment::colData(predicted)),
        records = list(predict_perturbation = record))
@@ -94,8 +94,12 @@ PredictPerturbation.Seurat <- function(object, predict, method = c("scgen", "lin
                                      batch_size = batch_size, seed.use = seed.use, verbose = verbose,
                                      meta.data = parts$meta.data)
   predicted <- if (.is_seurat(object)) {
-    SeuratObject::CreateSeuratObject(SeuratObject::CreateAssayObject(data = out$data), assay = parts$assay,
-                                     meta.data = out$meta.data)
+    # SeuratObject 4 sets the new assay's key to the lower-case assay name and then warns that it
+    # lacks the "_" it adds itself: nothing for the user to do
+    withCallingHandlers(
+      SeuratObject::CreateSeuratObject(SeuratObject::CreateAssayObject(data = out$data), assay = parts$assay,
+                                       meta.data = out$meta.data),
+      warning = function(w) if (grepl("^Keys should be", conditionMessage(w))) invokeRestart("muffleWarning"))
   } else {
     SingleCellExperiment::SingleCellExperiment(assays = list(logcounts = out$data),
                                                colData = S4Vectors::DataFrame(out$meta.data, check.names = FALSE))
