@@ -76,7 +76,7 @@ def fit_scaden(module: ScadenEnsemble, x: np.ndarray, fractions: np.ndarray, *, 
     n = data.shape[0]
     for name, network in zip(module.architectures, module.networks):
         optimiser = torch.optim.Adam(network.parameters(), lr=learning_rate)
-        progress = _progress.EpochProgress(f"Scaden {name}", max_steps, verbose=verbose)
+        progress = _progress.EpochProgress(f"Scaden {name}", max_steps, verbose=verbose, unit="step")
         history = []
         network.train()
         for step in range(1, max_steps + 1):
