@@ -47,3 +47,14 @@ test_that("DeconvolveBulk: a SummarizedExperiment gets colData columns; bad bulk
                "the reference has 0 of the bulk's .* genes \\(0%\\)")
   expect_error(DeconvolveBulk(x$bulk, x$reference, method = "music", verbose = FALSE), "music needs batch")
 })
+
+test_that("CompareMethods(task = 'bulk_deconvolution') holds each batch out in turn", {
+  obj <- pbmc3_seurat()
+  obj <- obj[, !obj$cell_type %in% c("HSC", "MK")]  # too few cells for a reference profile
+  table <- CompareMethods(obj, task = "bulk_deconvolution", methods = c("nnls", "music"), batch = "batch",
+                          labels = "cell_type", query.batches = "5p", n_bulks = 20, verbose = FALSE)
+  expect_setequal(unique(table$category), c("Bulk deconvolution (5p)", "Time"))
+  expect_setequal(table$metric, c("rmse", "jsd", "pearson", "seconds"))
+  rmse <- table[table$metric == "rmse", ]
+  expect_true(all(rmse$value > 0 & rmse$value < 0.5))
+})

@@ -52,3 +52,16 @@ test_that("PredictPerturbation: scGen trains, on an SCE too, and names R's argum
   expect_named(out, c("data", "meta.data", "records"))
   expect_equal(ncol(out$data), sum(obj$cell_type == "B cells" & obj$condition == "ctrl"))
 })
+
+test_that("CompareMethods(task = 'perturbation') scores the methods per held-out type, with a plot", {
+  obj <- kang_seurat(step = 3)
+  png <- tempfile(fileext = ".png")
+  table <- CompareMethods(obj, task = "perturbation", methods = c("linear", "no_change"), labels = "cell_type",
+                          predict = c("B cells", "CD14+ Monocytes"), png = png)
+  expect_setequal(unique(table$method), c("linear", "no_change"))
+  expect_setequal(setdiff(unique(table$category), "Time"),
+                  c("Perturbation (B cells)", "Perturbation (CD14+ Monocytes)"))
+  change <- table[table$metric == "r2_change_top" & table$category == "Perturbation (B cells)", ]
+  expect_gt(change$value[change$method == "linear"], change$value[change$method == "no_change"])
+  expect_true(file.exists(attr(table, "png")))
+})
