@@ -277,13 +277,13 @@ def _prepare(call, entry) -> None:
 register(Method("deconvolve_bulk", "scaden", _fit_scaden, "dl",
                 "Scaden-style ensemble of three fully connected networks (PyTorch) trained on pseudo-bulks "
                 "simulated from the reference",
-                needs=("reference", "labels"), saves_model=True, writes=("obsm/{key}",), r_verb="DeconvolveBulk"))
+                needs=("bulk", "reference", "labels"), saves_model=True, writes=("obsm/{key}",), r_verb="DeconvolveBulk"))
 register(Method("deconvolve_bulk", "nnls", _fit_nnls, "baseline",
                 "non-negative least squares on the reference's mean profiles per type (the spot route's)",
-                needs=("reference", "labels"), writes=("obsm/{key}",), r_verb="DeconvolveBulk"))
+                needs=("bulk", "reference", "labels"), writes=("obsm/{key}",), r_verb="DeconvolveBulk"))
 register(Method("deconvolve_bulk", "music", _fit_music, "baseline",
                 "MuSiC-style weighted NNLS: genes variable between the reference's donors / batches weigh less",
-                needs=("reference", "labels", "batch"), writes=("obsm/{key}",), r_verb="DeconvolveBulk"))
+                needs=("bulk", "reference", "labels", "batch"), writes=("obsm/{key}",), r_verb="DeconvolveBulk"))
 
 
 def deconvolve_bulk(

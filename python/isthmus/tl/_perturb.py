@@ -205,13 +205,13 @@ register(Method("predict_perturbation", "scgen", _fit_scgen, "dl",
                 "scGen's latent arithmetic on an scVI-style VAE (negative binomial, scvi-tools): the shift between "
                 "conditions learnt on the other cell types, balanced by type, added to the held-out type's control "
                 "cells and decoded",
-                needs=("counts", "labels"), saves_model=True, r_verb="PredictPerturbation"))
+                needs=("counts", "labels", "condition"), saves_model=True, r_verb="PredictPerturbation"))
 register(Method("predict_perturbation", "linear", _fit_linear, "baseline",
                 "the same balanced shift in log-normalised expression, added to the control cells",
-                needs=("labels",), r_verb="PredictPerturbation"))
+                needs=("labels", "condition"), r_verb="PredictPerturbation"))
 register(Method("predict_perturbation", "no_change", _fit_no_change, "baseline",
                 "the control cells themselves (log-normalised): a floor no method should fall under",
-                needs=("labels",), r_verb="PredictPerturbation"))
+                needs=("labels", "condition"), r_verb="PredictPerturbation"))
 
 
 def predict_perturbation(
