@@ -101,3 +101,13 @@ def test_bad_input_is_refused_with_what_to_do(split, pbmc):
     with pytest.warns(UserWarning, match="fewer than 10 reference cells are left out: NK"):
         out = tl.deconvolve_bulk(bulk, few[keep].copy(), method="nnls", layer=None, verbose=False)
     assert "NK" not in out.columns and bulk.uns["deconvolution_bulk"]["params"]["cell_types_left_out"] == ["NK"]
+
+
+def test_compare_holds_each_batch_out(pbmc):
+    table = tl.compare(pbmc, task="bulk_deconvolution", methods=["nnls", "music"], labels_key="cell_type",
+                       batch_key="batch", n_bulks=20, verbose=False)
+    assert set(table["category"]) == {"Bulk deconvolution (3pv1)", "Bulk deconvolution (3pv2)",
+                                      "Bulk deconvolution (5p)", "Time"}
+    assert set(table["metric"]) == {"rmse", "jsd", "pearson", "seconds"}
+    with pytest.raises(ValueError, match="bulk_deconvolution needs batch_key"):
+        tl.compare(pbmc, task="bulk_deconvolution", methods=["nnls"], labels_key="cell_type")

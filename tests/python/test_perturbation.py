@@ -117,3 +117,15 @@ def test_bad_input_is_refused_before_any_work(kang):
     with pytest.raises(ValueError, match="non-integer"):
         tl.predict_perturbation(lognorm, predict=HELD_OUT, method="scgen", **FAST)
     assert set(kang.uns) == {"source_note"} and kang.obs.equals(before.obs)
+
+
+def test_compare_holds_each_type_out(kang):
+    table = tl.compare(kang, task="perturbation", methods=["linear", "no_change"], labels_key="cell_type",
+                       predict="B cells")
+    assert set(table["category"]) == {"Perturbation (B cells)", "Time"}
+    change = table[table["metric"] == "r2_change"].set_index("method")["value"]
+    assert change["linear"] > change["no_change"]
+    everyone = tl.compare(kang, task="perturbation", methods=["no_change"], labels_key="cell_type")
+    assert everyone["category"].nunique() == 6  # five types and the time
+    with pytest.raises(ValueError, match="condition column 'treatment' is not in the cell metadata"):
+        tl.compare(kang, task="perturbation", methods=["linear"], labels_key="cell_type", condition_key="treatment")
