@@ -58,3 +58,22 @@ test_that("CompareMethods(task = 'bulk_deconvolution') holds each batch out in t
   rmse <- table[table$metric == "rmse", ]
   expect_true(all(rmse$value > 0 & rmse$value < 0.5))
 })
+
+test_that("DeconvolveBulk dispatches on SummarizedExperiment subclasses (as a DESeqDataSet is one)", {
+  x <- bulk_and_reference()
+  methods::setClass("IsthmusTestBulk", contains = "SummarizedExperiment", where = globalenv())
+  on.exit(methods::removeClass("IsthmusTestBulk", where = globalenv()), add = TRUE)
+  se <- methods::new("IsthmusTestBulk", SummarizedExperiment::SummarizedExperiment(assays = list(counts = x$bulk)))
+  out <- DeconvolveBulk(se, x$reference, labels = "cell_type", method = "nnls", verbose = FALSE)
+  expect_s4_class(out, "IsthmusTestBulk")
+  expect_true("nnls_B" %in% names(SummarizedExperiment::colData(out)))
+})
+
+test_that("DeconvolveBulk and PredictPerturbation run in the worker process too", {
+  withr::local_options(isthmus.backend = "worker")
+  x <- bulk_and_reference()
+  fractions <- DeconvolveBulk(x$bulk, x$reference, labels = "cell_type", method = "nnls", verbose = FALSE)
+  expect_equal(unname(rowSums(fractions)), rep(1, 8), tolerance = 1e-6)
+  predicted <- PredictPerturbation(kang_seurat(step = 4), predict = "B cells", method = "linear")
+  expect_s3_class(isthmus_records(predicted, "predict_perturbation")$scores, "data.frame")
+})

@@ -11,7 +11,9 @@ conditions, show about the perturbation:
   held-out type's control cells are encoded, shifted and decoded at their own library sizes, and
   each predicted cell's counts are drawn from the decoded negative binomial (scGen's Gaussian
   decoder outputs log-normalised values directly; with a count likelihood a draw is what is on the
-  scale of real log-normalised cells).
+  scale of real log-normalised cells). The model is aware of the condition through the latent
+  arithmetic only, as scGen is: given to the decoder as a covariate, the condition would be
+  removed from the latent space and the shift learnt there would vanish.
 - "linear": the same shift, taken in log-normalised expression instead of a latent space (the
   linear baseline of Ahlmann-Eltze et al. 2024, which matched or beat the deep models there).
 - "no_change": the control cells themselves (a floor: it predicts the perturbed state as well as
