@@ -32,7 +32,10 @@
   unspliced_layer = "unspliced",
   basis = "reduction",
   query_batches = "query.batches",
-  holdout_labels = "holdout.labels"
+  holdout_labels = "holdout.labels",
+  condition_key = "condition",
+  cell_type_key = "cell.type",
+  bulk_values = "bulk.values"
 )
 
 # The map handed to Python with a verb's call: the table, with the verb's own differences on top.

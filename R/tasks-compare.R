@@ -17,9 +17,20 @@
 #' pseudo-spots of known composition (`n_spots = 200` by default, 5-10 cells each), the other
 #' used as the reference; DestVI, Stereoscope and NNLS are scored by RMSE, Jensen-Shannon
 #' divergence and Pearson against the true cell fractions.
+#' task "perturbation": `labels` is the cell type and `condition` holds `control` and
+#' `perturbed`; each cell type measured in both (or only `predict`) is held out in turn and its
+#' response predicted from its control cells ([PredictPerturbation()]); scGen, the linear shift
+#' and "no change" are scored by [PerturbationScores()] (category "Perturbation (<type>)").
+#' task "bulk_deconvolution": `object` is a labelled reference with a `batch` column (donors,
+#' batches); each batch (or each of `query.batches`) is held out in turn, 100 pseudo-bulks of 100
+#' of its cells are deconvolved against the other batches ([DeconvolveBulk()]); Scaden, NNLS and
+#' MuSiC-style NNLS are scored by RMSE, JSD and Pearson (category "Bulk deconvolution (<batch>)").
 #'
 #' @param object A Seurat or SingleCellExperiment object with raw counts.
-#' @param task "integration", "label_transfer" or "deconvolution".
+#' @param task "integration", "label_transfer", "deconvolution", "perturbation" or
+#'   "bulk_deconvolution".
+#' @param condition,control,perturbed,predict perturbation: the condition column, its two values
+#'   and the cell types to hold out (default: every type measured in both conditions).
 #' @param methods Which methods (default: all of the task's).
 #' @param batch,labels The batch and cell-type columns.
 #' @param query.batches label_transfer: the batch values that form the query.
@@ -32,21 +43,33 @@
 #' @return A data.frame with columns method, category, metric, value (tidy: one row per score);
 #'   attribute "png" has the plot's path.
 #' @export
-CompareMethods <- function(object, task = c("integration", "label_transfer", "deconvolution"), methods = NULL, batch = NULL,
+CompareMethods <- function(object, task = c("integration", "label_transfer", "deconvolution", "perturbation",
+                                            "bulk_deconvolution"), methods = NULL, batch = NULL,
                            labels, query.batches = NULL, holdout.labels = NULL, png = NULL, features = NULL, assay = NULL,
-                           layer = "counts", max_epochs = NULL,
+                           layer = "counts", max_epochs = NULL, condition = "condition", control = "ctrl",
+                           perturbed = "stim", predict = NULL,
                            accelerator = getOption("isthmus.accelerator", "auto"), devices = "auto", batch_size = NULL,
                            seed.use = 0, verbose = TRUE, ...) {
   task <- match.arg(task)
-  parts <- .object_parts(object, assay, layer, columns = c(batch, labels))
-  adata <- .task_anndata(parts$counts, parts$meta.data, c(batch, labels))
+  columns <- c(batch, labels, if (task == "perturbation") condition)
+  parts <- .object_parts(object, assay, layer, columns = columns)
+  adata <- .task_anndata(parts$counts, parts$meta.data, columns)
   kwargs <- list(task = task, methods = if (!is.null(methods)) as.list(methods), batch_key = batch,
                  labels_key = labels, query_batches = if (!is.null(query.batches)) as.list(as.character(query.batches)),
                  holdout_labels = as.list(as.character(holdout.labels)), layer = NULL,
                  max_epochs = max_epochs, random_state = seed.use,
                  accelerator = accelerator, devices = devices, batch_size = batch_size, verbose = verbose, ...)
   # scVI / scANVI train on the object's variable features, as RunSCVI() would
-  if (task != "deconvolution") kwargs$genes <- .genes_argument(.model_features(object, parts$assay, features))
+  if (task %in% c("integration", "label_transfer")) {
+    kwargs$genes <- .genes_argument(.model_features(object, parts$assay, features))
+  }
+  if (task == "perturbation") {
+    kwargs <- c(kwargs, list(condition_key = condition, control = control, perturbed = perturbed,
+                             predict = if (!is.null(predict)) as.list(predict)))
+    # predicted cells are scored at the training genes chosen without the held-out cells
+    if (!is.null(features)) kwargs$genes <- .genes_argument(features)
+  }
+  if (task == "bulk_deconvolution") kwargs$max_epochs <- NULL  # Scaden counts steps (max_steps in ...)
   title <- paste0("isthmus: ", task, " methods on ", ncol(object), " cells")
   options <- list(figure = if (!is.null(png)) normalizePath(png, mustWork = FALSE), title = title)
   out <- .run_core("compare", list(adata), kwargs, options)

@@ -14,8 +14,8 @@ class EpochProgress:
     """``update(epoch, ...)`` prints ``isthmus <label>: epoch 30/300  ELBO 812.4  (4.2 s)`` at every
     tenth of ``total`` epochs and at the last one."""
 
-    def __init__(self, label: str, total: int, *, verbose: bool = True):
-        self.label, self.total, self.verbose = label, int(total), verbose
+    def __init__(self, label: str, total: int, *, verbose: bool = True, unit: str = "epoch"):
+        self.label, self.total, self.verbose, self.unit = label, int(total), verbose, unit
         self.every = max(1, self.total // 10)
         self.started = time.perf_counter()
 
@@ -26,7 +26,7 @@ class EpochProgress:
         if not self.due(epoch):
             return
         measure = f"  {name} {value:.{digits}f}" if name is not None and value is not None else ""
-        print(f"isthmus {self.label}: epoch {epoch}/{self.total}{measure}"
+        print(f"isthmus {self.label}: {self.unit} {epoch}/{self.total}{measure}"
               f"  ({time.perf_counter() - self.started:.1f} s)", flush=True)
 
 

@@ -22,6 +22,8 @@ from isthmus.tl._registry import REGISTRY
 md.set_options(pull_on_update=False)  # mudata 0.3's future default; the old one warns on every update
 # "the same seed repeats": to float32 rounding of parallel sums, far below what another seed changes
 RTOL, ATOL = 1e-4, 1e-5
+# tasks that return a new object of cells, and the obs column that marks them
+NEW_OBJECT = {"generate": "synthetic", "predict_perturbation": "predicted"}
 SLOTS = ("obs", "var", "obsm", "obsp", "layers", "uns", "varm")
 
 
@@ -117,6 +119,23 @@ def cases(extdata, scvi_dir):
     def pancreas():
         return (_read(extdata, "pancreas_velocity_739_top2000.h5ad")[::2, :400].copy(),), {}
 
+    def kang():
+        return (_read(extdata, "kang_ifnb_pbmc_1556cells_muscat.h5ad")[::4].copy(),), {}
+
+    def bulk():
+        adata = _pbmc(extdata)
+        common = adata.obs["cell_type"].isin(["T_CD4", "Mono_CD14", "T_CD8", "B"]).to_numpy()
+        adata = adata[common].copy()
+        in_bulk = (adata.obs["batch"] == "5p").to_numpy()
+        samples, _ = tl.pseudo_bulks(adata[in_bulk], labels_key="cell_type", n_samples=6, layer=None)
+        return (samples, adata[~in_bulk].copy()), {}
+
+    def na_in_reference_batch(args):
+        values = args[1].obs["batch"].astype(object)
+        values.iloc[0] = np.nan
+        args[1].obs["batch"] = values
+        return {}
+
     def na_in_mudata(args):
         values = args[0].obs["batch"].astype(object)
         values.iloc[0] = np.nan
@@ -150,6 +169,14 @@ def cases(extdata, scvi_dir):
         "rna_atac": Case(tl.rna_atac, mop, dict(batch_key="batch", max_epochs=1, n_latent=4, n_comps=10,
                                                 verbose=False),
                          missing_column=dict(batch_key="nope"), na_batch=na_in_mudata),
+        "predict_perturbation": Case(tl.predict_perturbation, kang,
+                                     dict(predict="CD14+ Monocytes", layer=None, max_epochs=1, n_latent=4,
+                                          n_hidden=16, verbose=False),
+                                     missing_column=dict(cell_type_key="nope"), na_batch=_na_batch_obs("condition")),
+        "deconvolve_bulk": Case(tl.deconvolve_bulk, bulk,
+                                dict(labels_key="cell_type", batch_key="batch", layer=None, max_steps=3,
+                                     n_pseudobulks=40, cells_per_pseudobulk=20, verbose=False),
+                                missing_column=dict(labels_key="nope"), na_batch=na_in_reference_batch),
         "velocity": Case(tl.velocity, pancreas, dict(basis="pca", max_epochs=2, n_samples=2, verbose=False),
                          missing_column=dict(spliced_layer="nope"),
                          per_method={"scvelo": dict(mode="stochastic", max_epochs=None, n_samples=25)}),
@@ -255,13 +282,17 @@ def test_every_method_keeps_the_contract(cases, task, method, tmp_path):
         return args, value
 
     args, value = fit()
-    # generate returns a new object; the rest write into one of their inputs
-    target = value if task == "generate" else args[case.target]
+    # generate and predict_perturbation return a new object; the rest write into one of their inputs
+    new_object = task in NEW_OBJECT
+    target = value if new_object else args[case.target]
     inputs_before = case.make()[0][case.target]
-    written = _keys(target) - (set() if task == "generate" else _keys(inputs_before))
-    if task == "generate":
+    written = _keys(target) - (set() if new_object else _keys(inputs_before))
+    if new_object:
         written = {p for p in written if p.startswith("uns/")}
-        assert set(target.obs.columns) >= {"synthetic", "source_cell"} and target.n_obs == 30
+        assert set(target.obs.columns) >= {NEW_OBJECT[task], "source_cell"}
+        assert target.n_obs == (30 if task == "generate" else
+                                int(((args[0].obs["cell_type"] == "CD14+ Monocytes") &
+                                     (args[0].obs["condition"] == "ctrl")).sum()))
     # every declared key is written (optional ones may be), and nothing more but the record
     key = tl._runner.TASKS[task].key(_call_of(case.function, kwargs), entry)
     required = entry.written_keys(key, optional=False)
@@ -278,18 +309,20 @@ def test_every_method_keeps_the_contract(cases, task, method, tmp_path):
 
     # the same seed repeats exactly
     args_again, value_again = fit()
-    target_again = value_again if task == "generate" else args_again[case.target]
+    target_again = value_again if new_object else args_again[case.target]
     # (to float rounding: multithreaded sums in BLAS, numba and torch may add in another order;
     # scVelo's float32 velocity graph moved values by up to 2e-5 relative between two runs)
     for path in written:
         _assert_same(_value(target, path), _value(target_again, path), path, exact=False)
+    if new_object:  # the new cells themselves
+        _assert_same(sparse.csr_matrix(target.X), sparse.csr_matrix(target_again.X), "X", exact=False)
 
     # a saved model reloads
     if entry.saves_model:
         directory = record["model_dir"]
         assert directory, f"{task}/{method} saves a model but recorded no directory"
         model_class = tl._common.saved_model_class(directory)
-        if model_class in ("GraphAttentionAutoencoder", "CellMapper"):
+        if model_class in ("GraphAttentionAutoencoder", "CellMapper", "ScadenEnsemble"):
             reloaded = tl.load_model(directory)
             assert reloaded.init_params_ and reloaded.history_
         elif task == "integrate":
@@ -338,7 +371,8 @@ def test_every_task_with_a_dl_method_takes_the_device_arguments():
 def test_the_registry_lists_every_task_with_a_default_first():
     table = tl.methods()
     assert set(table["task"]) == {"integrate", "denoise", "generate", "transfer_labels", "deconvolve", "map_cells",
-                                  "spatial_domains", "interactions", "rna_protein", "rna_atac", "velocity"}
+                                  "spatial_domains", "interactions", "rna_protein", "rna_atac", "velocity",
+                                  "predict_perturbation", "deconvolve_bulk"}
     assert set(table["kind"]) <= {"dl", "baseline", "classical"}
     # every task with a DL method also has a baseline to measure it against
     for task, rows in table.groupby("task"):

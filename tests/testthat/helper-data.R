@@ -139,3 +139,11 @@ anndata_of_ones <- function(n_obs, n_vars, ...) {
   reticulate::py_run_string(paste(c("import numpy as np", ...), collapse = "\n"))
   adata
 }
+
+# Kang 2018 PBMC, control vs IFN-beta (5 cell types x 2 conditions), as a Seurat object (every
+# `step`-th cell, to keep the tests quick).
+kang_seurat <- function(step = 2) {
+  x <- read_counts("kang_ifnb_pbmc_1556cells_muscat.h5ad")
+  keep <- seq(1, ncol(x$counts), by = step)
+  Seurat::CreateSeuratObject(counts = x$counts[, keep], meta.data = x$meta[keep, ], project = "kang")
+}

@@ -9,11 +9,15 @@ test_that("every verb offers exactly the registry's methods, and isthmus_methods
   verbs <- unique(table$r_verb[nzchar(table$r_verb)])
   expect_setequal(verbs, c("IntegrateCells", "DenoiseExpression", "GenerateCells", "TransferLabels",
                            "DeconvolveSpots", "MapCells", "FindSpatialDomains", "SpatialInteractions",
-                           "IntegrateModalities", "RunVelocity"))
+                           "IntegrateModalities", "RunVelocity", "PredictPerturbation", "DeconvolveBulk"))
   for (verb in verbs) {
-    # each S3 method of the verb (matrix, Seurat, SingleCellExperiment) offers the same choices
-    for (class in c("default", "Seurat", "SingleCellExperiment")) {
-      offered <- eval(formals(utils::getS3method(verb, class, envir = asNamespace("isthmus")))$method)
+    # each S3 method of the verb (matrix, Seurat, SingleCellExperiment; DeconvolveBulk's
+    # SummarizedExperiment) offers the same choices
+    expect_false(is.null(utils::getS3method(verb, "default", envir = asNamespace("isthmus"), optional = TRUE)))
+    for (class in c("default", "Seurat", "SingleCellExperiment", "SummarizedExperiment")) {
+      method <- utils::getS3method(verb, class, envir = asNamespace("isthmus"), optional = TRUE)
+      if (is.null(method)) next
+      offered <- eval(formals(method)$method)
       expect_setequal(offered, table$method[table$r_verb == verb])
     }
   }

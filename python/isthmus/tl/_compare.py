@@ -11,12 +11,14 @@ import numpy as np
 import pandas as pd
 
 from . import _common, _runner
+from ._bulk import bulk_scores, deconvolve_bulk, pseudo_bulks
 from ._deconvolve import deconvolution_scores, deconvolve, pseudo_spots, split_halves
+from ._perturb import perturbation_scores, predict_perturbation
 from ._embed import integrate
 from ._registry import lookup, method_names
 from ._transfer import UNKNOWN, transfer_labels
 
-TASKS = ("integration", "label_transfer", "deconvolution")
+TASKS = ("integration", "label_transfer", "deconvolution", "perturbation", "bulk_deconvolution")
 
 
 def scib_scores(adata, *, embeddings: Sequence[str], batch_key: str | None, labels_key: str,
@@ -113,13 +115,24 @@ def compare(
     two halves, one half is summed into pseudo-spots of known composition (``n_spots``, 5-10 cells
     each; see pseudo_spots), the other is the reference; methods from destvi, stereoscope, nnls,
     scored by RMSE, JSD and Pearson against the true cell fractions.
+    task "perturbation": ``labels_key`` is the cell type, ``condition_key`` (default "condition")
+    holds ``control`` ("ctrl") and ``perturbed`` ("stim"); each cell type measured in both (or only
+    ``predict``) is held out in turn and predicted from its control cells (predict_perturbation);
+    methods from scgen, linear, no_change, scored by perturbation_scores (category "Perturbation
+    (<type>)"; the plot averages over types).
+    task "bulk_deconvolution": ``adata`` is a labelled reference with ``batch_key`` (donors,
+    batches, chemistries); each batch (or each of ``query_batches``) is held out in turn, ``n_bulks``
+    (100) pseudo-bulks of 100 cells are made from its cells (pseudo_bulks) and deconvolved against
+    the other batches; methods from scaden, nnls, music, scored by RMSE, JSD and Pearson (bulk_scores,
+    overall; category "Bulk deconvolution (<batch>)").
     """
     checked = _runner.validate(compare, {k: v for k, v in locals().items() if k != "kwargs"})
     max_epochs, random_state = checked["max_epochs"], checked["random_state"]
     if task not in TASKS:
         raise ValueError(f"isthmus: unknown task {task!r}; available: {', '.join(TASKS)}")
     available = {"integration": method_names("integrate"), "label_transfer": method_names("transfer_labels"),
-                 "deconvolution": method_names("deconvolve")}[task]
+                 "deconvolution": method_names("deconvolve"), "perturbation": method_names("predict_perturbation"),
+                 "bulk_deconvolution": method_names("deconvolve_bulk")}[task]
     methods = list(methods) if methods is not None else list(available)
     unknown = [m for m in methods if m not in available]
     if unknown:
@@ -131,7 +144,10 @@ def compare(
     _common.check_column(adata, batch_key, "batch")
     # the methods run on a working object holding only what they read, so that the user's own
     # embeddings (an X_pca from scanpy, say) are not overwritten by the comparison's
-    columns = [c for c in (batch_key, labels_key) if c is not None]
+    condition_key = kwargs.get("condition_key", "condition") if task == "perturbation" else None
+    if condition_key is not None:
+        _common.check_column(adata, condition_key, "condition")
+    columns = [c for c in (batch_key, labels_key, condition_key) if c is not None]
     adata = ad.AnnData(X=_common.matrix_of(adata, layer), obs=adata.obs[columns].copy(),
                        var=pd.DataFrame(index=adata.var_names.copy()))
     layer = None
@@ -147,6 +163,12 @@ def compare(
         scores = scib_scores(adata, embeddings=[f"X_{m}" for m in methods], batch_key=batch_key,
                              labels_key=labels_key, baseline=baseline)
         return pd.concat([scores, pd.DataFrame(rows)], ignore_index=True)
+    if task == "perturbation":
+        return _compare_perturbation(adata, methods, labels_key, max_epochs=max_epochs, random_state=random_state,
+                                     verbose=verbose, **kwargs)
+    if task == "bulk_deconvolution":
+        return _compare_bulk(adata, methods, labels_key, batch_key, query_batches, random_state=random_state,
+                             verbose=verbose, **kwargs)
     if task == "deconvolution":
         return _compare_deconvolution(adata, methods, labels_key, max_epochs=max_epochs, random_state=random_state,
                                       verbose=verbose, **kwargs)
@@ -185,6 +207,65 @@ def _compare_deconvolution(adata, methods, labels_key, *, max_epochs, random_sta
         scores = deconvolution_scores(truth, estimate)
         rows += [{"method": method, "category": "Deconvolution", "metric": k, "value": v} for k, v in scores.items()]
         rows.append({"method": method, "category": "Time", "metric": "seconds", "value": seconds})
+    return pd.DataFrame(rows)
+
+
+def _compare_perturbation(adata, methods, labels_key, *, max_epochs, random_state, verbose,
+                          condition_key: str = "condition", control: str = "ctrl", perturbed: str = "stim",
+                          predict=None, **kwargs) -> pd.DataFrame:
+    types = adata.obs[labels_key].astype(str).to_numpy()
+    condition = adata.obs[condition_key].astype(str).to_numpy()
+    if predict is None:
+        held_out = [t for t in pd.unique(types) if ((types == t) & (condition == control)).any()
+                    and ((types == t) & (condition == perturbed)).any()]
+    else:
+        held_out = [predict] if isinstance(predict, str) else list(predict)
+    rows = []
+    for cell_type in held_out:
+        for method in methods:
+            started = time.perf_counter()
+            predicted = predict_perturbation(adata, predict=cell_type, method=method, condition_key=condition_key,
+                                             control=control, perturbed=perturbed, cell_type_key=labels_key,
+                                             layer=None, max_epochs=max_epochs, random_state=random_state,
+                                             verbose=verbose, **kwargs)
+            seconds = time.perf_counter() - started
+            scores = perturbation_scores(adata, predicted, condition_key=condition_key, control=control,
+                                         perturbed=perturbed, cell_type_key=labels_key, layer=None,
+                                         random_state=random_state)
+            rows += [{"method": method, "category": f"Perturbation ({cell_type})", "metric": r.metric,
+                      "value": r.value} for r in scores.itertuples()]
+            rows.append({"method": method, "category": "Time", "metric": "seconds", "value": seconds})
+    return pd.DataFrame(rows)
+
+
+def _compare_bulk(adata, methods, labels_key, batch_key, query_batches, *, random_state, verbose, n_bulks: int = 100,
+                  min_cells_per_type: int = 10, **kwargs) -> pd.DataFrame:
+    if batch_key is None:
+        raise ValueError("isthmus: bulk_deconvolution needs batch_key: pseudo-bulks are made from batches the "
+                         "reference does not hold.")
+    batches = adata.obs[batch_key].astype(str).to_numpy()
+    held_out = [str(b) for b in query_batches] if query_batches else sorted(set(batches))
+    if len(set(batches)) < 2:
+        raise ValueError("isthmus: bulk_deconvolution needs at least two batches.")
+    rows = []
+    for batch in held_out:
+        reference = adata[batches != batch].copy()
+        sizes = reference.obs[labels_key].astype(str).value_counts()
+        kept = sizes.index[sizes >= min_cells_per_type]
+        cells = adata[(batches == batch) & adata.obs[labels_key].astype(str).isin(kept).to_numpy()].copy()
+        bulk, truth = pseudo_bulks(cells, labels_key=labels_key, n_samples=n_bulks, layer=None,
+                                   random_state=random_state)
+        for method in methods:
+            started = time.perf_counter()
+            estimate = deconvolve_bulk(bulk.copy(), reference, labels_key=labels_key, method=method,
+                                       batch_key=batch_key, layer=None, min_cells_per_type=min_cells_per_type,
+                                       random_state=random_state, verbose=verbose, **kwargs)
+            seconds = time.perf_counter() - started
+            scores = bulk_scores(truth, estimate)
+            scores = scores[scores["cell_type"] == "all"]
+            rows += [{"method": method, "category": f"Bulk deconvolution ({batch})", "metric": r.metric,
+                      "value": r.value} for r in scores.itertuples()]
+            rows.append({"method": method, "category": "Time", "metric": "seconds", "value": seconds})
     return pd.DataFrame(rows)
 
 

@@ -26,6 +26,8 @@ NEEDS = {
     "atac": "peak counts of the same cells",
     "spliced_unspliced": "spliced and unspliced counts",
     "model": "a trained scVI / scANVI model",
+    "condition": "a condition column with control and perturbed cells",
+    "bulk": "bulk RNA-seq samples (genes x samples)",
 }
 
 

@@ -105,7 +105,8 @@ RANGES: dict[str, tuple[float | None, float | None, bool]] = {
     **{name: (1, None, True) for name in (
         "max_epochs", "scanvi_epochs", "query_epochs", "reference_epochs", "n_latent", "n_comps", "n_neighbors",
         "n_seeds", "n_samples", "n_cells", "min_cells_per_type", "min_cells_per_label", "min_cells", "n_pcs",
-        "n_jobs", "batch_size")},
+        "n_jobs", "batch_size", "n_pseudobulks",
+        "cells_per_pseudobulk", "max_steps", "n_hidden", "n_layers")},
     "n_top_genes": (2, None, True),
     **{name: (0, None, True) for name in ("n_perms", "min_pairs", "min_shared_counts")},
     "n_domains": (2, None, True),
