@@ -209,13 +209,39 @@
 }
 
 # A features x cells matrix (shared with Python, not copied) and a few cell columns as an AnnData.
+# Counts on disk (an HDF5Array or TENxMatrix the object holds as is) cross as the file they are:
+# the core trains from it in backed mode, a minibatch at a time (.counts_on_disk()).
 .lean_anndata <- function(counts, what, columns, obsm = list(), layers = list()) {
   cells <- colnames(counts)
   features <- rownames(counts)
   obs <- if (length(columns)) .frame_to_py(columns, cells, "meta.data", .new_report()) else .empty_frame(cells)
+  on_disk <- .counts_on_disk(counts)
+  if (!is.null(on_disk) && !length(obsm) && !length(layers)) {
+    return(.py_task("anndata_on_disk", on_disk$file, on_disk$kind, on_disk$dataset, cells, features, obs,
+                    tempfile("isthmus-on-disk-")))
+  }
+  if (methods::is(counts, "DelayedArray")) counts <- methods::as(counts, "dgCMatrix")  # computed in memory
   parts <- list(obs_names = cells, var_names = features, X = .matrix_to_py(counts, what), layers = layers,
                 obs = obs, var = .empty_frame(features), obsm = obsm, varm = list(), obsp = list(), uns = list())
   .py_task("anndata_from_r", parts, FALSE)
+}
+
+# Where counts on disk are: an HDF5-backed DelayedMatrix with no delayed operation on it but names
+# (the names cross from R; a subset or a transformation would have to be computed, so such counts
+# are realised in memory as before). A dense
+# HDF5Array of features x cells is stored cells x features (R's column order is HDF5's transposed
+# shape), as AnnData's X; a TENxMatrix (10x HDF5) holds compressed columns per cell, AnnData's rows.
+.counts_on_disk <- function(counts) {
+  if (!methods::is(counts, "DelayedArray") || !requireNamespace("HDF5Array", quietly = TRUE) ||
+      !DelayedArray::isPristine(counts, ignore.dimnames = TRUE)) return(NULL)
+  seed <- DelayedArray::seed(counts)
+  if (methods::is(seed, "HDF5ArraySeed")) {
+    return(list(file = normalizePath(HDF5Array::path(seed)), kind = "dense", dataset = seed@name))
+  }
+  if (methods::is(seed, "TENxMatrixSeed")) {
+    return(list(file = normalizePath(HDF5Array::path(seed)), kind = "tenx", dataset = seed@group))
+  }
+  NULL
 }
 
 # Spots' (x, y) as scanpy orients them: Seurat from its images (.image_xy(): Visium in

@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(r-base-core r-base-dev r-cran-seurat r-cran-seuratobject r-cran-reticulate
   r-bioc-singlecellexperiment r-cran-testthat r-cran-knitr r-cran-rmarkdown pandoc r-cran-withr
-  r-cran-roxygen2 r-cran-pkgbuild r-cran-processx python3-venv)
+  r-cran-roxygen2 r-cran-pkgbuild r-cran-processx r-bioc-hdf5array python3-venv)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

@@ -16,7 +16,7 @@ set -euo pipefail
 ROOT=${ISTHMUS_TRIXIE_ROOT:-/opt/isthmus-trixie}
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 PACKAGES=(r-base-core r-base-dev r-cran-seurat r-cran-seuratobject r-cran-reticulate r-bioc-singlecellexperiment
-  r-bioc-spatialexperiment r-cran-processx r-cran-testthat r-cran-withr libssl3t64 libffi8 zlib1g libbz2-1.0 liblzma5
+  r-bioc-spatialexperiment r-bioc-hdf5array r-cran-processx r-cran-testthat r-cran-withr libssl3t64 libffi8 zlib1g libbz2-1.0 liblzma5
   libsqlite3-0 libreadline8t64 libncursesw6)
 STAMP="$ROOT/etc/isthmus-root-packages"
 MOUNTS=()

@@ -21,6 +21,27 @@ def anndata_from_r(parts: Mapping[str, Any], copy: bool = False):
     return _parts.anndata_from_parts(parts, copy=bool(copy))
 
 
+def anndata_on_disk(source: str, kind: str, dataset: str, obs_names, var_names, obs=None, folder: str | None = None):
+    """A task's AnnData over counts R has on disk (an HDF5Array / TENxMatrix): an .h5ad in ``folder``
+    whose X links to them, opened in backed mode, with the cell columns ``obs`` crossed from R."""
+    import os
+    import tempfile
+
+    import anndata as ad
+
+    from .tl import _on_disk
+
+    folder = folder or tempfile.mkdtemp(prefix="isthmus-on-disk-")
+    os.makedirs(folder, exist_ok=True)
+    path = _on_disk.linked_h5ad(os.path.join(folder, "counts.h5ad"), source, kind, dataset, obs_names, var_names)
+    adata = ad.read_h5ad(path, backed="r")
+    if obs is not None:  # R's frame spec (.frame_to_py), as anndata_from_r reads it
+        from .io._frames import frame_from_r
+
+        adata.obs = frame_from_r(obs).set_axis(adata.obs_names)
+    return adata
+
+
 def mudata_from_r(parts: Mapping[str, Any], copy: bool = False):
     return _parts.mudata_from_parts(parts, copy=bool(copy))
 

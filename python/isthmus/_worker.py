@@ -7,7 +7,7 @@ module, streams its output lines to the console, and reads the result back with
 :func:`read_result`.
 
 A job folder holds ``job.pkl`` (task, argument names for messages, keyword arguments, options and
-the data items, each AnnData saved as an .h5ad beside it) and, when the task has run,
+the data items, each AnnData saved as an .h5ad beside it, a backed one named by its file) and, when the task has run,
 ``result.pkl`` (what ``_r.call("run", ...)`` returns: the one result shape and isthmus's warnings)
 or ``error.pkl`` (the exception's type and message).
 """
@@ -25,6 +25,8 @@ def _save_item(item, folder: str, name: str):
     """A data item with each AnnData replaced by the path of its .h5ad (dicts of AnnDatas too)."""
     import anndata as ad
 
+    if isinstance(item, ad.AnnData) and item.isbacked:  # counts on disk stay where they are
+        return {".backed": item.filename, ".obs": item.obs}
     if isinstance(item, ad.AnnData):
         path = os.path.join(folder, f"{name}.h5ad")
         item.write_h5ad(path)
@@ -39,6 +41,10 @@ def _load_item(item):
 
     if isinstance(item, Mapping) and ".h5ad" in item:
         return ad.read_h5ad(item[".h5ad"])
+    if isinstance(item, Mapping) and ".backed" in item:
+        adata = ad.read_h5ad(item[".backed"], backed="r")
+        adata.obs = item[".obs"]
+        return adata
     if isinstance(item, Mapping):
         return {key: _load_item(value) for key, value in item.items()}
     return item

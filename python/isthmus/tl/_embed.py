@@ -8,7 +8,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .. import _arguments
-from . import _classical, _common, _runner, _scvi_models
+from . import _classical, _common, _on_disk, _runner, _scvi_models
 from ._registry import Method, lookup, method_names, register
 from ._runner import Fit, Task, register_task
 
@@ -38,7 +38,8 @@ def _fit_scvi(call, *, scanvi: bool = False) -> Fit:
                                         random_state=call.random_state, verbose=call.verbose)
     fit = _latent(call, model.get_latent_representation())
     fit.model = fit.value = model  # integrate() returns the trained model
-    fit.record.update(epochs_trained=len(model.history.get("elbo_train", [])), **_common.gene_facts(genes, source))
+    fit.record.update(epochs_trained=len(model.history.get("elbo_train", [])), **_common.gene_facts(genes, source),
+                      counts_on_disk=_on_disk.is_backed(call.adata))
     return fit
 
 
