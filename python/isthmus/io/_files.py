@@ -26,9 +26,33 @@ def _read_elem(elem):
     return read_elem(elem)
 
 
+def _indices_sorted(elem, chunk: int = 1 << 24) -> bool:
+    """Whether a CSR group's column indices increase strictly within every row, as a dgCMatrix needs
+    (anndata and scipy allow them unsorted: files from concatenations or other writers have them).
+    Read a chunk at a time, so the check never holds the whole index array."""
+    import numpy as np
+
+    indptr = np.asarray(elem["indptr"][:], dtype=np.int64)
+    indices = elem["indices"]
+    row_starts = indptr[1:-1]
+    for start in range(0, indices.shape[0], chunk):
+        stop = min(start + chunk + 1, indices.shape[0])  # one past the chunk: pairs across its end
+        block = np.asarray(indices[start:stop], dtype=np.int64)
+        rises = np.diff(block) > 0
+        # a pair (k, k + 1) may fall at a row start, where the index starts again
+        at_start = row_starts[(row_starts > start) & (row_starts < stop)] - start - 1
+        rises[at_start] = True
+        if not rises.all():
+            return False
+    return True
+
+
 def _matrix_spec(elem, *, what: str, n_obs: int, n_vars: int, report: ConversionReport) -> dict[str, Any] | None:
     encoding = elem.attrs.get("encoding-type", "")
-    if isinstance(elem, h5py.Group) and encoding == "csr_matrix":
+    if isinstance(elem, h5py.Group) and encoding == "csr_matrix" and not _indices_sorted(elem):
+        # read into memory and sorted there (the route below); R's dgCMatrix refuses them unsorted
+        report.changed(what.replace("/", " "), "column indices unsorted within rows in the file; sorted")
+    elif isinstance(elem, h5py.Group) and encoding == "csr_matrix":
         if elem["data"].dtype != "float64":
             report.changed(what.replace("/", " "), f"{elem['data'].dtype} values are doubles in R (a dgCMatrix holds doubles; restored when written back)")
         nnz = elem["data"].shape[0]

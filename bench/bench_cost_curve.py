@@ -1,0 +1,168 @@
+"""The cost curve of issue 16: scVI (`IntegrateCells`/`RunSCVI` from R, `tl.integrate` from Python)
+at growing numbers of cells, on every gene and on 2000 variable genes, with the counts in memory
+and on disk (a backed .h5ad). Each route runs in a process of its own, so that its peak memory
+(the whole process's high-water mark, VmHWM: R and its embedded Python together) is its own.
+
+Per route and size it prints: the seconds of the call (`call`: what the user waits for, from the
+object in memory to the latent space in it: hand-over, gene selection, training, inference),
+the seconds of training alone (`train`: scvi-tools' `train()`), seconds per epoch, and peak GiB.
+Ratios R / Python and disk / memory are computed within one run of this script.
+
+The data: the bundled PBMC cells (3 chemistries, 1767 genes) drawn with replacement, each count
+redrawn from a Poisson around it (so no two cells are the same); "all genes" are the 1767 genes
+copied side by side `--copies` times, each copy redrawn (10,602 genes at the default 6: a
+transcriptome-sized input, whose cost grows with genes as a real one does).
+
+    python bench/bench_cost_curve.py [--cells 10000 100000] [--copies 6] [--epochs 1] [--routes ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+import pandas as pd
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROUTES = ("python-memory", "python-disk", "r-memory")
+
+
+def make_data(n_cells: int, copies: int, path: str, seed: int = 0) -> None:
+    import anndata as ad
+    from scipy import sparse
+
+    from gpu_check import _redrawn, cells
+
+    rng = np.random.default_rng(seed)
+    base = cells(n_cells, rng)
+    blocks = [base.X] + [_redrawn(base.X, rng) for _ in range(copies - 1)]
+    genes = [f"{g}-{k}" if k else g for k in range(copies) for g in base.var_names]
+    out = ad.AnnData(sparse.hstack(blocks).tocsr(), obs=base.obs[["batch", "cell_type"]].astype(str),
+                     var=pd.DataFrame(index=genes))
+    out.obs_names = base.obs_names
+    out.write_h5ad(path)
+
+
+def _peak_gib() -> float:
+    with open("/proc/self/status") as handle:
+        for line in handle:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024**2
+    return float("nan")
+
+
+TIMER = """
+import time
+from isthmus.tl import _common
+_train, _seconds = _common.train, []
+def _timed(*args, **kwargs):
+    started = time.perf_counter()
+    _train(*args, **kwargs)
+    _seconds.append(time.perf_counter() - started)
+_common.train = _timed
+"""
+
+
+def run_python(path: str, disk: bool, genes: str, epochs: int) -> dict:
+    import anndata as ad
+    import torch
+
+    import isthmus.tl as tl
+
+    scope: dict = {}
+    exec(TIMER, scope)  # the same timer the R route installs in its Python
+    adata = ad.read_h5ad(path, backed="r") if disk else ad.read_h5ad(path)
+    started = time.perf_counter()
+    tl.integrate(adata, batch_key="batch", layer=None, genes=genes, max_epochs=epochs, verbose=False)
+    return {"call": time.perf_counter() - started, "train": sum(scope["_seconds"]), "peak_gib": _peak_gib(),
+            "threads": torch.get_num_threads()}
+
+
+R_SCRIPT = r"""
+args <- commandArgs(TRUE)
+suppressPackageStartupMessages({library(isthmus); library(Seurat)})
+obj <- suppressWarnings(read_h5ad(args[1]))
+obj$batch <- factor(obj$batch)
+reticulate::py_run_string(args[4])  # after read_h5ad: R's Python is isthmus's
+features <- if (args[2] == "all") "all" else NULL
+started <- Sys.time()
+obj <- RunSCVI(obj, batch = "batch", features = features, max_epochs = as.integer(args[3]), verbose = FALSE)
+call <- as.numeric(difftime(Sys.time(), started, units = "secs"))
+train <- sum(unlist(reticulate::py_eval("_seconds")))
+status <- readLines("/proc/self/status")
+peak <- as.numeric(strsplit(trimws(sub("VmHWM:", "", grep("^VmHWM", status, value = TRUE))), " +")[[1]][1]) / 1024^2
+threads <- reticulate::import("torch")$get_num_threads()
+cat(sprintf('{"call": %f, "train": %f, "peak_gib": %f, "threads": %d}\n', call, train, peak, threads))
+"""
+
+
+def run_route(route: str, path: str, genes: str, epochs: int) -> dict:
+    if route == "r-memory":
+        with tempfile.NamedTemporaryFile("w", suffix=".R", delete=False) as script:
+            script.write(R_SCRIPT)
+        command = ["Rscript", script.name, path, genes, str(epochs), TIMER]
+    else:
+        command = [sys.executable, __file__, "--one", route, path, genes, str(epochs)]
+    done = subprocess.run(command, capture_output=True, text=True)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    if done.returncode != 0 or not lines:
+        raise RuntimeError(f"{route} failed:\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}")
+    return json.loads(lines[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--cells", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--copies", type=int, default=6)
+    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--routes", nargs="+", default=list(ROUTES))
+    parser.add_argument("--one", nargs=4, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:  # one route in this process (started by main)
+        route, path, genes, epochs = args.one
+        print(json.dumps(run_python(path, route == "python-disk", genes, int(epochs))), flush=True)
+        return
+    sys.path.insert(0, HERE)
+    from _tables import markdown
+
+    rows = []
+    folder = tempfile.mkdtemp(prefix="isthmus-cost-")
+    for n_cells in args.cells:
+        path = os.path.join(folder, f"cells{n_cells}.h5ad")
+        started = time.perf_counter()
+        make_data(n_cells, args.copies, path)
+        print(f"# {n_cells} cells written in {time.perf_counter() - started:.0f} s ({os.path.getsize(path) / 1e9:.2f} GB)",
+              flush=True)
+        for genes in ("variable", "all"):
+            for route in args.routes:
+                out = run_route(route, path, genes, args.epochs)
+                rows.append({"cells": n_cells, "genes": "2000 variable" if genes == "variable" else "all",
+                             "route": route, "call s": out["call"], "train s": out["train"],
+                             "s/epoch": out["train"] / args.epochs, "peak GiB": out["peak_gib"],
+                             "torch threads": out["threads"]})
+                print(rows[-1], flush=True)
+        os.remove(path)
+    table = pd.DataFrame(rows)
+    print(markdown(table, digits=2))
+    ratios = []
+    for (n_cells, genes), part in table.groupby(["cells", "genes"], sort=False):
+        by = part.set_index("route")
+        row = {"cells": n_cells, "genes": genes}
+        if {"r-memory", "python-memory"} <= set(by.index):
+            row["R / Python, call"] = by.loc["r-memory", "call s"] / by.loc["python-memory", "call s"]
+        if {"python-disk", "python-memory"} <= set(by.index):
+            row["disk / memory, s/epoch"] = by.loc["python-disk", "s/epoch"] / by.loc["python-memory", "s/epoch"]
+            row["disk / memory, peak"] = by.loc["python-disk", "peak GiB"] / by.loc["python-memory", "peak GiB"]
+        ratios.append(row)
+    print()
+    print(markdown(pd.DataFrame(ratios), digits=2))
+
+
+if __name__ == "__main__":
+    main()
