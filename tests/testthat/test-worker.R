@@ -78,12 +78,13 @@ test_that("Esc / Ctrl-C stops a training in the R process, also after an earlier
     output <- c(output, r$read_output_lines())
   }
   expect_true(any(grepl("second-start", output)))
-  Sys.sleep(5)  # well inside the second training (minutes long)
+  Sys.sleep(10)  # well inside the second training (minutes long), also on a loaded machine
   r$interrupt()
-  r$wait(120000)
+  r$wait(240000)
   output <- c(output, r$read_all_output_lines())
-  expect_true(any(grepl("second: interrupted", output)), info = paste(output, collapse = "\n"))
-  expect_true(any(grepl("third: 200", output)), info = paste(r$read_all_error_lines(), collapse = "\n"))
+  said <- paste(c(output, "stderr:", r$read_all_error_lines(), "exit status:", r$get_exit_status()), collapse = "\n")
+  expect_true(any(grepl("second: interrupted", output)), info = said)
+  expect_true(any(grepl("third: 200", output)), info = said)
   expect_false(r$is_alive())
 })
 
