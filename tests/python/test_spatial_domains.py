@@ -118,3 +118,36 @@ def test_bad_input_is_refused_and_nothing_written(dlpfc):
     with pytest.raises(ValueError, match="no spatial coordinates"):
         tl.spatial_domains(no_space, method="gat", n_domains=3, layer=None, verbose=False)
     assert (set(adata.obs), set(adata.obsm), set(adata.uns)) == keys
+
+
+def test_the_graph_model_trains_on_spatial_tiles_and_embeds_every_spot_exactly():
+    """Mini-batch training on spatial subgraphs (tissue-scale slices): tiles cover every spot once,
+    and the embedding computed tile by tile with each tile's in-neighbours equals the trained
+    model's full-graph embedding."""
+    import torch
+
+    from isthmus.models._spatial_graph import _edge_tensors, fit_graph_autoencoder, spatial_tiles
+
+    rng = np.random.default_rng(0)
+    xy = rng.uniform(0, 100, (600, 2))
+    tiles = spatial_tiles(xy, 150)
+    assert len(tiles) == 4 and np.array_equal(np.sort(np.concatenate(tiles)), np.arange(600))
+    from sklearn.neighbors import NearestNeighbors
+
+    _, index = NearestNeighbors(n_neighbors=7).fit(xy).kneighbors(xy)  # self + 6 neighbours
+    edges = np.vstack([index.ravel(), np.repeat(np.arange(600), 7)])
+    features = rng.normal(size=(600, 20)).astype(np.float32)
+    latent, model = fit_graph_autoencoder(features, edges, n_hidden=32, n_latent=5, max_epochs=5, tiles=tiles,
+                                          verbose=False)
+    assert len(model.history_["loss"]) == 5
+    source, target = _edge_tensors(edges, 600, "cpu")
+    with torch.no_grad():
+        whole, _ = model(torch.as_tensor(features), source, target)
+    np.testing.assert_allclose(latent, whole.numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_spatial_domains_records_how_the_graph_model_trained(dlpfc):
+    adata = dlpfc.copy()
+    tl.spatial_domains(adata, n_domains=7, layer=None, n_seeds=1, max_epochs=3, batch_size=1000, verbose=False)
+    assert adata.uns["gat"]["params"]["graph_tiles"] == 4
+    assert adata.obsm["X_gat"].shape == (adata.n_obs, 30)

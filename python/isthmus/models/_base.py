@@ -12,7 +12,7 @@ from __future__ import annotations
 import inspect
 import json
 import os
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import torch
 from torch import nn
@@ -109,4 +109,42 @@ def train_full_batch(
         progress.update(epoch, name=measure, value=history[-1], digits=digits)
     module.eval()
     module.history_[measure] = history
+    return history
+
+
+def train_in_steps(
+    module: SavableModule,
+    batches_of_epoch: Callable[[], Iterable[Any]],
+    loss_of: Callable[[Any], torch.Tensor],
+    *,
+    max_epochs: int,
+    learning_rate: float,
+    weight_decay: float = 0.0,
+    gradient_clip: float | None = None,
+    label: str = "model",
+    verbose: bool = True,
+    device: str | torch.device = "cpu",
+) -> list[float]:
+    """Adam over mini-batches: each epoch takes the batches ``batches_of_epoch()`` gives, one step
+    on ``loss_of(batch)`` each. The loss kept per epoch in ``module.history_["loss"]`` is the mean
+    over its steps; the progress line as :func:`train_full_batch`'s."""
+    module.to(device)
+    optimiser = torch.optim.Adam(module.parameters(), lr=learning_rate, weight_decay=weight_decay)
+    progress = _progress.EpochProgress(label, max_epochs, verbose=verbose)
+    history: list[float] = []
+    module.train()
+    for epoch in range(1, max_epochs + 1):
+        losses = []
+        for batch in batches_of_epoch():
+            optimiser.zero_grad()
+            loss = loss_of(batch)
+            loss.backward()
+            if gradient_clip is not None:
+                nn.utils.clip_grad_norm_(module.parameters(), gradient_clip)
+            optimiser.step()
+            losses.append(float(loss.detach()))
+        history.append(sum(losses) / len(losses))
+        progress.update(epoch, name="loss", value=history[-1], digits=4)
+    module.eval()
+    module.history_["loss"] = history
     return history

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._base import SavableModule, train_full_batch
+from ._base import SavableModule, train_full_batch, train_in_steps
 
 
 class _EdgeWeightedSum(torch.autograd.Function):
@@ -90,6 +90,54 @@ class GraphAttentionAutoencoder(SavableModule):
         return latent, decoded @ self.w_hidden.T
 
 
+def _edge_tensors(edges: np.ndarray, n: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Source and target per edge, ordered by (target, source): the order of a coalesced torch sparse
+    matrix, which the hand-written backward relies on; duplicate edges merged."""
+    from scipy import sparse
+
+    graph = sparse.coo_matrix((np.ones(len(edges[0])), (edges[1], edges[0])), shape=(n, n))
+    graph.sum_duplicates()
+    return (torch.as_tensor(graph.col.astype(np.int64), device=device),
+            torch.as_tensor(graph.row.astype(np.int64), device=device))
+
+
+def spatial_tiles(xy: np.ndarray, spots_per_tile: int) -> list[np.ndarray]:
+    """Spots split into about ``len(xy) / spots_per_tile`` tiles of neighbouring spots: strips of
+    equal counts along x, each cut into equal counts along y (quantiles, so dense and sparse
+    regions give tiles of the same size). Each tile's indices, sorted."""
+    n = len(xy)
+    n_tiles = max(1, int(np.ceil(n / spots_per_tile)))
+    n_strips = max(1, int(np.round(np.sqrt(n_tiles))))
+    per_strip = int(np.ceil(n_tiles / n_strips))
+    tiles = []
+    for strip in np.array_split(np.argsort(xy[:, 0], kind="stable"), n_strips):
+        for tile in np.array_split(strip[np.argsort(xy[strip, 1], kind="stable")], per_strip):
+            if len(tile):
+                tiles.append(np.sort(tile))
+    return tiles
+
+
+class _Subgraph:
+    """The part of the graph one step sees: ``nodes`` (global indices; the first ``n_core`` are the
+    tile's own), its features and the edges into the core nodes, renumbered."""
+
+    def __init__(self, x: torch.Tensor, source: np.ndarray, target: np.ndarray, core: np.ndarray, *, halo: bool,
+                 device):
+        into_core = np.isin(target, core)
+        src, tgt = source[into_core], target[into_core]
+        if halo:  # the core's in-neighbours too: what the encoder's one hop reads (exact embedding)
+            nodes = np.concatenate([core, np.setdiff1d(np.unique(src), core)])
+        else:  # training: the tile alone, as STAGATE's subgraph batches
+            keep = np.isin(src, core)
+            src, tgt, nodes = src[keep], tgt[keep], core
+        local = np.full(int(max(nodes.max(), tgt.max()) + 1), -1, dtype=np.int64)
+        local[nodes] = np.arange(len(nodes))
+        self.n_core = len(core)
+        self.nodes = nodes
+        self.x = x[torch.as_tensor(nodes, device=x.device)]
+        self.source, self.target = _edge_tensors(np.vstack([local[src], local[tgt]]), len(nodes), device)
+
+
 def fit_graph_autoencoder(
     features: np.ndarray,
     edges: np.ndarray,
@@ -100,38 +148,59 @@ def fit_graph_autoencoder(
     learning_rate: float = 1e-3,
     weight_decay: float = 1e-4,
     gradient_clip: float = 5.0,
+    tiles: list[np.ndarray] | None = None,
     seed: int = 0,
     verbose: bool = True,
     label: str = "GAT",
     device: str = "cpu",
 ) -> tuple[np.ndarray, GraphAttentionAutoencoder]:
     """Train on ``features`` (spots x features) over ``edges`` ((2, m) source, target; self loops
-    included by the caller) full batch; returns the embedding (spots x n_latent) and the trained
-    model (its loss per epoch in ``model.history_["loss"]``; ``model.save(dir)`` keeps it).
-    STAGATE's optimiser settings (Adam 1e-3, weight decay 1e-4, gradient norm clipped at 5, 1000
-    epochs). Deterministic on the CPU for a given seed; ``device`` is the torch device it trains on
-    (the weights start on the CPU, so a seed starts the same on every device)."""
-    from scipy import sparse
+    included by the caller); returns the embedding (spots x n_latent) and the trained model (its
+    loss per epoch in ``model.history_["loss"]``; ``model.save(dir)`` keeps it). STAGATE's optimiser
+    settings (Adam 1e-3, weight decay 1e-4, gradient norm clipped at 5, 1000 epochs).
 
+    ``tiles`` None: the whole graph each epoch (one step). Else mini-batches on spatial subgraphs,
+    as STAGATE's own route for large slices: each epoch takes every tile once, in a seeded random
+    order, one step per tile on the graph inside it, so memory follows the tile, not the slice.
+    The embedding is then computed tile by tile with each tile's in-neighbours, which gives exactly
+    the full-graph embedding of the trained model (the encoder looks one hop away).
+
+    Deterministic on the CPU for a given seed; ``device`` is the torch device it trains on (the
+    weights start on the CPU, so a seed starts the same on every device)."""
     torch.manual_seed(int(seed))
     x = torch.as_tensor(np.ascontiguousarray(features, dtype=np.float32), device=device)
-    # one entry per edge, ordered by (target, source): the order of a coalesced torch sparse matrix,
-    # which the hand-written backward relies on
     n = x.shape[0]
-    graph = sparse.coo_matrix((np.ones(len(edges[0])), (edges[1], edges[0])), shape=(n, n))
-    graph.sum_duplicates()
-    source = torch.as_tensor(graph.col.astype(np.int64), device=device)
-    target = torch.as_tensor(graph.row.astype(np.int64), device=device)
     model = GraphAttentionAutoencoder(x.shape[1], n_hidden, n_latent)
+    if tiles is None:
+        source, target = _edge_tensors(edges, n, device)
 
-    def loss_of():
-        _, reconstruction = model(x, source, target)
-        loss = nn.functional.mse_loss(reconstruction, x)
-        return loss, {"loss": float(loss.detach())}
+        def loss_of():
+            _, reconstruction = model(x, source, target)
+            loss = nn.functional.mse_loss(reconstruction, x)
+            return loss, {"loss": float(loss.detach())}
 
-    train_full_batch(model, loss_of, max_epochs=int(max_epochs), learning_rate=learning_rate,
-                     weight_decay=weight_decay, gradient_clip=gradient_clip, measure="loss", digits=4, label=label,
-                     verbose=verbose, device=device)
+        train_full_batch(model, loss_of, max_epochs=int(max_epochs), learning_rate=learning_rate,
+                         weight_decay=weight_decay, gradient_clip=gradient_clip, measure="loss", digits=4,
+                         label=label, verbose=verbose, device=device)
+        with torch.no_grad():
+            latent, _ = model(x, source, target)
+        return latent.cpu().numpy().astype(np.float32), model.cpu()
+
+    source_np, target_np = np.asarray(edges[0], dtype=np.int64), np.asarray(edges[1], dtype=np.int64)
+    batches = [_Subgraph(x, source_np, target_np, tile, halo=False, device=device) for tile in tiles]
+    order = np.random.default_rng(int(seed))
+
+    def loss_of(batch):
+        _, reconstruction = model(batch.x, batch.source, batch.target)
+        return nn.functional.mse_loss(reconstruction, batch.x)
+
+    train_in_steps(model, lambda: (batches[i] for i in order.permutation(len(batches))), loss_of,
+                   max_epochs=int(max_epochs), learning_rate=learning_rate, weight_decay=weight_decay,
+                   gradient_clip=gradient_clip, label=label, verbose=verbose, device=device)
+    latent = np.empty((n, n_latent), dtype=np.float32)
     with torch.no_grad():
-        latent, _ = model(x, source, target)
-    return latent.cpu().numpy().astype(np.float32), model.cpu()
+        for tile in tiles:
+            part = _Subgraph(x, source_np, target_np, tile, halo=True, device=device)
+            z, _ = model(part.x, part.source, part.target)
+            latent[part.nodes[:part.n_core]] = z[:part.n_core].cpu().numpy()
+    return latent, model.cpu()
