@@ -40,8 +40,9 @@
 #'   model ran ("cpu", "cuda:0").
 #' @param devices `"auto"` (one device), a number of devices, or GPU indices (`c(0, 1)`; `list(1)`
 #'   for GPU 1 alone). Several devices train scVI, scANVI, totalVI and MultiVI with Lightning's DDP,
-#'   one process per device, in a worker process (see the README); Lightning's `strategy =` can be
-#'   passed in `...` (default `"ddp_find_unused_parameters_true"`). The other methods take one device.
+#'   one process per device, in a worker process (see the README); `IntegrateCells()` and
+#'   `IntegrateModalities()` pass Lightning's `strategy =` on from `...` (default
+#'   `"ddp_find_unused_parameters_true"`). The other methods take one device.
 #' @param batch_size The models' minibatch size (`NULL`: each model's own, 128 for scVI).
 #' @param model.dir Where to save the trained model (default: a temporary directory; see
 #'   [SaveModel()]).
