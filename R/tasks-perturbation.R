@@ -95,11 +95,14 @@ PredictPerturbation.Seurat <- function(object, predict, method = c("scgen", "lin
                                      meta.data = parts$meta.data)
   predicted <- if (.is_seurat(object)) {
     # SeuratObject 4 sets the new assay's key to the lower-case assay name and then warns that it
-    # lacks the "_" it adds itself: nothing for the user to do
+    # lacks the "_" it adds itself; SeuratObject 5 looks for a counts layer the predicted cells
+    # cannot have (they are log-normalised values) and says it found none: nothing for the user to do
     withCallingHandlers(
       SeuratObject::CreateSeuratObject(SeuratObject::CreateAssayObject(data = out$data), assay = parts$assay,
                                        meta.data = out$meta.data),
-      warning = function(w) if (grepl("^Keys should be", conditionMessage(w))) invokeRestart("muffleWarning"))
+      warning = function(w) {
+        if (grepl("^Keys should be|^Layer counts isn't present", conditionMessage(w))) invokeRestart("muffleWarning")
+      })
   } else {
     SingleCellExperiment::SingleCellExperiment(assays = list(logcounts = out$data),
                                                colData = S4Vectors::DataFrame(out$meta.data, check.names = FALSE))
