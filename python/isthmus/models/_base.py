@@ -112,7 +112,7 @@ def train_full_batch(
     return history
 
 
-def train_in_steps(
+def train_in_batches(
     module: SavableModule,
     batches_of_epoch: Callable[[], Iterable[Any]],
     loss_of: Callable[[Any], torch.Tensor],
@@ -125,25 +125,28 @@ def train_in_steps(
     verbose: bool = True,
     device: str | torch.device = "cpu",
 ) -> list[float]:
-    """Adam over mini-batches: each epoch takes the batches ``batches_of_epoch()`` gives, one step
-    on ``loss_of(batch)`` each. The loss kept per epoch in ``module.history_["loss"]`` is the mean
-    over its steps; the progress line as :func:`train_full_batch`'s."""
+    """Adam over mini-batches that make up the whole data: each epoch takes the batches
+    ``batches_of_epoch()`` gives and adds up the gradients of ``loss_of(batch)`` (each batch's share
+    of the whole data's loss) before one step, so an epoch is the whole-data step computed a batch
+    at a time: memory follows the batch, the optimisation stays the whole data's. The loss kept
+    per epoch in ``module.history_["loss"]`` is the sum; the progress line as
+    :func:`train_full_batch`'s."""
     module.to(device)
     optimiser = torch.optim.Adam(module.parameters(), lr=learning_rate, weight_decay=weight_decay)
     progress = _progress.EpochProgress(label, max_epochs, verbose=verbose)
     history: list[float] = []
     module.train()
     for epoch in range(1, max_epochs + 1):
-        losses = []
+        optimiser.zero_grad()
+        total = 0.0
         for batch in batches_of_epoch():
-            optimiser.zero_grad()
             loss = loss_of(batch)
-            loss.backward()
-            if gradient_clip is not None:
-                nn.utils.clip_grad_norm_(module.parameters(), gradient_clip)
-            optimiser.step()
-            losses.append(float(loss.detach()))
-        history.append(sum(losses) / len(losses))
+            loss.backward()  # the batch's graph is freed here; its gradient adds up
+            total += float(loss.detach())
+        if gradient_clip is not None:
+            nn.utils.clip_grad_norm_(module.parameters(), gradient_clip)
+        optimiser.step()
+        history.append(total)
         progress.update(epoch, name="loss", value=history[-1], digits=4)
     module.eval()
     module.history_["loss"] = history
