@@ -43,7 +43,9 @@ def make_data(n_cells: int, copies: int, path: str, seed: int = 0) -> None:
     base = cells(n_cells, rng)
     blocks = [base.X] + [_redrawn(base.X, rng) for _ in range(copies - 1)]
     genes = [f"{g}-{k}" if k else g for k in range(copies) for g in base.var_names]
-    out = ad.AnnData(sparse.hstack(blocks).tocsr(), obs=base.obs[["batch", "cell_type"]].astype(str),
+    counts = sparse.hstack(blocks).tocsr()
+    counts.sum_duplicates()  # canonical, as anndata writes its own (R then reads it without a copy)
+    out = ad.AnnData(counts, obs=base.obs[["batch", "cell_type"]].astype(str),
                      var=pd.DataFrame(index=genes))
     out.obs_names = base.obs_names
     out.write_h5ad(path)

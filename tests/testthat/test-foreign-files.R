@@ -122,18 +122,19 @@ test_that("a Seurat 4 Visium image writes a spot diameter scanpy can draw, and s
   expect_equal(spot, 144.6 * 2 / 3)
 })
 
-test_that("a CSR matrix whose indices are unsorted within rows (valid in anndata) reads into a valid dgCMatrix", {
+test_that("a CSR matrix whose indices are unsorted or repeated within rows (valid in anndata) reads into a valid dgCMatrix", {
   file <- withr::local_tempfile(fileext = ".h5ad")
   quietly(as_anndata(pbmc3_seurat()))  # isthmus's Python, started
-  # as concatenations and some writers leave them: row 0 holds genes 2, 0; row 1 genes 3, 1, 0
+  # as concatenations and some writers leave them: row 0 holds genes 2, 0; row 1 genes 3, 1, 0, 3
+  # (a repeat: scipy adds the two up)
   reticulate::py_run_string(sprintf(paste(
     "import anndata as ad, numpy as np, pandas as pd, scipy.sparse as sp",
-    "X = sp.csr_matrix((np.array([5., 1., 7., 2., 3.]), np.array([2, 0, 3, 1, 0]), np.array([0, 2, 5])), shape=(2, 4))",
+    "X = sp.csr_matrix((np.array([5., 1., 7., 2., 3., 4.]), np.array([2, 0, 3, 1, 0, 3]), np.array([0, 2, 6])), shape=(2, 4))",
     "assert not X.has_sorted_indices",
     "ad.AnnData(X, obs=pd.DataFrame(index=['c1', 'c2']), var=pd.DataFrame(index=list('abcd'))).write_h5ad(%s)",
     sep = "\n"), shQuote(file)))
-  expect_warning(obj <- read_h5ad(file, to = "SingleCellExperiment"), "unsorted within rows in the file; sorted")
+  expect_warning(obj <- read_h5ad(file, to = "SingleCellExperiment"), "unsorted or repeated within rows in the file")
   counts <- SummarizedExperiment::assay(obj, "X")
   expect_true(methods::validObject(counts))
-  expect_equal(as.matrix(counts), matrix(c(1, 0, 5, 0, 3, 2, 0, 7), 4, dimnames = list(letters[1:4], c("c1", "c2"))))
+  expect_equal(as.matrix(counts), matrix(c(1, 0, 5, 0, 3, 2, 0, 11), 4, dimnames = list(letters[1:4], c("c1", "c2"))))
 })

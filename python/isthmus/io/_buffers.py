@@ -112,8 +112,9 @@ def matrix_to_r(mat, *, what: str, orientation: str = "transpose") -> dict[str, 
             rows, cols = csc.shape
             compressed = csc
         check_nnz_fits_r(compressed.nnz, what)
-        if not compressed.has_sorted_indices:
-            compressed = compressed.sorted_indices()
+        if not compressed.has_canonical_format:  # R's dgCMatrix: indices increasing within a column, no repeats
+            compressed = compressed.copy()
+            compressed.sum_duplicates()  # sorts too; repeated entries add up, as scipy reads them
         return {
             "kind": "dgc",
             "x": np.asarray(compressed.data, dtype=np.float64),

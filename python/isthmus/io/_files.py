@@ -28,7 +28,8 @@ def _read_elem(elem):
 
 def _indices_sorted(elem, chunk: int = 1 << 24) -> bool:
     """Whether a CSR group's column indices increase strictly within every row, as a dgCMatrix needs
-    (anndata and scipy allow them unsorted: files from concatenations or other writers have them).
+    (anndata and scipy allow them unsorted or repeated, a repeat adding up: files from
+    concatenations or other writers have them).
     Read a chunk at a time, so the check never holds the whole index array."""
     import numpy as np
 
@@ -51,7 +52,8 @@ def _matrix_spec(elem, *, what: str, n_obs: int, n_vars: int, report: Conversion
     encoding = elem.attrs.get("encoding-type", "")
     if isinstance(elem, h5py.Group) and encoding == "csr_matrix" and not _indices_sorted(elem):
         # read into memory and sorted there (the route below); R's dgCMatrix refuses them unsorted
-        report.changed(what.replace("/", " "), "column indices unsorted within rows in the file; sorted")
+        report.changed(what.replace("/", " "), "column indices unsorted or repeated within rows in the file; "
+                                               "sorted, repeats added up (as scipy reads them)")
     elif isinstance(elem, h5py.Group) and encoding == "csr_matrix":
         if elem["data"].dtype != "float64":
             report.changed(what.replace("/", " "), f"{elem['data'].dtype} values are doubles in R (a dgCMatrix holds doubles; restored when written back)")
