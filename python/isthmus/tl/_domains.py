@@ -100,7 +100,10 @@ def _gmm(embedding, n_domains, seed=0, n_init=GMM_STARTS):
     highest-likelihood fit (the maximum-likelihood estimate both aim at), and the starts are drawn
     with a fixed ``seed`` (the task passes 0, whatever the run's seed). With 3 random starts per
     run, the clustering alone moved one fixed embedding's ARI by up to 0.10 (PCA on DLPFC
-    151673: 0.324-0.423); with 20 starts the spread is below 0.002 (BENCHMARKS.md). A single
+    151673: 0.324-0.423). 20 starts settle PCA and the graph model (sd 0.016 or less over
+    starting seeds) but not every embedding: BANKSY's still moves by 0.36-0.52 with the seed
+    of the starts (BENCHMARKS.md), so a fixed seed makes the labels
+    repeat, not the optimum certain. A single
     deterministic start from Ward's agglomeration (mclust's hierarchical step for the EII model)
     was tried too: on the neighbourhood baseline it stopped at a lower likelihood (-33.17 vs
     -32.88 per spot, ARI 0.46 vs 0.53); elsewhere it was within 0.002 per spot of 20 starts."""
