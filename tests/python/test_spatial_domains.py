@@ -25,17 +25,35 @@ def _ari(adata, column):
 
 
 def test_space_helps_on_the_cortex_layers(dlpfc):
-    """The layers are spatially contiguous: the neighbour-augmented baseline must beat plain PCA
-    by a clear margin (0.47 vs 0.33 measured on these 1000 genes)."""
+    """The layers are spatially contiguous: BANKSY must beat plain PCA by a clear margin (0.53 vs
+    0.34 measured on these 1000 genes)."""
     adata = dlpfc.copy()
     tl.spatial_domains(adata, method="pca", n_domains=7, layer=None, n_seeds=1, refine_labels=False, verbose=False)
-    tl.spatial_domains(adata, method="neighbor_pca", n_domains=7, layer=None, n_seeds=1, refine_labels=False,
+    tl.spatial_domains(adata, method="banksy", n_domains=7, layer=None, n_seeds=1, refine_labels=False,
                        verbose=False)
-    assert _ari(adata, "neighbor_pca_domain") > _ari(adata, "pca_domain") + 0.08
+    assert _ari(adata, "banksy_domain") > _ari(adata, "pca_domain") + 0.08
     scores = tl.domain_scores(adata, truth_key="layer").set_index("domains")
-    assert list(scores.index) == ["pca_domain", "neighbor_pca_domain"]
+    assert list(scores.index) == ["pca_domain", "banksy_domain"]
     assert scores.loc["pca_domain", "ARI"] == pytest.approx(_ari(adata, "pca_domain"))
     assert scores["n_spots"].eq(adata.obs["layer"].notna().sum()).all()
+
+
+def test_banksy_old_name_and_its_neighbourhood_terms(dlpfc):
+    """"neighbor_pca" (the former lookalike's name) runs BANKSY; lambda_ = 0 leaves space out, so
+    the embedding is the PCA of the spots' own z-scored expression (up to the sign of each PC)."""
+    adata = dlpfc[:400].copy()
+    tl.spatial_domains(adata, method="neighbor_pca", n_domains=3, layer=None, n_seeds=1, verbose=False)
+    assert "banksy_domain" in adata.obs and adata.uns["banksy"]["method"] == "banksy"
+    lognorm = _domains._log_hvg(adata.X, 3000)
+    xy = adata.obsm["spatial"].astype(float)
+    own = _domains._banksy_embedding(lognorm, xy, n_comps=5, k_geom=18, lambda_=0.0, seed=0)
+    dense = np.asarray(lognorm.todense(), dtype=np.float64)
+    sd = dense.std(axis=0)
+    scaled = np.nan_to_num((dense - dense.mean(axis=0)) / np.where(sd > 0, sd, np.nan))
+    u, s, _ = np.linalg.svd(scaled - scaled.mean(axis=0), full_matrices=False)
+    np.testing.assert_allclose(np.abs(own), np.abs(u[:, :5] * s[:5]), rtol=1e-3, atol=1e-3)
+    spatial = _domains._banksy_embedding(lognorm, xy, n_comps=5, k_geom=18, lambda_=0.2, seed=0)
+    assert not np.allclose(np.abs(spatial), np.abs(own), atol=1e-2)
 
 
 def test_graph_model_writes_the_documented_keys_and_repeats(dlpfc):
