@@ -64,7 +64,7 @@ test_that("spatial verbs take a SingleCellExperiment with coordinates; missing c
   expect_error(FindSpatialDomains(sce, method = "pca", verbose = FALSE), "no coordinates")
   SingleCellExperiment::reducedDim(sce, "spatial") <- xy
   out <- FindSpatialDomains(sce, method = "banksy", n.domains = 4, n.seeds = 1, verbose = FALSE)
-  expect_true("NEIGHBOR_PCA" %in% SingleCellExperiment::reducedDimNames(out))
+  expect_true("BANKSY" %in% SingleCellExperiment::reducedDimNames(out))
   expect_length(out$banksy_domain, ncol(sce))
   no_image <- obj
   no_image@images <- list()
