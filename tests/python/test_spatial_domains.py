@@ -56,6 +56,29 @@ def test_banksy_old_name_and_its_neighbourhood_terms(dlpfc):
     assert not np.allclose(np.abs(spatial), np.abs(own), atol=1e-2)
 
 
+def test_banksy_features_follow_the_paper_on_a_grid():
+    """On a square grid with one gene stepping from 0 to 1 at x = 10: the neighbourhood mean blurs
+    the step, the azimuthal Gabor filter (the expression gradient around a spot) is largest along
+    it and 0 where the neighbourhood is uniform; the blocks carry the paper's weights (z-scored,
+    then sqrt(1 - lambda), and lambda shared 2:1 between the mean and the filter)."""
+    x, y = np.meshgrid(np.arange(20.0), np.arange(20.0))
+    xy = np.column_stack([x.ravel(), y.ravel()])
+    rng = np.random.default_rng(0)
+    step = (xy[:, 0] >= 10).astype(float)
+    expression = np.column_stack([step, rng.normal(size=len(xy))])
+    real, harmonic = _domains._banksy_kernel(xy, 8, 1)
+    np.testing.assert_allclose(np.asarray(real.sum(axis=1)).ravel(), 1.0)
+    assert real.nnz == 8 * len(xy) and np.iscomplexobj(harmonic.data)
+    features = _domains.banksy_features(expression, xy, k_geom=4, lambda_=0.3)
+    own, mean, gabor = features[:, 0], features[:, 2], features[:, 4]  # the step gene in each block
+    np.testing.assert_allclose([own.std(), mean.std(), gabor.std()], np.sqrt([0.7, 0.2, 0.1]), rtol=1e-6)
+    interior = (xy[:, 1] >= 3) & (xy[:, 1] <= 16)
+    at_step, far = interior & np.isin(xy[:, 0], [9, 10]), interior & np.isin(xy[:, 0], [2, 17])
+    assert gabor[at_step].min() > gabor[far].max()
+    assert np.allclose(gabor[far], gabor[far].min())  # uniform neighbourhood: the filter's floor
+    assert mean[xy[:, 0] == 9].mean() > mean[xy[:, 0] == 5].mean()  # the mean sees across the step
+
+
 def test_graph_model_writes_the_documented_keys_and_repeats(dlpfc):
     adata = dlpfc[:1500].copy()
     before = set(adata.obs) | set(adata.obsm) | set(adata.uns)
