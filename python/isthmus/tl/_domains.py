@@ -159,6 +159,7 @@ def _banksy_pca(matrix, *, n_comps, seed):
 
 
 def _banksy_embedding(lognorm, xy, *, n_comps, k_geom, lambda_, max_m=1, seed):
+    """BANKSY's matrix and its PCA in one call (the task builds the matrix once for all seeds)."""
     return _banksy_pca(banksy_features(lognorm, xy, k_geom=k_geom, lambda_=lambda_, max_m=max_m), n_comps=n_comps,
                        seed=seed)
 
