@@ -44,6 +44,7 @@ def test_banksy_old_name_and_its_neighbourhood_terms(dlpfc):
     adata = dlpfc[:400].copy()
     tl.spatial_domains(adata, method="neighbor_pca", n_domains=3, layer=None, n_seeds=1, verbose=False)
     assert "banksy_domain" in adata.obs and adata.uns["banksy"]["method"] == "banksy"
+    assert adata.uns["banksy"]["params"]["k_geom"] == 18 and adata.uns["banksy"]["params"]["lambda_"] == 0.2
     lognorm = _domains._log_hvg(adata.X, 3000)
     xy = adata.obsm["spatial"].astype(float)
     own = _domains._banksy_embedding(lognorm, xy, n_comps=5, k_geom=18, lambda_=0.0, seed=0)

@@ -310,10 +310,13 @@ def _gat(call, seed):
                           max_epochs=int(call.max_epochs), verbose=call.verbose)
 
 
+# BANKSY's k_geom = 3 n_neighbors: 18 on Visium, the first two hexagonal rings (6 + 12), as the authors' DLPFC runs
+BANKSY_K_PER_RING = 3
+
+
 def _banksy(call, seed):
     if call.get("banksy_matrix") is None:  # once for every seed
-        # k_geom: the first and second rings of neighbours (18 on Visium, as the authors' DLPFC notebook)
-        call.banksy_matrix = banksy_features(call.lognorm, call.xy, k_geom=3 * int(call.n_neighbors),
+        call.banksy_matrix = banksy_features(call.lognorm, call.xy, k_geom=BANKSY_K_PER_RING * int(call.n_neighbors),
                                              lambda_=call.lambda_)
     return _banksy_pca(call.banksy_matrix, n_comps=call.n_comps_used, seed=seed), None
 
@@ -355,6 +358,8 @@ def _fit_domains(call, embed) -> Fit:
                       "seed_ari": [float(a) for a in seed_ari]})
     if call.get("gat_features") is not None:  # how the graph model trained: the whole graph or tiles
         fit.record["graph_tiles"] = len(call.gat_tiles) if call.gat_tiles is not None else 1
+    if call.get("banksy_matrix") is not None:  # BANKSY's neighbourhoods: the mean's and the AGF's (twice as many)
+        fit.record.update(k_geom=BANKSY_K_PER_RING * int(call.n_neighbors), agf_harmonics=1)
     fit.put(call.adata, "obs", f"{key}_domain", domains)
     fit.put(call.adata, "obs", f"{key}_agreement", agreement)
     fit.put(call.adata, "obsm", f"X_{key}", embeddings[typical])
