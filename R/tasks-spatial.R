@@ -6,8 +6,10 @@
 #' Find spatial domains: a graph attention autoencoder against classical baselines
 #'
 #' method "gat": our graph attention autoencoder on the spots' neighbour graph (the STAGATE
-#' design, in PyTorch); baselines "neighbor_pca" (BANKSY-style: each spot's expression beside its
-#' neighbourhood's mean, then PCA) and "pca" (no space). Every method is clustered the same way:
+#' design, in PyTorch); baselines "banksy" (BANKSY, written from its paper: each spot's expression
+#' beside its neighbourhood's mean over the 3 `n_neighbors` nearest spots and its azimuthal Gabor
+#' filter over twice as many, lambda 0.2 as the authors' Visium runs, then 20 PCs) and "pca" (no
+#' space). Every method is clustered the same way:
 #' a Gaussian mixture (mclust's EEE model) into `n.domains`, or Leiden when `n.domains` is NULL.
 #' Because these models change with the seed, each runs `n.seeds` times; the runs are matched
 #' and each spot takes the label most runs give it, then labels are smoothed once over the
@@ -23,7 +25,7 @@
 #' @param object A Seurat object with an image (Visium, SlideSeq, FOV) or a SpatialExperiment /
 #'   SingleCellExperiment with coordinates; or (the default method) a features x spots matrix of
 #'   raw counts with `coordinates`, which returns the result as a plain list.
-#' @param method "gat", "neighbor_pca" or "pca".
+#' @param method "gat", "banksy" or "pca".
 #' @param n.domains The number of domains; NULL: Leiden at `resolution`.
 #' @param cluster.method "gmm" (needs `n.domains`) or "leiden"; NULL picks by `n.domains`.
 #' @param image The Seurat image whose spots to use (default: all images).
@@ -43,7 +45,7 @@ FindSpatialDomains <- function(object, ...) UseMethod("FindSpatialDomains")
 
 #' @rdname FindSpatialDomains
 #' @export
-FindSpatialDomains.default <- function(object, coordinates, method = c("gat", "neighbor_pca", "pca"), n.domains = NULL,
+FindSpatialDomains.default <- function(object, coordinates, method = c("gat", "banksy", "pca"), n.domains = NULL,
                                        cluster.method = NULL, n.seeds = 5, n_neighbors = 6, n_top_genes = 3000,
                                        max_epochs = 1000, resolution = 1, refine = TRUE,
                                        accelerator = getOption("isthmus.accelerator", "auto"), devices = "auto", batch_size = NULL,
@@ -70,7 +72,7 @@ FindSpatialDomains.default <- function(object, coordinates, method = c("gat", "n
 
 #' @rdname FindSpatialDomains
 #' @export
-FindSpatialDomains.Seurat <- function(object, method = c("gat", "neighbor_pca", "pca"), n.domains = NULL,
+FindSpatialDomains.Seurat <- function(object, method = c("gat", "banksy", "pca"), n.domains = NULL,
                                       cluster.method = NULL, assay = NULL, layer = "counts", image = NULL, n.seeds = 5,
                                       n_neighbors = 6, n_top_genes = 3000, max_epochs = 1000, resolution = 1,
                                       refine = TRUE,

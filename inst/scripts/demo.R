@@ -111,7 +111,7 @@ step("Spatial domains on the DLPFC Visium slice 151673 (3639 spots, 1000 genes) 
 dlpfc <- suppressWarnings(read_h5ad(system.file("extdata", "dlpfc_151673_visium_top1000.h5ad", package = "isthmus")))
 dlpfc$layer[dlpfc$layer == "nan"] <- NA
 seconds <- c()
-for (method in c("gat", "neighbor_pca", "pca")) {
+for (method in c("gat", "banksy", "pca")) {
   started <- Sys.time()
   dlpfc <- FindSpatialDomains(dlpfc, method = method, n.domains = 7, n.seeds = 3, max_epochs = 200, verbose = FALSE)
   seconds[method] <- as.numeric(difftime(Sys.time(), started, units = "secs"))
@@ -121,7 +121,7 @@ scores$seconds <- seconds[sub("_domain$", "", scores$domains)]
 print(scores, digits = 3, row.names = FALSE)
 spatial_png <- file.path(out_dir, "isthmus-spatial-domains.png")
 grDevices::png(spatial_png, width = 1600, height = 500, res = 110)
-print(patchwork::wrap_plots(lapply(c("layer", "gat_domain", "neighbor_pca_domain", "pca_domain"), function(g)
+print(patchwork::wrap_plots(lapply(c("layer", "gat_domain", "banksy_domain", "pca_domain"), function(g)
   SpatialDimPlot(dlpfc, group.by = g, pt.size.factor = 3.5, stroke = NA) + NoLegend() + ggplot2::ggtitle(g)),
   ncol = 4))
 invisible(grDevices::dev.off())

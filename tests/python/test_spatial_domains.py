@@ -25,17 +25,59 @@ def _ari(adata, column):
 
 
 def test_space_helps_on_the_cortex_layers(dlpfc):
-    """The layers are spatially contiguous: the neighbour-augmented baseline must beat plain PCA
-    by a clear margin (0.47 vs 0.33 measured on these 1000 genes)."""
+    """The layers are spatially contiguous: BANKSY must beat plain PCA by a clear margin (0.53 vs
+    0.34 measured on these 1000 genes)."""
     adata = dlpfc.copy()
     tl.spatial_domains(adata, method="pca", n_domains=7, layer=None, n_seeds=1, refine_labels=False, verbose=False)
-    tl.spatial_domains(adata, method="neighbor_pca", n_domains=7, layer=None, n_seeds=1, refine_labels=False,
+    tl.spatial_domains(adata, method="banksy", n_domains=7, layer=None, n_seeds=1, refine_labels=False,
                        verbose=False)
-    assert _ari(adata, "neighbor_pca_domain") > _ari(adata, "pca_domain") + 0.08
+    assert _ari(adata, "banksy_domain") > _ari(adata, "pca_domain") + 0.08
     scores = tl.domain_scores(adata, truth_key="layer").set_index("domains")
-    assert list(scores.index) == ["pca_domain", "neighbor_pca_domain"]
+    assert list(scores.index) == ["pca_domain", "banksy_domain"]
     assert scores.loc["pca_domain", "ARI"] == pytest.approx(_ari(adata, "pca_domain"))
     assert scores["n_spots"].eq(adata.obs["layer"].notna().sum()).all()
+
+
+def test_banksy_old_name_and_its_neighbourhood_terms(dlpfc):
+    """"neighbor_pca" (the former lookalike's name) runs BANKSY; lambda_ = 0 leaves space out, so
+    the embedding is the PCA of the spots' own z-scored expression (up to the sign of each PC)."""
+    adata = dlpfc[:400].copy()
+    tl.spatial_domains(adata, method="neighbor_pca", n_domains=3, layer=None, n_seeds=1, verbose=False)
+    assert "banksy_domain" in adata.obs and adata.uns["banksy"]["method"] == "banksy"
+    assert adata.uns["banksy"]["params"]["k_geom"] == 18 and adata.uns["banksy"]["params"]["lambda_"] == 0.2
+    lognorm = _domains._log_hvg(adata.X, 3000)
+    xy = adata.obsm["spatial"].astype(float)
+    own = _domains._banksy_embedding(lognorm, xy, n_comps=5, k_geom=18, lambda_=0.0, seed=0)
+    dense = np.asarray(lognorm.todense(), dtype=np.float64)
+    sd = dense.std(axis=0)
+    scaled = np.nan_to_num((dense - dense.mean(axis=0)) / np.where(sd > 0, sd, np.nan))
+    u, s, _ = np.linalg.svd(scaled - scaled.mean(axis=0), full_matrices=False)
+    np.testing.assert_allclose(np.abs(own), np.abs(u[:, :5] * s[:5]), rtol=1e-3, atol=1e-3)
+    spatial = _domains._banksy_embedding(lognorm, xy, n_comps=5, k_geom=18, lambda_=0.2, seed=0)
+    assert not np.allclose(np.abs(spatial), np.abs(own), atol=1e-2)
+
+
+def test_banksy_features_follow_the_paper_on_a_grid():
+    """On a square grid with one gene stepping from 0 to 1 at x = 10: the neighbourhood mean blurs
+    the step, the azimuthal Gabor filter (the expression gradient around a spot) is largest along
+    it and 0 where the neighbourhood is uniform; the blocks carry the paper's weights (z-scored,
+    then sqrt(1 - lambda), and lambda shared 2:1 between the mean and the filter)."""
+    x, y = np.meshgrid(np.arange(20.0), np.arange(20.0))
+    xy = np.column_stack([x.ravel(), y.ravel()])
+    rng = np.random.default_rng(0)
+    step = (xy[:, 0] >= 10).astype(float)
+    expression = np.column_stack([step, rng.normal(size=len(xy))])
+    real, harmonic = _domains._banksy_kernel(xy, 8, 1)
+    np.testing.assert_allclose(np.asarray(real.sum(axis=1)).ravel(), 1.0)
+    assert real.nnz == 8 * len(xy) and np.iscomplexobj(harmonic.data)
+    features = _domains.banksy_features(expression, xy, k_geom=4, lambda_=0.3)
+    own, mean, gabor = features[:, 0], features[:, 2], features[:, 4]  # the step gene in each block
+    np.testing.assert_allclose([own.std(), mean.std(), gabor.std()], np.sqrt([0.7, 0.2, 0.1]), rtol=1e-6)
+    interior = (xy[:, 1] >= 3) & (xy[:, 1] <= 16)
+    at_step, far = interior & np.isin(xy[:, 0], [9, 10]), interior & np.isin(xy[:, 0], [2, 17])
+    assert gabor[at_step].min() > gabor[far].max()
+    assert np.allclose(gabor[far], gabor[far].min())  # uniform neighbourhood: the filter's floor
+    assert mean[xy[:, 0] == 9].mean() > mean[xy[:, 0] == 5].mean()  # the mean sees across the step
 
 
 def test_graph_model_writes_the_documented_keys_and_repeats(dlpfc):

@@ -21,7 +21,7 @@ test_that("every verb offers exactly the registry's methods, and isthmus_methods
       expect_setequal(offered, table$method[table$r_verb == verb])
     }
   }
-  expect_identical(isthmus_methods("spatial_domains")$method, c("gat", "neighbor_pca", "pca"))
+  expect_identical(isthmus_methods("spatial_domains")$method, c("gat", "banksy", "pca"))
   expect_error(isthmus_methods("nope"), "no task 'nope'; tasks: ")
 })
 

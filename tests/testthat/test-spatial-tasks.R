@@ -18,25 +18,25 @@ dlpfc_seurat <- function() {
 test_that("FindSpatialDomains on a Visium Seurat object: domains, agreement, reduction, record; plottable", {
   obj <- dlpfc_seurat()
   before <- obj
-  out <- FindSpatialDomains(obj, method = "neighbor_pca", n.domains = 7, n.seeds = 2, verbose = FALSE)
+  out <- FindSpatialDomains(obj, method = "banksy", n.domains = 7, n.seeds = 2, verbose = FALSE)
   expect_identical(obj, before)
-  expect_true(is.factor(out$neighbor_pca_domain))
-  expect_lte(nlevels(out$neighbor_pca_domain), 7)
-  expect_true(all(out$neighbor_pca_agreement >= 0.5 & out$neighbor_pca_agreement <= 1))
-  expect_equal(dim(SeuratObject::Embeddings(out, "neighbor_pca")), c(ncol(obj), 20))
-  expect_identical(SeuratObject::Key(out[["neighbor_pca"]]), "NEIGHBORPCA_")
-  record <- isthmus_records(out, "neighbor_pca")
+  expect_true(is.factor(out$banksy_domain))
+  expect_lte(nlevels(out$banksy_domain), 7)
+  expect_true(all(out$banksy_agreement >= 0.5 & out$banksy_agreement <= 1))
+  expect_equal(dim(SeuratObject::Embeddings(out, "banksy")), c(ncol(obj), 20))
+  expect_identical(SeuratObject::Key(out[["banksy"]]), "BANKSY_")
+  record <- isthmus_records(out, "banksy")
   expect_equal(record$params$n_domains, 7)
   expect_length(record$params$seed_ari, 2)
   # the domains follow the cortex layers (measured ARI about 0.5 on these 1000 genes; PCA about 0.35)
   out$layer[out$layer == "nan"] <- NA
   scores <- CompareDomains(out, truth = "layer")
-  expect_identical(scores$domains, "neighbor_pca_domain")
+  expect_identical(scores$domains, "banksy_domain")
   expect_gt(scores$ARI, 0.35)
-  expect_equal(scores$ARI, mclust_free_ari(out$layer[!is.na(out$layer)], out$neighbor_pca_domain[!is.na(out$layer)]))
+  expect_equal(scores$ARI, mclust_free_ari(out$layer[!is.na(out$layer)], out$banksy_domain[!is.na(out$layer)]))
   expect_equal(scores$n_spots, sum(!is.na(out$layer)))
   expect_error(CompareDomains(obj, truth = "layer"), "no domain columns")
-  plot <- Seurat::SpatialDimPlot(out, group.by = "neighbor_pca_domain")
+  plot <- Seurat::SpatialDimPlot(out, group.by = "banksy_domain")
   expect_s3_class(plot, "ggplot")
   expect_no_error(ggplot2::ggplot_build(plot))
 })
@@ -63,9 +63,9 @@ test_that("spatial verbs take a SingleCellExperiment with coordinates; missing c
   sce <- SingleCellExperiment::SingleCellExperiment(assays = list(counts = layer_data(obj, "counts")))
   expect_error(FindSpatialDomains(sce, method = "pca", verbose = FALSE), "no coordinates")
   SingleCellExperiment::reducedDim(sce, "spatial") <- xy
-  out <- FindSpatialDomains(sce, method = "neighbor_pca", n.domains = 4, n.seeds = 1, verbose = FALSE)
-  expect_true("NEIGHBOR_PCA" %in% SingleCellExperiment::reducedDimNames(out))
-  expect_length(out$neighbor_pca_domain, ncol(sce))
+  out <- FindSpatialDomains(sce, method = "banksy", n.domains = 4, n.seeds = 1, verbose = FALSE)
+  expect_true("BANKSY" %in% SingleCellExperiment::reducedDimNames(out))
+  expect_length(out$banksy_domain, ncol(sce))
   no_image <- obj
   no_image@images <- list()
   expect_error(FindSpatialDomains(no_image, verbose = FALSE), "no image holding spot coordinates")
@@ -117,22 +117,22 @@ test_that("MapCells: imputed genes as an assay, cell-type maps; Tangram and kNN 
 })
 
 test_that("SpatialInteractions: a tidy table and a plot; the spatial test differs from the non-spatial one", {
-  obj <- FindSpatialDomains(hippocampus()$spatial, method = "neighbor_pca", n.domains = 4, n.seeds = 1,
+  obj <- FindSpatialDomains(hippocampus()$spatial, method = "banksy", n.domains = 4, n.seeds = 1,
                             verbose = FALSE)
   png <- tempfile(fileext = ".png")
-  spatial <- SpatialInteractions(obj, labels = "neighbor_pca_domain", n_perms = 200, plot = png, verbose = FALSE)
+  spatial <- SpatialInteractions(obj, labels = "banksy_domain", n_perms = 200, plot = png, verbose = FALSE)
   expect_named(spatial, c("source", "target", "ligand", "receptor", "score", "pvalue", "fdr", "n_pairs"))
   expect_gt(nrow(spatial), 0)
   expect_true(all(spatial$pvalue > 0 & spatial$pvalue <= 1))
   expect_false(is.unsorted(spatial$pvalue))
   expect_true(file.exists(attr(spatial, "png")))
-  nonspatial <- SpatialInteractions(obj, labels = "neighbor_pca_domain", method = "nonspatial", n_perms = 200,
+  nonspatial <- SpatialInteractions(obj, labels = "banksy_domain", method = "nonspatial", n_perms = 200,
                                     verbose = FALSE)
   expect_false(isTRUE(all.equal(spatial$score, nonspatial$score)))
   own <- data.frame(ligand = c("App", "Apoe"), receptor = c("Aplp1", "Lrp1_Ldlr"))
-  custom <- SpatialInteractions(obj, labels = "neighbor_pca_domain", resource = own, n_perms = 50, verbose = FALSE)
+  custom <- SpatialInteractions(obj, labels = "banksy_domain", resource = own, n_perms = 50, verbose = FALSE)
   expect_true(all(custom$ligand %in% own$ligand))
-  expect_error(SpatialInteractions(obj, labels = "neighbor_pca_domain", resource = data.frame(a = 1), verbose = FALSE),
+  expect_error(SpatialInteractions(obj, labels = "banksy_domain", resource = data.frame(a = 1), verbose = FALSE),
                "needs columns 'ligand' and 'receptor'")
 })
 
@@ -152,9 +152,9 @@ test_that("the cerebellum Slide-seq pair end to end from R: deconvolution and ma
   expect_identical(names(which.max(table(out$nnls_top))), "Granule")
   out <- MapCells(out, reference, labels = "cell_type", method = "tangram", max_epochs = 10, verbose = FALSE)
   expect_true("tangram" %in% SeuratObject::Assays(out))
-  out <- FindSpatialDomains(out, method = "neighbor_pca", n.domains = 3, n_neighbors = 10, n.seeds = 1, verbose = FALSE)
+  out <- FindSpatialDomains(out, method = "banksy", n.domains = 3, n_neighbors = 10, n.seeds = 1, verbose = FALSE)
   expect_no_error(ggplot2::ggplot_build(Seurat::SpatialDimPlot(out, group.by = "nnls_top")))
-  expect_setequal(names(isthmus_records(out)), c("destvi", "nnls", "tangram", "neighbor_pca"))
+  expect_setequal(names(isthmus_records(out)), c("destvi", "nnls", "tangram", "banksy"))
 })
 
 test_that("a SpatialExperiment's spatialCoords() feed the spatial verbs", {
@@ -163,11 +163,11 @@ test_that("a SpatialExperiment's spatialCoords() feed the spatial verbs", {
   xy <- as.matrix(pair$spatial@images[[1]]@coordinates[, c("x", "y")])
   spe <- SpatialExperiment::SpatialExperiment(assays = list(counts = layer_data(pair$spatial, "counts")),
                                               spatialCoords = xy)
-  out <- FindSpatialDomains(spe, method = "neighbor_pca", n.domains = 4, n.seeds = 1, verbose = FALSE)
+  out <- FindSpatialDomains(spe, method = "banksy", n.domains = 4, n.seeds = 1, verbose = FALSE)
   expect_s4_class(out, "SpatialExperiment")
-  expect_length(out$neighbor_pca_domain, ncol(spe))
-  from_seurat <- FindSpatialDomains(pair$spatial, method = "neighbor_pca", n.domains = 4, n.seeds = 1, verbose = FALSE)
-  expect_identical(as.character(out$neighbor_pca_domain), as.character(from_seurat$neighbor_pca_domain))
+  expect_length(out$banksy_domain, ncol(spe))
+  from_seurat <- FindSpatialDomains(pair$spatial, method = "banksy", n.domains = 4, n.seeds = 1, verbose = FALSE)
+  expect_identical(as.character(out$banksy_domain), as.character(from_seurat$banksy_domain))
   ref <- SingleCellExperiment::SingleCellExperiment(assays = list(counts = layer_data(pair$reference, "counts")),
                                                     colData = S4Vectors::DataFrame(pair$reference@meta.data))
   out <- DeconvolveSpots(out, ref, labels = "cell_type", method = "nnls", verbose = FALSE)
@@ -176,8 +176,8 @@ test_that("a SpatialExperiment's spatialCoords() feed the spatial verbs", {
   out <- MapCells(out, ref, labels = "cell_type", method = "knn", verbose = FALSE)
   expect_true("knn" %in% c(SummarizedExperiment::assayNames(out), SingleCellExperiment::altExpNames(out)))
   scores <- CompareDomains(out, truth = "nnls_top")
-  expect_identical(scores$domains, "neighbor_pca_domain")
-  pairs <- SpatialInteractions(out, labels = "neighbor_pca_domain", n_perms = 50, verbose = FALSE)
+  expect_identical(scores$domains, "banksy_domain")
+  pairs <- SpatialInteractions(out, labels = "banksy_domain", n_perms = 50, verbose = FALSE)
   expect_true(nrow(pairs) > 0)
   expect_s4_class(out, "SpatialExperiment")
 })

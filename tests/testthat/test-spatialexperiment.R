@@ -81,8 +81,8 @@ test_that("scanpy's Visium layout (no isthmus record) becomes a SpatialExperimen
   expect_setequal(SpatialExperiment::imgData(back)$image_id, c("lowres", "hires"))
   expect_equal(SpatialExperiment::scaleFactors(back, image_id = "hires"), 0.15)
   # a spatial verb reads the coordinates of the converted object
-  out <- FindSpatialDomains(back, method = "neighbor_pca", layer = "X", n.domains = 4, n.seeds = 1, verbose = FALSE)
-  expect_length(unique(out$neighbor_pca_domain), 4)
+  out <- FindSpatialDomains(back, method = "banksy", layer = "X", n.domains = 4, n.seeds = 1, verbose = FALSE)
+  expect_length(unique(out$banksy_domain), 4)
   expect_error(as_sce(py_value(plain, "copy()")$`__class__`(X = py_value(plain, "X")), spatial = TRUE),
                "no obsm\\['spatial'\\]")
 })
