@@ -4,7 +4,7 @@
 SHELL := /bin/bash
 VENV_PYTHON = $(shell Rscript -e 'cat(file.path(isthmus::isthmus_venv_dir(), "bin", "python"))' 2>/dev/null)
 
-.PHONY: setup demo test check check-r check-seurat5 test-python test-r test-interrupt test-seurat5 vignettes docs bench
+.PHONY: setup demo test check check-r check-seurat5 test-python test-r test-seurat5 vignettes docs bench
 
 setup:
 	@tools/setup.sh
@@ -12,7 +12,7 @@ setup:
 demo: setup
 	Rscript inst/scripts/demo.R
 
-test: setup check test-python test-r test-interrupt test-seurat5 vignettes
+test: setup check test-python test-r test-seurat5 vignettes
 
 # R CMD check of the built package, 0 errors and 0 warnings, under this machine's R 4.2 / Seurat 4
 # and in the trixie root's R 4.5 / Seurat 5 (tools/rcheck.sh: without tests and vignettes, which
@@ -30,10 +30,6 @@ test-python:
 
 test-r:
 	cd tests && Rscript testthat.R
-
-# Esc / Ctrl-C in the R process, from a fresh R session (tests/interrupt/test-interrupt.R says why)
-test-interrupt:
-	cd tests/interrupt && Rscript -e 'testthat::test_file("test-interrupt.R", stop_on_failure = TRUE)'
 
 # The same testthat suite under R 4.5 / Seurat 5 / SpatialExperiment, in a cached Debian trixie
 # root beside this machine (tools/seurat5-root.sh; the first run builds it, about 100 s)
