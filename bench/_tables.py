@@ -1,4 +1,5 @@
-"""What the benchmark scripts share: their tables, printed as markdown (BENCHMARKS.md quotes them)."""
+"""What the benchmark scripts share: their tables, printed as markdown (BENCHMARKS.md quotes them), and
+the peak memory of the process a route ran in."""
 
 from __future__ import annotations
 
@@ -11,3 +12,12 @@ def markdown(frame: pd.DataFrame, digits: int = 3) -> str:
         cells = [f"{v:.{digits}f}" if isinstance(v, float) else str(v) for v in row]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def peak_gib() -> float:
+    """This process's peak resident memory (VmHWM, Linux), GiB: all of it, an embedded R or Python too."""
+    with open("/proc/self/status") as handle:
+        for line in handle:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024**2
+    return float("nan")

@@ -28,6 +28,7 @@ import time
 
 import numpy as np
 import pandas as pd
+from _tables import markdown, peak_gib
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROUTES = ("python-memory", "python-disk", "r-memory")
@@ -49,14 +50,6 @@ def make_data(n_cells: int, copies: int, path: str, seed: int = 0) -> None:
                      var=pd.DataFrame(index=genes))
     out.obs_names = base.obs_names
     out.write_h5ad(path)
-
-
-def _peak_gib() -> float:
-    with open("/proc/self/status") as handle:
-        for line in handle:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024**2
-    return float("nan")
 
 
 TIMER = """
@@ -82,7 +75,7 @@ def run_python(path: str, disk: bool, genes: str, epochs: int) -> dict:
     adata = ad.read_h5ad(path, backed="r") if disk else ad.read_h5ad(path)
     started = time.perf_counter()
     tl.integrate(adata, batch_key="batch", layer=None, genes=genes, max_epochs=epochs, verbose=False)
-    return {"call": time.perf_counter() - started, "train": sum(scope["_seconds"]), "peak_gib": _peak_gib(),
+    return {"call": time.perf_counter() - started, "train": sum(scope["_seconds"]), "peak_gib": peak_gib(),
             "threads": torch.get_num_threads()}
 
 
@@ -130,9 +123,6 @@ def main() -> None:
         route, path, genes, epochs = args.one
         print(json.dumps(run_python(path, route == "python-disk", genes, int(epochs))), flush=True)
         return
-    sys.path.insert(0, HERE)
-    from _tables import markdown
-
     rows = []
     folder = tempfile.mkdtemp(prefix="isthmus-cost-")
     for n_cells in args.cells:

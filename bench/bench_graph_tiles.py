@@ -26,6 +26,7 @@ import time
 import anndata as ad
 import numpy as np
 import pandas as pd
+from _tables import markdown, peak_gib
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SLICE = os.path.join(HERE, "..", "inst", "extdata", "dlpfc_151673_visium_top1000.h5ad")
@@ -57,14 +58,6 @@ def quality(seeds: int, epochs: int) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _peak_gib() -> float:
-    with open("/proc/self/status") as handle:
-        for line in handle:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024**2
-    return float("nan")
-
-
 def one_cost(copies: int, spots_per_tile: int, epochs: int) -> dict:
     """The model alone on `copies` tiled copies of the slice (in this process)."""
     from scipy import sparse
@@ -89,7 +82,7 @@ def one_cost(copies: int, spots_per_tile: int, epochs: int) -> dict:
     started = time.perf_counter()
     fit_graph_autoencoder(features, edges, max_epochs=epochs, tiles=tiles, verbose=False)
     return {"spots": len(features), "tiles": len(tiles) if tiles else 1,
-            "s/epoch": (time.perf_counter() - started) / epochs, "peak GiB": _peak_gib()}
+            "s/epoch": (time.perf_counter() - started) / epochs, "peak GiB": peak_gib()}
 
 
 def cost(copies_list, epochs: int) -> pd.DataFrame:
@@ -126,9 +119,6 @@ def main() -> None:
         copies, spots_per_tile, epochs = map(int, args.one)
         print(json.dumps(one_cost(copies, spots_per_tile, epochs)), flush=True)
         return
-    sys.path.insert(0, HERE)
-    from _tables import markdown
-
     if args.quality or not args.cost:
         print(markdown(quality(args.seeds, args.quality_epochs)))
     if args.cost or not args.quality:

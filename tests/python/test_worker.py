@@ -13,8 +13,9 @@ from isthmus import _r as bridge
 from isthmus import _worker
 
 
-def _run_worker(folder):
-    return subprocess.run([sys.executable, "-m", "isthmus._worker", folder], capture_output=True, text=True)
+def _run_worker(folder, **options):
+    return subprocess.run([sys.executable, "-m", "isthmus._worker", folder], capture_output=True, text=True,
+                          **options)
 
 
 def test_a_job_runs_in_its_own_process_and_returns_the_in_process_shape(tmp_path):
@@ -49,8 +50,7 @@ def test_two_cpu_processes_train_one_scvi_model_with_ddp(tmp_path):
               "random_state": 0, "verbose": False}
     (tmp_path / "job").mkdir()
     folder = _worker.write_job("integrate", [adata], kwargs, None, None, str(tmp_path / "job"))
-    run = subprocess.run([sys.executable, "-m", "isthmus._worker", folder], capture_output=True, text=True,
-                         timeout=240, cwd=tmp_path)
+    run = _run_worker(folder, timeout=240, cwd=tmp_path)
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
     # two processes really trained: scvi-tools' DDP notice comes once from each rank
     assert run.stderr.count("disabled due to the use of DDP") == 2, run.stderr[-2000:]

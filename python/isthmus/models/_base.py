@@ -12,7 +12,7 @@ from __future__ import annotations
 import inspect
 import json
 import os
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Sequence
 
 import torch
 from torch import nn
@@ -77,7 +77,7 @@ def is_saved_module(directory: str) -> bool:
 
 def train_full_batch(
     module: SavableModule,
-    loss_of: Callable[[], tuple[torch.Tensor, dict[str, float]]],
+    loss_of: Callable[[], tuple[torch.Tensor | None, dict[str, float]]],
     *,
     max_epochs: int,
     learning_rate: float,
@@ -90,9 +90,11 @@ def train_full_batch(
     device: str | torch.device = "cpu",
 ) -> list[float]:
     """Adam on the whole data each epoch (the own models' graphs and mappings are one batch):
-    ``loss_of()`` returns the loss and named values; ``measure`` is the one shown in the progress
-    line and kept per epoch in ``module.history_``. Returns that history. The module is moved to
-    ``device`` first (the data ``loss_of`` reads must be there too) and stays there."""
+    ``loss_of()`` returns the loss and named values (the loss None: it has put the gradients in
+    place itself, as :func:`train_in_batches` does a batch at a time); ``measure`` is the one shown
+    in the progress line and kept per epoch in ``module.history_``. Returns that history. The
+    module is moved to ``device`` first (the data ``loss_of`` reads must be there too) and stays
+    there."""
     module.to(device)
     optimiser = torch.optim.Adam(module.parameters(), lr=learning_rate, weight_decay=weight_decay)
     progress = _progress.EpochProgress(label, max_epochs, verbose=verbose)
@@ -101,7 +103,8 @@ def train_full_batch(
     for epoch in range(1, max_epochs + 1):
         optimiser.zero_grad()
         loss, terms = loss_of()
-        loss.backward()
+        if loss is not None:
+            loss.backward()
         if gradient_clip is not None:
             nn.utils.clip_grad_norm_(module.parameters(), gradient_clip)
         optimiser.step()
@@ -114,40 +117,23 @@ def train_full_batch(
 
 def train_in_batches(
     module: SavableModule,
-    batches_of_epoch: Callable[[], Iterable[Any]],
+    batches: Sequence[Any],
     loss_of: Callable[[Any], torch.Tensor],
-    *,
-    max_epochs: int,
-    learning_rate: float,
-    weight_decay: float = 0.0,
-    gradient_clip: float | None = None,
-    label: str = "model",
-    verbose: bool = True,
-    device: str | torch.device = "cpu",
+    **options: Any,
 ) -> list[float]:
-    """Adam over mini-batches that make up the whole data: each epoch takes the batches
-    ``batches_of_epoch()`` gives and adds up the gradients of ``loss_of(batch)`` (each batch's share
-    of the whole data's loss) before one step, so an epoch is the whole-data step computed a batch
-    at a time: memory follows the batch, the optimisation stays the whole data's. The loss kept
-    per epoch in ``module.history_["loss"]`` is the sum; the progress line as
+    """:func:`train_full_batch` over mini-batches that make up the whole data: each epoch adds up
+    the gradients of ``loss_of(batch)`` over ``batches`` (each batch's share of the whole data's
+    loss) before the one step, so an epoch is the whole-data
+    step computed a batch at a time: memory follows the batch, the optimisation stays the whole
+    data's. The loss kept per epoch in ``module.history_["loss"]`` is the sum; ``options`` as
     :func:`train_full_batch`'s."""
-    module.to(device)
-    optimiser = torch.optim.Adam(module.parameters(), lr=learning_rate, weight_decay=weight_decay)
-    progress = _progress.EpochProgress(label, max_epochs, verbose=verbose)
-    history: list[float] = []
-    module.train()
-    for epoch in range(1, max_epochs + 1):
-        optimiser.zero_grad()
+
+    def epoch_loss():
         total = 0.0
-        for batch in batches_of_epoch():
+        for batch in batches:
             loss = loss_of(batch)
             loss.backward()  # the batch's graph is freed here; its gradient adds up
             total += float(loss.detach())
-        if gradient_clip is not None:
-            nn.utils.clip_grad_norm_(module.parameters(), gradient_clip)
-        optimiser.step()
-        history.append(total)
-        progress.update(epoch, name="loss", value=history[-1], digits=4)
-    module.eval()
-    module.history_["loss"] = history
-    return history
+        return None, {"loss": total}
+
+    return train_full_batch(module, epoch_loss, **options)

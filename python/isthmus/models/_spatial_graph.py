@@ -190,13 +190,14 @@ def fit_graph_autoencoder(
 
     source_np, target_np = np.asarray(edges[0], dtype=np.int64), np.asarray(edges[1], dtype=np.int64)
     batches = [_Subgraph(x, source_np, target_np, tile, halo=False, device=device) for tile in tiles]
+
     def loss_of(batch):  # the tile's share of the whole slice's mean squared error
         _, reconstruction = model(batch.x, batch.source, batch.target)
         return nn.functional.mse_loss(reconstruction, batch.x, reduction="sum") / (n * x.shape[1])
 
-    train_in_batches(model, lambda: batches, loss_of,
-                   max_epochs=int(max_epochs), learning_rate=learning_rate, weight_decay=weight_decay,
-                   gradient_clip=gradient_clip, label=label, verbose=verbose, device=device)
+    train_in_batches(model, batches, loss_of, max_epochs=int(max_epochs), learning_rate=learning_rate,
+                     weight_decay=weight_decay, gradient_clip=gradient_clip, label=label, verbose=verbose,
+                     device=device)
     latent = np.empty((n, n_latent), dtype=np.float32)
     with torch.no_grad():
         for tile in tiles:
