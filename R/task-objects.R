@@ -228,9 +228,9 @@
 
 # Where counts on disk are: an HDF5-backed DelayedMatrix with no delayed operation on it but names
 # (the names cross from R; a subset or a transformation would have to be computed, so such counts
-# are realised in memory as before). A dense
-# HDF5Array of features x cells is stored cells x features (R's column order is HDF5's transposed
-# shape), as AnnData's X; a TENxMatrix (10x HDF5) holds compressed columns per cell, AnnData's rows.
+# are realised in memory as before). A dense HDF5Array of features x cells is stored cells x
+# features (R's column order is HDF5's transposed shape), as AnnData's X; a TENxMatrix (10x HDF5)
+# holds compressed columns per cell, AnnData's rows.
 .counts_on_disk <- function(counts) {
   if (!methods::is(counts, "DelayedArray") || !requireNamespace("HDF5Array", quietly = TRUE) ||
       !DelayedArray::isPristine(counts, ignore.dimnames = TRUE)) return(NULL)

@@ -37,7 +37,7 @@ def matrix_of(adata, layer: str | None):
 def check_counts(adata, layer: str | None, *, allow_non_integer: bool = False) -> None:
     """Count models need non-negative integers: refuse normalised data unless the user opts in."""
     mat = matrix_of(adata, layer)
-    if _on_disk.is_backed(adata) and layer is None:
+    if _on_disk.is_backed(adata):  # X on disk (matrix_of refuses a layer there): its first cells
         values = _on_disk.value_sample(mat)
     else:
         values = mat.data if sparse.issparse(mat) else np.asarray(mat).ravel()
@@ -290,7 +290,7 @@ def check_several_devices(device: Device, method: str, multi_device: bool) -> No
         return
     if not multi_device:
         raise ValueError(f"isthmus: {_arguments.name('devices')} = {device.count}: {method} trains on one device; "
-                         f"give one (several devices train scvi-tools' SCVI, SCANVI, TOTALVI, MULTIVI and CondSCVI).")
+                         f"give one (several devices train scVI, scANVI, totalVI and MultiVI).")
     import __main__
 
     if getattr(__main__, "__spec__", None) is None and not os.path.isfile(getattr(__main__, "__file__", "") or ""):

@@ -46,8 +46,8 @@ class Method:
     # label or type of the data (e.g. one score column per cell type)
     writes: tuple[str, ...] = ()
     saves_model: bool = False
-    # trains under Lightning's DDP on several devices (scvi-tools' SCVI, SCANVI, TOTALVI, MULTIVI,
-    # CondSCVI); the others take one device
+    # trains under Lightning's DDP on several devices (scvi-tools' SCVI, SCANVI, TOTALVI, MULTIVI;
+    # DestVI's CondSCVI + DestVI pair is not marked: untested there); the others take one device
     multi_device: bool = False
     r_verb: str | None = None  # the R verb whose `method` offers it (None: Python only)
 
