@@ -2,6 +2,7 @@
 
 import anndata as ad
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from scipy import sparse
@@ -9,7 +10,7 @@ from sklearn.metrics import adjusted_rand_score
 
 from isthmus import tl
 from isthmus.models._spatial_graph import _EdgeWeightedSum
-from isthmus.tl import _domains
+from isthmus.tl import _domains, _runner
 
 
 @pytest.fixture(scope="module")
@@ -193,3 +194,81 @@ def test_spatial_domains_records_how_the_graph_model_trained(dlpfc):
     tl.spatial_domains(adata, n_domains=7, layer=None, n_seeds=1, max_epochs=3, batch_size=1000, verbose=False)
     assert adata.uns["gat"]["params"]["graph_tiles"] == 4
     assert adata.obsm["X_gat"].shape == (adata.n_obs, 30)
+
+
+def _two_slices(adata, seed=0):
+    """The slice twice, in one coordinate frame (every position repeated), the second copy with a
+    batch effect: half the genes' counts tripled."""
+    first, second = adata.copy(), adata.copy()
+    tripled = np.where(np.random.default_rng(seed).random(adata.n_vars) < 0.5, 3.0, 1.0)
+    second.X = sparse.csr_matrix(second.X.multiply(tripled[None, :]))
+    first.obs["slice"], second.obs["slice"] = "a", "b"
+    second.obs_names = [f"b_{name}" for name in second.obs_names]
+    both = ad.concat([first, second])
+    both.obsm["spatial"] = np.vstack([first.obsm["spatial"], second.obsm["spatial"]])
+    return both
+
+
+def test_several_slices_in_one_frame_give_one_labelling(dlpfc):
+    """Two copies of the slice in one coordinate frame, one with a batch effect: refused without
+    batch_key (the positions collide); with it, one joint model whose domains carry the same label
+    in both copies and hold spots of both (without Harmony, PCA's two largest domains were each one
+    slice's: 2638 / 0 and 0 / 2619 spots)."""
+    both = _two_slices(dlpfc)
+    with pytest.raises(ValueError, match="share their coordinates.*name each spot's section with batch_key"):
+        tl.spatial_domains(both.copy(), method="pca", n_domains=7, layer=None, n_seeds=1, verbose=False)
+    tl.spatial_domains(both, method="pca", n_domains=7, layer=None, n_seeds=1, batch_key="slice", verbose=False)
+    labels = both.obs["pca_domain"].to_numpy()
+    n = dlpfc.n_obs
+    assert not pd.isna(labels).any() and both.obsm["X_pca"].shape == (2 * n, 30)
+    assert (labels[:n] == labels[n:]).mean() > 0.9  # the same spot, the same label, in either copy
+    shares = pd.crosstab(labels, both.obs["slice"].to_numpy(), normalize="index")["a"]
+    assert shares.between(0.3, 0.7).all()
+    params = both.uns["pca"]["params"]
+    assert params["batch_key"] == "slice" and params["slices"] == {"a": n, "b": n} and params["harmony"] is True
+    # one slice named is the plain run
+    one = dlpfc[:400].copy()
+    one.obs["slice"] = "only"
+    tl.spatial_domains(one, method="pca", n_domains=3, layer=None, n_seeds=1, batch_key="slice", verbose=False)
+    assert one.uns["pca"]["params"]["harmony"] is False
+
+
+def test_banksy_and_the_graph_model_stay_inside_each_slice(dlpfc):
+    """The neighbour graph, BANKSY's neighbourhoods and the graph model's tiles never join two slices:
+    each copy's BANKSY matrix is the one of that copy alone, and the tiles split per slice."""
+    from isthmus.models._spatial_graph import spatial_tiles
+
+    both = _two_slices(dlpfc[:600])
+    slices = both.obs["slice"].to_numpy()
+    xy = both.obsm["spatial"].astype(float)
+    graph = tl._spatial.neighbour_graph(xy, 6, slices).tocoo()
+    assert graph.nnz > 0 and (slices[graph.row] == slices[graph.col]).all()
+    alone = tl._spatial.neighbour_graph(xy[:600], 6)
+    assert (graph.tocsr()[:600, :600] != alone).nnz == 0
+    tiles = spatial_tiles(xy, 200, groups=slices)
+    assert len(tiles) == 2 * len(spatial_tiles(xy[:600], 200)) and all(len(set(slices[t])) == 1 for t in tiles)
+    assert np.array_equal(np.sort(np.concatenate(tiles)), np.arange(1200))
+
+    tl.spatial_domains(both, method="gat", n_domains=3, layer=None, n_seeds=1, max_epochs=3, batch_size=300,
+                       batch_key="slice", verbose=False)
+    assert both.uns["gat"]["params"]["graph_tiles"] == 4 and both.uns["gat"]["params"]["harmony"] is True
+    assert both.obsm["X_gat"].shape == (1200, 30) and both.obs["gat_domain"].notna().all()
+    call = _runner.Call({"adata": both, "batch_key": "slice", "n_neighbors": 6})
+    lognorm = _domains._log_hvg(both.X, 3000, slices)
+    one = _domains.banksy_features(lognorm[:600], xy[:600], k_geom=18, lambda_=0.2)
+    call.slices, call.xy, call.lognorm, call.n_comps_used, call.lambda_ = slices, xy, lognorm, 5, 0.2
+    _domains._banksy(call, 0)
+    np.testing.assert_allclose(call.banksy_matrix[:600], one)
+
+
+def test_a_bad_slice_column_is_named(dlpfc):
+    adata = dlpfc[:300].copy()
+    with pytest.raises(ValueError, match="batch_key='slyce': no such column"):
+        tl.spatial_domains(adata, method="pca", n_domains=3, layer=None, batch_key="slyce", verbose=False)
+    adata.obs["slice"] = ["a"] * 295 + ["b"] * 5
+    with pytest.raises(ValueError, match="slice 'b' has 5 spots; each slice needs more than n_neighbors=6"):
+        tl.spatial_domains(adata, method="pca", n_domains=3, layer=None, batch_key="slice", verbose=False)
+    adata.obs["slice"] = pd.Series(["a", None] * 150, index=adata.obs_names)
+    with pytest.raises(ValueError, match="150 spots have no slice"):
+        tl.spatial_domains(adata, method="pca", n_domains=3, layer=None, batch_key="slice", verbose=False)
+    assert "pca" not in adata.uns

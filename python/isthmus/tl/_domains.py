@@ -30,9 +30,10 @@ CLUSTER_METHODS = ("gmm", "leiden")
 # ---- embeddings -----------------------------------------------------------------------------
 
 
-def _log_hvg(counts, n_top_genes: int):
-    lognorm = _classical.log_normalise(counts)
-    return lognorm[:, _classical.variable_genes(lognorm, n_top_genes)]
+def _log_hvg(counts, n_top_genes: int, slices=None):
+    lognorm = _classical.log_normalise(counts)  # per spot: slices of different depth need nothing more
+    several = slices is not None and len(np.unique(slices)) > 1
+    return lognorm[:, _classical.variable_genes(lognorm, n_top_genes, slices if several else None)]
 
 
 # Up to this many spots the graph model trains on the whole graph at once (a step per epoch, as
@@ -49,7 +50,9 @@ def _gat_tiles(call):
     spots = call.batch_size or (TILE_SPOTS if call.adata.n_obs > FULL_GRAPH_SPOTS else None)
     if spots is None or spots >= call.adata.n_obs:
         return None
-    return spatial_tiles(call.xy, int(spots))
+    # slices share a coordinate frame: each is tiled on its own (a tile of two slices would be
+    # two patches that no edge joins, cut by quantiles of both)
+    return spatial_tiles(call.xy, int(spots), groups=call.slices)
 
 
 def _gat_features(lognorm, n_comps: int) -> np.ndarray:
@@ -279,9 +282,37 @@ def refine(labels: np.ndarray, graph: sparse.csr_matrix) -> np.ndarray:
 # ---- the task -------------------------------------------------------------------------------
 
 
+def _slices(call) -> np.ndarray | None:
+    """Each spot's slice (``obs[batch_key]`` as strings), or None; refused with the caller's name
+    for the argument when the column is missing, has NAs or holds measurements, or when a slice
+    has too few spots for its own neighbour graph."""
+    key = call.batch_key
+    if key is None:
+        return None
+    shown = _arguments.setting("batch_key", key)
+    obs = call.adata.obs
+    if key not in obs:
+        raise ValueError(f"isthmus: {shown}: no such column in the spots' metadata; name the column that says "
+                         "which slice (section, image, sample) each spot belongs to.")
+    if obs[key].isna().any():
+        raise ValueError(f"isthmus: {shown}: {int(obs[key].isna().sum())} spots have no slice (NA); give every "
+                         "spot its slice.")
+    _common.check_categorical(obs[key], key, "slice")
+    slices = obs[key].astype(str).to_numpy()
+    names, counts = np.unique(slices, return_counts=True)
+    small = counts <= int(call.n_neighbors)
+    if small.any():
+        raise ValueError(f"isthmus: {shown}: slice {names[small][0]!r} has {counts[small][0]} spots; each slice "
+                         f"needs more than {_arguments.setting('n_neighbors', int(call.n_neighbors))} for its own "
+                         "neighbour graph (leave it out, or join it to its neighbouring section).")
+    return slices
+
+
 def _prepare(call, entry) -> None:
-    """Checks and inputs all methods share: the clustering choice, coordinates, the spatial graph and
-    the log-normalised variable genes."""
+    """Checks and inputs all methods share: the clustering choice, coordinates, the slices, the
+    spatial graph (block diagonal over the slices: no edge joins two slices) and the
+    log-normalised variable genes (chosen per slice and then ranked across them, scanpy's
+    ``batch_key`` rule, so that one slice's genes do not decide)."""
     adata = call.adata
     call.cluster_method = call.cluster_method or ("gmm" if call.n_domains else "leiden")
     if call.cluster_method not in CLUSTER_METHODS:
@@ -293,11 +324,16 @@ def _prepare(call, entry) -> None:
     if call.n_domains is not None and not call.n_domains < adata.n_obs:
         raise ValueError(f"isthmus: {_arguments.name('n_domains')} must be below the number of spots "
                          f"({adata.n_obs}); got {call.n_domains}.")
-    call.xy = _spatial.coordinates(adata, call.spatial_key)
+    call.slices = _slices(call)
+    call.xy = _spatial.coordinates(adata, call.spatial_key, call.slices, slices_argument="batch_key")
     _spatial.check_spots_have_counts(adata, call.layer)
-    call.graph = _spatial.neighbour_graph(call.xy, call.n_neighbors)
-    call.lognorm = _log_hvg(_common.matrix_of(adata, call.layer), call.n_top_genes)
+    call.graph = _spatial.neighbour_graph(call.xy, call.n_neighbors, call.slices)
+    call.lognorm = _log_hvg(_common.matrix_of(adata, call.layer), call.n_top_genes, call.slices)
     call.n_comps_used = call.n_comps or DEFAULT_COMPS[entry.name]
+
+
+def _several_slices(call) -> bool:
+    return call.slices is not None and len(np.unique(call.slices)) > 1
 
 
 def _gat(call, seed):
@@ -316,8 +352,19 @@ BANKSY_K_PER_RING = 3
 
 def _banksy(call, seed):
     if call.get("banksy_matrix") is None:  # once for every seed
-        call.banksy_matrix = banksy_features(call.lognorm, call.xy, k_geom=BANKSY_K_PER_RING * int(call.n_neighbors),
-                                             lambda_=call.lambda_)
+        k_geom = BANKSY_K_PER_RING * int(call.n_neighbors)
+        if call.slices is None:
+            call.banksy_matrix = banksy_features(call.lognorm, call.xy, k_geom=k_geom, lambda_=call.lambda_)
+        else:
+            # each slice's neighbourhoods and z-scores its own (Banksy's runBanksyPCA(group = sample)),
+            # one PCA over all spots
+            lognorm, matrix = sparse.csr_matrix(call.lognorm), None
+            for name in pd.unique(call.slices):
+                spots = np.flatnonzero(call.slices == name)
+                block = banksy_features(lognorm[spots], call.xy[spots], k_geom=k_geom, lambda_=call.lambda_)
+                matrix = np.empty((lognorm.shape[0], block.shape[1])) if matrix is None else matrix
+                matrix[spots] = block
+            call.banksy_matrix = matrix
     return _banksy_pca(call.banksy_matrix, n_comps=call.n_comps_used, seed=seed), None
 
 
@@ -334,6 +381,11 @@ def _fit_domains(call, embed) -> Fit:
     embeddings, runs, models = [], [], []
     for seed in seeds:
         embedding, model = embed(call, seed)
+        if _several_slices(call):
+            # the slices' batch effect taken out of every method's embedding alike before the one
+            # clustering, so that a domain is the same label in every slice; seed 0 whatever the
+            # run's, as the mixture: a function of the embedding
+            embedding = _classical.harmony(embedding, call.slices, random_state=0)
         models.append(model)
         labels = (_gmm(embedding, int(call.n_domains)) if call.cluster_method == "gmm"
                   else _leiden(embedding, seed, resolution=call.resolution, n_domains=call.n_domains))
@@ -360,6 +412,9 @@ def _fit_domains(call, embed) -> Fit:
         fit.record["graph_tiles"] = len(call.gat_tiles) if call.gat_tiles is not None else 1
     if call.get("banksy_matrix") is not None:  # BANKSY's neighbourhoods: the mean's and the AGF's (twice as many)
         fit.record.update(k_geom=BANKSY_K_PER_RING * int(call.n_neighbors), agf_harmonics=1)
+    if call.slices is not None:  # spots per slice, and whether Harmony joined them
+        names, counts = np.unique(call.slices, return_counts=True)
+        fit.record.update(slices={str(n): int(c) for n, c in zip(names, counts)}, harmony=_several_slices(call))
     fit.put(call.adata, "obs", f"{key}_domain", domains)
     fit.put(call.adata, "obs", f"{key}_agreement", agreement)
     fit.put(call.adata, "obsm", f"X_{key}", embeddings[typical])
@@ -392,6 +447,7 @@ def spatial_domains(
     cluster_method: str | None = None,
     layer: str | None = "counts",
     spatial_key: str = _spatial.SPATIAL_KEY,
+    batch_key: str | None = None,
     n_seeds: int = 5,
     n_neighbors: int = 6,
     n_top_genes: int = 3000,
@@ -425,6 +481,18 @@ def spatial_domains(
     majority (see :func:`consensus`) and, with ``refine_labels``, smoothed once over the spatial
     neighbours (:func:`refine`).
 
+    batch_key: the ``obs`` column that says which slice (section, image, sample) each spot belongs
+    to; several slices then run as one joint model, whose domains carry the same labels in every
+    slice. The slices may share a coordinate frame (positions repeat across them): the neighbour
+    graph is built per slice with no edge between slices, so BANKSY's neighbourhoods, the graph
+    model's attention and the refinement stay inside each slice; BANKSY z-scores each slice's
+    blocks on its own (Banksy's ``group``), the variable genes are chosen per slice and ranked
+    across them, and the graph model trains once on all slices (tiles, when it tiles, never span
+    two). The slices' batch effect is then taken out of each method's embedding alike by Harmony
+    (harmonypy, seed 0), the field's route for joint domains (Banksy's multi-sample vignette runs
+    it on the BANKSY PCs, STAGATE and GraphST users on the latent space), before the one
+    clustering. Each slice needs more than ``n_neighbors`` spots.
+
     batch_size ("gat"): spots per spatial tile for mini-batch training; None: the whole graph each
     epoch up to 50,000 spots (a Visium slice), tiles of 10,000 spots above (Xenium, MERFISH, Visium
     HD), so memory follows the tile. The record's ``graph_tiles`` says how many (1: the whole graph).
@@ -432,10 +500,13 @@ def spatial_domains(
     Writes, with ``key`` = ``key_added`` or the method name:
     ``obs[f"{key}_domain"]`` consensus labels ("1", "2", ...; categorical, numbered by size),
     ``obs[f"{key}_agreement"]`` share of runs giving each spot its consensus label (before refinement),
-    ``obsm[f"X_{key}"]`` the embedding of the most typical run,
+    ``obsm[f"X_{key}"]`` the embedding of the most typical run (with several slices, after Harmony:
+    the one clustered),
     ``obsm[f"{key}_seed_domains"]`` each run's labels before consensus (spots x seeds),
-    ``uns[key]`` the record, with each run's ARI to the consensus ("seed_ari") and, for "gat", the
-    directory its most typical run's model was saved in (``model_dir``; a temporary one by default).
+    ``uns[key]`` the record, with each run's ARI to the consensus ("seed_ari"), with ``batch_key``
+    the spots per slice ("slices") and whether Harmony joined them ("harmony"), and, for "gat",
+    the directory its most typical run's model was saved in (``model_dir``; a temporary one by
+    default).
     """
     method = ALIASES.get(method, method)
     return _runner.run("spatial_domains", locals())

@@ -15,12 +15,17 @@ from . import _common
 SPATIAL_KEY = "spatial"
 
 
-def coordinates(adata, key: str = SPATIAL_KEY) -> np.ndarray:
-    """``obsm[key]`` as an (n, 2) float array: present, finite, and one spot per position.
+def coordinates(adata, key: str = SPATIAL_KEY, slices: np.ndarray | None = None,
+                slices_argument: str | None = None) -> np.ndarray:
+    """``obsm[key]`` as an (n, 2) float array: present, finite, and one spot per position (within
+    each slice when ``slices``, one label per spot, is given: sections share a coordinate frame).
+    ``slices_argument``: the task's argument that names the slices, for the message.
 
     Duplicated positions are refused rather than jittered: they usually mean two sections or two
     images were merged without offsets, and every neighbour graph built on them would be wrong.
     """
+    from .. import _arguments
+
     if key not in adata.obsm:
         raise ValueError(f"isthmus: no spatial coordinates: obsm[{key!r}] not found (obsm has {list(adata.obsm)}). "
                          "In R, the object needs an image (Visium/SlideSeq) or coordinates.")
@@ -33,21 +38,40 @@ def coordinates(adata, key: str = SPATIAL_KEY) -> np.ndarray:
         names = ", ".join(map(str, adata.obs_names[missing][:5]))
         raise ValueError(f"isthmus: {int(missing.sum())} spots have missing (NaN/Inf) coordinates (e.g. {names}); "
                          "subset them away or give them positions.")
-    _, first, counts = np.unique(xy, axis=0, return_index=True, return_counts=True)
+    # a slice's code beside (x, y): positions repeated across slices are distinct spots
+    codes = pd.factorize(np.asarray(slices))[0][:, None] if slices is not None else np.zeros((len(xy), 0))
+    _, first, counts = np.unique(np.hstack([codes, xy]), axis=0, return_index=True, return_counts=True)
     if (counts > 1).any():
         n_dup = int((counts[counts > 1]).sum())
         example = adata.obs_names[first[counts > 1][0]]
+        if slices is not None:
+            raise ValueError(f"isthmus: {n_dup} spots share their coordinates with another spot of the same slice "
+                             f"(e.g. {example}); spots of one slice must have distinct positions.")
+        advice = (f" name each spot's section with {_arguments.name(slices_argument)}" if slices_argument
+                  else " give each its own offsets")
         raise ValueError(f"isthmus: {n_dup} spots share their coordinates with another spot (e.g. {example}); "
-                         "spots must have distinct positions (several sections merged without offsets?).")
+                         f"spots must have distinct positions (several sections merged without offsets?{advice}).")
     return xy
 
 
-def neighbour_graph(xy: np.ndarray, n_neighbors: int = 6) -> sparse.csr_matrix:
+def neighbour_graph(xy: np.ndarray, n_neighbors: int = 6, slices: np.ndarray | None = None) -> sparse.csr_matrix:
     """Symmetric 0/1 adjacency of each spot's ``n_neighbors`` nearest spots (no self loops).
 
     Six is the Visium hexagonal ring; for Slide-seq beads or Stereo-seq bins, more neighbours
-    cover the same tissue area.
+    cover the same tissue area. With ``slices`` (one label per spot) each slice gets its own graph
+    and no edge joins two slices (block diagonal, in the spots' own order), so sections may share
+    a coordinate frame.
     """
+    if slices is not None:
+        n = xy.shape[0]
+        rows, cols = [], []
+        for name in pd.unique(np.asarray(slices)):
+            spots = np.flatnonzero(np.asarray(slices) == name)
+            part = neighbour_graph(xy[spots], n_neighbors).tocoo()
+            rows.append(spots[part.row])
+            cols.append(spots[part.col])
+        rows, cols = np.concatenate(rows), np.concatenate(cols)
+        return sparse.csr_matrix((np.ones(rows.size, dtype=np.float32), (rows, cols)), shape=(n, n))
     from sklearn.neighbors import NearestNeighbors
 
     n = xy.shape[0]
