@@ -272,3 +272,22 @@ def test_a_bad_slice_column_is_named(dlpfc):
     with pytest.raises(ValueError, match="150 spots have no slice"):
         tl.spatial_domains(adata, method="pca", n_domains=3, layer=None, batch_key="slice", verbose=False)
     assert "pca" not in adata.uns
+
+
+def test_match_domains_names_each_domain_after_its_reference_label(dlpfc):
+    """Domains that are the layers under other names get the layers' names back; a domain more than
+    there are labels stays itself, marked; spots without a reference label are left out."""
+    adata = dlpfc.copy()
+    layers = adata.obs["layer"]
+    codes = {label: str(i) for i, label in enumerate(np.random.default_rng(1).permutation(sorted(layers.dropna().unique())), 1)}
+    domains = layers.map(codes).fillna("1").astype(str).to_numpy()
+    domains[:40] = "8"  # a domain no layer is left for
+    adata.obs["d"] = pd.Categorical(domains, categories=[str(i) for i in range(1, 9)])
+    table = tl.match_domains(adata, domain_key="d", reference_key="layer")
+    matched = adata.obs["d_matched"]
+    assert list(matched.cat.categories) == sorted(codes) + ["8 (unmatched)"]
+    agree = layers.notna().to_numpy() & (domains != "8")
+    assert (matched[agree].astype(str) == layers[agree]).all()
+    assert (matched[:40] == "8 (unmatched)").all()
+    assert table["domain"].tolist() == [codes[label] for label in sorted(codes)] + ["8"]
+    assert table["spots"].sum() == adata.n_obs and table["shared"].iloc[-1] == 0

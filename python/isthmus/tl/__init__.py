@@ -10,7 +10,7 @@ from ._bulk import bulk_scores, deconvolve_bulk, pseudo_bulks
 from ._compare import bio_scores, compare, label_transfer_scores, plot_comparison, scib_scores
 from ._deconvolve import deconvolution_scores, deconvolve, pseudo_spots
 from ._denoise import denoise
-from ._domains import domain_scores, spatial_domains
+from ._domains import domain_scores, match_domains, spatial_domains
 from ._embed import cluster, embed, integrate
 from ._generate import check_generated, generate
 from ._interactions import interactions, plot_interactions
@@ -24,7 +24,7 @@ from ._velocity import plot_velocity, velocity, velocity_scores
 
 __all__ = ["embed", "integrate", "cluster", "transfer_labels", "denoise", "generate", "check_generated",
            "compare", "scib_scores", "label_transfer_scores", "plot_comparison", "save_model", "load_model",
-           "spatial_domains", "domain_scores", "deconvolve", "pseudo_spots", "deconvolution_scores", "map_cells",
+           "spatial_domains", "domain_scores", "match_domains", "deconvolve", "pseudo_spots", "deconvolution_scores", "map_cells",
            "holdout_gene_scores", "interactions", "plot_interactions", "rna_protein", "rna_atac", "bio_scores",
            "velocity", "velocity_scores", "plot_velocity", "methods", "method_names", "predict_perturbation",
            "perturbation_scores", "deconvolve_bulk", "pseudo_bulks", "bulk_scores"]

@@ -536,3 +536,51 @@ def domain_scores(adata, *, truth_key: str, domain_keys=None) -> pd.DataFrame:
                      "NMI": normalized_mutual_info_score(truth[known].astype(str), labels),
                      "n_domains": len(np.unique(labels)), "n_spots": int(known.sum())})
     return pd.DataFrame(rows)
+
+
+def _ordered_labels(column: pd.Series) -> list[str]:
+    """A label column's labels as strings: a categorical's in its order, others sorted."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        return [str(c) for c in column.cat.categories]
+    return sorted(column.dropna().astype(str).unique())
+
+
+def match_domains(adata, *, domain_key: str, reference_key: str, key_added: str | None = None) -> pd.DataFrame:
+    """Name each domain after the reference label it shares most spots with, one domain per label
+    (Hungarian matching on the contingency table of the spots both columns label; spots without a
+    reference label are left out of the table), so that a plot of the domains reads against the
+    reference: the domains of several slices, or of two methods, against a manual annotation.
+    Domains left without a label (more domains than labels) keep their own name with
+    " (unmatched)" added. The name is the best match, not a claim that the domain is that label.
+
+    Writes ``obs[key_added]`` (default ``f"{domain_key}_matched"``), categorical: the matched labels
+    in the reference's own order (its categories, else sorted), then the unmatched domains; with as
+    many domains as labels, the default palettes of scanpy and Seurat then give a matched pair one
+    colour.
+    Returns a table, one row per domain in that order: domain, matched, spots (of the domain),
+    shared (of those, spots whose reference label is the matched one)."""
+    from scipy.optimize import linear_sum_assignment
+
+    _common.check_column(adata, domain_key, "domain")
+    _common.check_column(adata, reference_key, "reference", allow_na=True)
+    domains = adata.obs[domain_key].astype(str).to_numpy()
+    reference = adata.obs[reference_key]
+    known = reference.notna().to_numpy()
+    if not known.any():
+        raise ValueError(f"isthmus: the reference column {reference_key!r} has no labels (all NA).")
+    labels = [label for label in _ordered_labels(reference) if (reference[known].astype(str) == label).any()]
+    ours = [d for d in _ordered_labels(adata.obs[domain_key]) if (domains == d).any()]
+    table = pd.crosstab(domains[known], reference[known].astype(str).to_numpy()).reindex(
+        index=ours, columns=labels, fill_value=0)
+    rows, cols = linear_sum_assignment(-table.to_numpy())
+    names = {ours[r]: labels[c] for r, c in zip(rows, cols)}
+    for domain in ours:
+        names.setdefault(domain, f"{domain} (unmatched)")
+    order = [label for label in labels if label in names.values()]
+    order += [names[d] for d in ours if names[d] not in order]
+    matched = pd.Categorical([names[d] for d in domains], categories=order)
+    adata.obs[key_added or f"{domain_key}_matched"] = pd.Series(matched, index=adata.obs_names)
+    by_name = {name: domain for domain, name in names.items()}
+    return pd.DataFrame([{"domain": by_name[name], "matched": name, "spots": int((domains == by_name[name]).sum()),
+                          "shared": int(table.loc[by_name[name], name]) if name in table.columns else 0}
+                         for name in order])
