@@ -247,9 +247,12 @@
 # Spots' (x, y) as scanpy orients them: Seurat from its images (.image_xy(): Visium in
 # full-resolution pixels, FOV centroids, SlideSeq), a SpatialExperiment from spatialCoords(),
 # another SCE from a reducedDim "spatial". Every cell needs a position: a merged object with
-# cells in no image is refused (subset it, or name the `image`).
+# cells in no image is refused (subset it, or name the `image`). Attribute "slice": each cell's
+# image (Seurat) or sample_id (SpatialExperiment), whose positions are in a frame of their own;
+# NULL for another SCE.
 .spatial_coordinates <- function(object, image = NULL) {
   cells <- colnames(object)
+  slice <- NULL
   if (.is_seurat(object)) {
     images <- image %||% SeuratObject::Images(object)
     if (!length(images)) {
@@ -260,10 +263,12 @@
     if (length(missing)) stop("isthmus: no image '", missing[1], "'; the object has: ",
                               paste(SeuratObject::Images(object), collapse = ", "), call. = FALSE)
     xy <- matrix(NA_real_, length(cells), 2, dimnames = list(cells, c("x", "y")))
+    slice <- rep(NA_character_, length(cells))
     for (name in images) {
       coords <- .image_xy(object@images[[name]], name)
       at <- match(rownames(coords), cells)
       xy[at[!is.na(at)], ] <- coords[!is.na(at), ]
+      slice[at[!is.na(at)]] <- name
     }
   } else {
     xy <- if (methods::is(object, "SpatialExperiment")) SpatialExperiment::spatialCoords(object) else {
@@ -275,6 +280,7 @@
       SingleCellExperiment::reducedDim(object, name[1])
     }
     xy <- as.matrix(xy)[, 1:2, drop = FALSE]
+    if (methods::is(object, "SpatialExperiment")) slice <- as.character(object$sample_id)
   }
   lost <- !stats::complete.cases(xy)
   if (any(lost)) {
@@ -282,6 +288,7 @@
          "the object to the cells of one image (or name it with `image`).", call. = FALSE)
   }
   storage.mode(xy) <- "double"
+  attr(xy, "slice") <- slice
   xy
 }
 

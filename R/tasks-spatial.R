@@ -15,11 +15,21 @@
 #' and each spot takes the label most runs give it, then labels are smoothed once over the
 #' spatial neighbours (`refine`).
 #'
+#' Several slices (sections, samples) run as one joint model whose domains carry the same labels
+#' in every slice: a Seurat object with several images, a SpatialExperiment with several
+#' `sample_id`s, or a `batch` column. Each slice gets its own neighbour graph (no edge joins two
+#' slices, so their coordinates may overlap), BANKSY its own neighbourhoods and scaling, and the
+#' slices' batch effect is removed from every method's embedding alike by Harmony before the one
+#' clustering (the route of Banksy's multi-sample vignette, and of STAGATE and GraphST users).
+#' [MatchDomains()] then names the domains after a reference labelling, so that
+#' `SpatialDimPlot()` colours line up with it.
+#'
 #' Results: meta.data (SCE: colData) `<method>_domain` (factor, domains numbered by size) and
 #' `<method>_agreement` (share of runs that agree with the consensus: where the domains are
-#' unstable); the embedding of the most typical run as reduction `<method>` ("domain_pca" for
-#' "pca", so a PCA of your own is left alone); the record, with each run's ARI to the
-#' consensus, in `Tool(object, "isthmus")[[method]]`. Plot with `SpatialDimPlot(object,
+#' unstable), for every spot of every slice; the embedding of the most typical run (after
+#' Harmony, with several slices) as reduction `<method>` ("domain_pca" for "pca", so a PCA of your
+#' own is left alone); the record, with each run's ARI to the consensus and the spots per slice,
+#' in `Tool(object, "isthmus")[[method]]`. Plot with `SpatialDimPlot(object,
 #' group.by = "gat_domain")`.
 #'
 #' @param object A Seurat object with an image (Visium, SlideSeq, FOV) or a SpatialExperiment /
@@ -28,7 +38,12 @@
 #' @param method "gat", "banksy" or "pca".
 #' @param n.domains The number of domains; NULL: Leiden at `resolution`.
 #' @param cluster.method "gmm" (needs `n.domains`) or "leiden"; NULL picks by `n.domains`.
-#' @param image The Seurat image whose spots to use (default: all images).
+#' @param image The Seurat images whose spots to use (default: all images; several run as the
+#'   slices of one model).
+#' @param batch A meta.data (colData) column naming each spot's slice (section, sample), for
+#'   slices that share one image or coordinate frame; NULL: the image of each spot when there are
+#'   several (Seurat), the `sample_id` when there are several (SpatialExperiment), else one slice.
+#'   Named as the batch column of [IntegrateCells()], whose role it plays (its effect is removed).
 #' @param n.seeds Runs combined into the consensus (seeds `seed.use`, `seed.use + 1`, ...).
 #' @param n_neighbors Spatial neighbours per spot (6: the Visium ring; more for Slide-seq beads).
 #' @param n_top_genes Variable genes used.
@@ -36,6 +51,7 @@
 #' @param resolution Leiden resolution (when `n.domains` is NULL).
 #' @param refine Smooth labels over the spatial neighbours once (SpaGCN's rule).
 #' @param coordinates Default method: the spots' (x, y) positions, a spots x 2 matrix.
+#' @param meta.data Default method: a data.frame with the `batch` column.
 #' @param ... Not used.
 #' @inheritParams IntegrateCells
 #' @return The object with the domains added; the default method returns a list (`columns`,
@@ -46,17 +62,17 @@ FindSpatialDomains <- function(object, ...) UseMethod("FindSpatialDomains")
 #' @rdname FindSpatialDomains
 #' @export
 FindSpatialDomains.default <- function(object, coordinates, method = c("gat", "banksy", "pca"), n.domains = NULL,
-                                       cluster.method = NULL, n.seeds = 5, n_neighbors = 6, n_top_genes = 3000,
-                                       max_epochs = 1000, resolution = 1, refine = TRUE,
+                                       cluster.method = NULL, batch = NULL, n.seeds = 5, n_neighbors = 6,
+                                       n_top_genes = 3000, max_epochs = 1000, resolution = 1, refine = TRUE,
                                        accelerator = getOption("isthmus.accelerator", "auto"), devices = "auto", batch_size = NULL,
-                                       seed.use = 0, verbose = TRUE,
+                                       seed.use = 0, verbose = TRUE, meta.data = NULL,
                                        ...) {
   method <- .choose_method(method, "FindSpatialDomains")
-  adata <- .task_anndata(object, coordinates = coordinates)
+  adata <- .task_anndata(object, meta.data, batch, coordinates = coordinates)
   kwargs <- list(method = method, n_domains = n.domains, cluster_method = cluster.method, layer = NULL,
-                 n_seeds = n.seeds, n_neighbors = n_neighbors, n_top_genes = n_top_genes, max_epochs = max_epochs,
-                 resolution = resolution, refine_labels = refine, key_added = "domains", random_state = seed.use,
-                 accelerator = accelerator, devices = devices, batch_size = batch_size,
+                 batch_key = batch, n_seeds = n.seeds, n_neighbors = n_neighbors, n_top_genes = n_top_genes,
+                 max_epochs = max_epochs, resolution = resolution, refine_labels = refine, key_added = "domains",
+                 random_state = seed.use, accelerator = accelerator, devices = devices, batch_size = batch_size,
                  verbose = verbose)
   out <- .run_core("spatial_domains", list(adata), kwargs)
   domains <- .as_chr(out$written[["obs/domains_domain"]])
@@ -73,19 +89,26 @@ FindSpatialDomains.default <- function(object, coordinates, method = c("gat", "b
 #' @rdname FindSpatialDomains
 #' @export
 FindSpatialDomains.Seurat <- function(object, method = c("gat", "banksy", "pca"), n.domains = NULL,
-                                      cluster.method = NULL, assay = NULL, layer = "counts", image = NULL, n.seeds = 5,
-                                      n_neighbors = 6, n_top_genes = 3000, max_epochs = 1000, resolution = 1,
-                                      refine = TRUE,
+                                      cluster.method = NULL, assay = NULL, layer = "counts", image = NULL,
+                                      batch = NULL, n.seeds = 5, n_neighbors = 6, n_top_genes = 3000,
+                                      max_epochs = 1000, resolution = 1, refine = TRUE,
                                       accelerator = getOption("isthmus.accelerator", "auto"), devices = "auto", batch_size = NULL,
                                       seed.use = 0, verbose = TRUE, ...) {
   method <- .choose_method(method, "FindSpatialDomains")
-  parts <- .object_parts(object, assay, layer, spatial = TRUE, image = image)
+  parts <- .object_parts(object, assay, layer, columns = batch, spatial = TRUE, image = image)
+  meta <- parts$meta.data
+  slice <- attr(parts$coordinates, "slice")
+  if (is.null(batch) && length(unique(slice)) > 1) {
+    # several images (samples): each its own slice, as the user would name it
+    batch <- if (.is_seurat(object)) "image" else "sample_id"
+    meta <- stats::setNames(data.frame(slice, row.names = colnames(object)), batch)
+  }
   result <- FindSpatialDomains.default(parts$counts, parts$coordinates, method = method, n.domains = n.domains,
-                                       cluster.method = cluster.method, n.seeds = n.seeds, n_neighbors = n_neighbors,
-                                       n_top_genes = n_top_genes, max_epochs = max_epochs, resolution = resolution,
-                                       refine = refine, seed.use = seed.use,
-                                       accelerator = accelerator, devices = devices, batch_size = batch_size,
-                                       verbose = verbose)
+                                       cluster.method = cluster.method, batch = batch, n.seeds = n.seeds,
+                                       n_neighbors = n_neighbors, n_top_genes = n_top_genes,
+                                       max_epochs = max_epochs, resolution = resolution, refine = refine,
+                                       seed.use = seed.use, accelerator = accelerator, devices = devices,
+                                       batch_size = batch_size, verbose = verbose, meta.data = meta)
   .put_result(object, result, parts$assay)
 }
 
@@ -93,6 +116,35 @@ FindSpatialDomains.Seurat <- function(object, method = c("gat", "banksy", "pca")
 #' @method FindSpatialDomains SingleCellExperiment
 #' @export
 FindSpatialDomains.SingleCellExperiment <- FindSpatialDomains.Seurat
+
+#' Name spatial domains after a reference labelling
+#'
+#' Each domain takes the name of the reference label it shares most spots with, one domain per
+#' label (Hungarian matching on the table of spots both columns label; spots whose reference is NA
+#' are left out); domains left over (more domains than labels) keep their own name, marked
+#' " (unmatched)". The reference may be a manual annotation, or another method's domains. The
+#' new column's levels are the matched labels in the reference's order, then the unmatched
+#' domains: with as many domains as reference labels, `SpatialDimPlot(object, group.by =
+#' c(reference, name))` gives each matched pair the same colour, and the domains of several
+#' slices read against one annotation. The name is the best match, not a claim that the domain is
+#' that label.
+#'
+#' @param object A Seurat or SingleCellExperiment object.
+#' @param column The domain column (e.g. "gat_domain").
+#' @param reference The reference labelling's column (e.g. manual layers).
+#' @param name The new column (default `<column>_matched`).
+#' @return The object with the column added.
+#' @export
+MatchDomains <- function(object, column, reference, name = paste0(column, "_matched")) {
+  .check_task_object(object)
+  parts <- .object_parts(object, columns = c(column, reference))
+  adata <- .task_anndata(parts$counts, parts$meta.data, c(column, reference))
+  table <- .run_core("match_domains", list(adata),
+                     list(domain_key = column, reference_key = reference, key_added = "matched"))$value
+  domains <- as.character(.cell_meta(object)[[column]])
+  matched <- factor(table$matched[match(domains, table$domain)], levels = table$matched)
+  .put_columns(object, stats::setNames(data.frame(matched), name))
+}
 
 #' Score spatial domains against a manual annotation
 #'
@@ -315,6 +367,8 @@ MapCells.SingleCellExperiment <- MapCells.Seurat
 #' @param plot A PNG path for a dot plot of the top interactions, or NULL.
 #' @param coordinates Default method: the spots' (x, y) positions, a spots x 2 matrix.
 #' @param meta.data Default method: a data.frame with the `labels` column.
+#' @param image The Seurat image whose spots to use (default: all images, whose positions must
+#'   not overlap).
 #' @inheritParams FindSpatialDomains
 #' @return A data.frame (source, target, ligand, receptor, score, pvalue, fdr, n_pairs), most
 #'   significant first; attribute "png" with the plot's path when `plot` is given.
