@@ -54,11 +54,10 @@ test_that("FindSpatialDomains on a Seurat object with two images whose coordinat
   expect_equal(unlist(record$params$slices), c(a = ncol(obj) / 2, b = ncol(obj) / 2))
   expect_true(record$params$harmony)
   expect_equal(nrow(SeuratObject::Embeddings(out, "domain_pca")), ncol(obj))
-  # the image of each spot is its slice; one image alone is a plain run on its spots
-  a_only <- subset(obj, cells = colnames(obj)[slice == "a"])
-  a_only@images$b <- NULL
-  single <- FindSpatialDomains(a_only, method = "pca", n.domains = 7, n.seeds = 1, verbose = FALSE)
+  # one image is a plain run
+  single <- FindSpatialDomains(dlpfc_visium_seurat(), method = "pca", n.domains = 7, n.seeds = 1, verbose = FALSE)
   expect_identical(isthmus_records(single, "pca")$params$batch_key, "")
+  expect_null(isthmus_records(single, "pca")$params$slices)
   # a batch column that joins the two images: their positions collide inside one slice
   obj$section <- "one"
   expect_error(FindSpatialDomains(obj, method = "pca", n.domains = 7, batch = "section", verbose = FALSE),
