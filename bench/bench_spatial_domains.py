@@ -160,7 +160,8 @@ def joint(args, n_seeds, epochs):
     n_genes = together.n_vars
     print(f"slices {', '.join(slice_ids)}: {together.n_obs} spots x {n_genes} shared genes; {n_seeds} seeds, "
           f"{epochs} epochs", flush=True)
-    runs = [(s, slices[s], None) for s in slice_ids] + [("+".join(slice_ids), together, "slice")]
+    # the joint run first (the new one: its rows are kept first if a long run is cut short)
+    runs = [("+".join(slice_ids), together, "slice")] + [(s, slices[s], None) for s in slice_ids]
     rows = []
     for spec in (args.methods or "pca:gmm,banksy:gmm,gat:gmm").split(","):
         method, cluster = spec.split(":")
@@ -183,8 +184,12 @@ def joint(args, n_seeds, epochs):
                 if args.out:
                     pd.DataFrame([rows[-1]]).to_csv(args.out, sep="\t", mode="a", index=False,
                                                     header=not Path(args.out).exists())
+    table = pd.DataFrame(rows)
+    order = {name: k for k, (name, _, _) in enumerate(runs[1:] + runs[:1])}  # printed: each alone, then together
+    table = table.iloc[np.lexsort([table["run"].map(order), table["method"].map(
+        {m: k for k, m in enumerate(dict.fromkeys(table["method"]))})])]
     print()
-    print(markdown(pd.DataFrame(rows)))
+    print(markdown(table))
 
 
 if __name__ == "__main__":
