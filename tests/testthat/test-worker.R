@@ -55,13 +55,6 @@ test_that("a worker that crashes or is interrupted gives an R error; the object 
 })
 
 test_that("Esc / Ctrl-C stops a training in the R process, also after an earlier training", {
-  # On this machine's R 4.2 / reticulate 1.28, with the package as `make setup` installs it, the
-  # child's call after the interrupted one was interrupted too (4 of 4 runs on 2026-12-01, also
-  # when the interrupt came well inside training), while the same sources installed into another
-  # library passed every time, as did the Seurat 5 root (reticulate 1.41); the cause is not found
-  # (issue 16 note), so the check runs where it is known to hold.
-  skip_if(utils::packageVersion("reticulate") < "1.41",
-          "interrupt then next call: unexplained failure under reticulate 1.28 (issue 16 note)")
   # a separate R session, interrupted as a user would: its second training must stop at once and
   # its third must work (Lightning used to take SIGINT away from R after the first training)
   script <- tempfile(fileext = ".R")
