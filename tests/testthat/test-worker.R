@@ -25,6 +25,25 @@ test_that("a task in a worker process gives what it gives in the R process", {
                "backend must be \"inprocess\" or \"worker\"")
 })
 
+test_that("a verb's backend argument sends that call to a worker and leaves the session option alone", {
+  jobs <- list.files(tempdir(), "^isthmus-job-")
+  seen <- new.env()  # the tasks that went to a worker
+  suppressMessages(trace(isthmus:::.run_in_worker, print = FALSE,
+                         bquote(assign("tasks", c(get0("tasks", .(seen)), task), envir = .(seen)))))
+  on.exit(suppressMessages(untrace(isthmus:::.run_in_worker)), add = TRUE)
+  obj <- IntegrateCells(pbmc3_seurat(), "harmony", batch = "batch", backend = "worker")
+  expect_true("harmony" %in% SeuratObject::Reductions(obj))
+  expect_identical(seen$tasks, "integrate")
+  expect_identical(getOption("isthmus.backend"), NULL)
+  rm("tasks", envir = seen)
+  withr::with_options(list(isthmus.backend = "worker"),
+                      IntegrateCells(pbmc3_seurat(), "harmony", batch = "batch", backend = "inprocess"))
+  expect_null(seen$tasks)  # the argument wins over the session option
+  expect_error(IntegrateCells(pbmc3_seurat(), "harmony", batch = "batch", backend = "cluster"),
+               "backend must be \"inprocess\" or \"worker\"")
+  expect_identical(list.files(tempdir(), "^isthmus-job-"), jobs)
+})
+
 test_that("a worker that crashes or is interrupted gives an R error; the object and the session go on", {
   obj <- pbmc3_seurat()
   run <- function(fault) {
