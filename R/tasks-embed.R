@@ -30,8 +30,9 @@
 #' @param max_epochs Training epochs (`NULL`: scvi-tools' default for the data size).
 #' @param scanvi_epochs scANVI's epochs after scVI's.
 #' @param features The genes the count models (scVI, scANVI) train on: `NULL` (the default) takes
-#'   the object's variable features (Seurat `VariableFeatures()`; run `FindVariableFeatures()`
-#'   first) when it has them, else the field's standard selection on the counts (2000 genes,
+#'   the object's variable features (Seurat `VariableFeatures()`, run `FindVariableFeatures()`
+#'   first; an SCE's logical `rowData(sce)$highly_variable`, as AnnData marks them) when it has
+#'   them, else the field's standard selection on the counts (2000 genes,
 #'   scanpy's "seurat_v3" flavour, per batch when `batch` is given); `"all"` trains on every gene;
 #'   or a vector of gene names. The record lists the genes used (`genes_used`). Harmony ignores it.
 #' @param accelerator Where the models train: `"auto"` (the GPU when torch sees one, else the CPU),
