@@ -49,8 +49,10 @@ IsthmusSCVIIntegration <- function(object, assay = NULL, orig = NULL, layers = N
                                    meta.data = NULL, batch = NULL, categorical.covariates = NULL,
                                    continuous.covariates = NULL, n_latent = 10, max_epochs = NULL,
                                    model.dir = NULL, allow.non.integer = FALSE,
-                                   accelerator = getOption("isthmus.accelerator", "auto"), devices = "auto", batch_size = NULL,
+                                   accelerator = getOption("isthmus.accelerator", "auto"), devices = "auto",
+                                   backend = getOption("isthmus.backend", "inprocess"), batch_size = NULL,
                                    seed.use = 0, verbose = TRUE, ...) {
+  .local_backend(backend)
   .integrate_layers("scvi", object, assay, layers, features, new.reduction, reduction.key, meta.data, batch,
                     labels = NULL, categorical.covariates, continuous.covariates, n_latent, max_epochs,
                     scanvi_epochs = NULL, model.dir, allow.non.integer, seed.use, verbose, accelerator = accelerator,
@@ -64,8 +66,10 @@ IsthmusSCANVIIntegration <- function(object, assay = NULL, orig = NULL, layers =
                                      meta.data = NULL, labels = NULL, batch = NULL, categorical.covariates = NULL,
                                      continuous.covariates = NULL, n_latent = 10, max_epochs = NULL,
                                      scanvi_epochs = 20, model.dir = NULL, allow.non.integer = FALSE,
-                                     accelerator = getOption("isthmus.accelerator", "auto"), devices = "auto", batch_size = NULL,
+                                     accelerator = getOption("isthmus.accelerator", "auto"), devices = "auto",
+                                     backend = getOption("isthmus.backend", "inprocess"), batch_size = NULL,
                                      seed.use = 0, verbose = TRUE, ...) {
+  .local_backend(backend)
   if (is.null(labels)) {
     stop("isthmus: scANVI needs labels: pass meta.data = object[[]] and labels = \"<cell-type column>\".",
          call. = FALSE)

@@ -63,11 +63,17 @@
 # ---- the genes a count model trains on ------------------------------------------------------------
 
 # The `features` a count model trains on, from a Seurat / SCE object: the user's when given, else
-# Seurat's VariableFeatures() when the assay has them; NULL leaves the choice to the core (an SCE's
-# rowData "highly_variable", or the standard selection on the counts).
+# Seurat's VariableFeatures() when the assay has them, or an SCE's rowData "highly_variable"; NULL
+# leaves the choice to the core (the standard selection on the counts).
 .model_features <- function(object, assay, features) {
-  if (!is.null(features) || !.is_seurat(object)) return(features)
-  variable <- SeuratObject::VariableFeatures(object, assay = assay %||% SeuratObject::DefaultAssay(object))
+  if (!is.null(features)) return(features)
+  if (.is_seurat(object)) {
+    variable <- SeuratObject::VariableFeatures(object, assay = assay %||% SeuratObject::DefaultAssay(object))
+  } else {
+    # an SCE marks them as AnnData does (zellkonverter and as_sce() carry var["highly_variable"] over)
+    marked <- SummarizedExperiment::rowData(object)[["highly_variable"]]
+    variable <- if (is.logical(marked) && any(marked, na.rm = TRUE)) rownames(object)[which(marked)]
+  }
   if (length(variable)) variable else NULL
 }
 

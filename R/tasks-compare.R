@@ -48,8 +48,10 @@ CompareMethods <- function(object, task = c("integration", "label_transfer", "de
                            labels, query.batches = NULL, holdout.labels = NULL, png = NULL, features = NULL, assay = NULL,
                            layer = "counts", max_epochs = NULL, condition = "condition", control = "ctrl",
                            perturbed = "stim", predict = NULL,
-                           accelerator = getOption("isthmus.accelerator", "auto"), devices = "auto", batch_size = NULL,
+                           accelerator = getOption("isthmus.accelerator", "auto"), devices = "auto",
+                           backend = getOption("isthmus.backend", "inprocess"), batch_size = NULL,
                            seed.use = 0, verbose = TRUE, ...) {
+  .local_backend(backend)
   task <- match.arg(task)
   columns <- c(batch, labels, if (task == "perturbation") condition)
   parts <- .object_parts(object, assay, layer, columns = columns)

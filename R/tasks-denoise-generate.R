@@ -40,9 +40,11 @@ DenoiseExpression <- function(object, ...) UseMethod("DenoiseExpression")
 #' @export
 DenoiseExpression.default <- function(object, method = c("scvi", "knn"), model = NULL, features = NULL,
                                       transform.batch = NULL, k = 15, new.assay = NULL,
-                                      accelerator = getOption("isthmus.accelerator", "auto"), devices = "auto", batch_size = NULL,
+                                      accelerator = getOption("isthmus.accelerator", "auto"), devices = "auto",
+                                      backend = getOption("isthmus.backend", "inprocess"), batch_size = NULL,
                                       seed.use = 0,
                                       meta.data = NULL, embedding = NULL, ...) {
+  .local_backend(backend)
   method <- .choose_method(method, "DenoiseExpression")
   model_dir <- if (method == "scvi") .saved_model_dir(model)
   adata <- .task_anndata(object, meta.data, if (method == "scvi") .model_columns(model_dir), embedding = embedding)
@@ -63,8 +65,10 @@ DenoiseExpression.default <- function(object, method = c("scvi", "knn"), model =
 DenoiseExpression.Seurat <- function(object, method = c("scvi", "knn"), model = "scvi", features = NULL,
                                      transform.batch = NULL, reduction = NULL, k = 15, new.assay = NULL, assay = NULL,
                                      layer = "counts",
-                                     accelerator = getOption("isthmus.accelerator", "auto"), devices = "auto", batch_size = NULL,
+                                     accelerator = getOption("isthmus.accelerator", "auto"), devices = "auto",
+                                     backend = getOption("isthmus.backend", "inprocess"), batch_size = NULL,
                                      seed.use = 0, ...) {
+  .local_backend(backend)
   method <- .choose_method(method, "DenoiseExpression")
   .check_task_object(object)
   model_dir <- if (method == "scvi") .model_dir(object, model)
@@ -123,8 +127,10 @@ GenerateCells <- function(object, ...) UseMethod("GenerateCells")
 #' @export
 GenerateCells.default <- function(object, n, method = c("scvi", "nb"), model = NULL, groupby = NULL, groups = NULL,
                                   transform.batch = NULL,
-                                  accelerator = getOption("isthmus.accelerator", "auto"), devices = "auto", batch_size = NULL,
+                                  accelerator = getOption("isthmus.accelerator", "auto"), devices = "auto",
+                                  backend = getOption("isthmus.backend", "inprocess"), batch_size = NULL,
                                   seed.use = 0, meta.data = NULL, ...) {
+  .local_backend(backend)
   method <- .choose_method(method, "GenerateCells")
   model_dir <- if (method == "scvi") .saved_model_dir(model)
   columns <- c(if (method == "scvi") .model_columns(model_dir), groupby)
@@ -142,8 +148,10 @@ GenerateCells.default <- function(object, n, method = c("scvi", "nb"), model = N
 #' @export
 GenerateCells.Seurat <- function(object, n, method = c("scvi", "nb"), model = "scvi", groupby = NULL, groups = NULL,
                                  transform.batch = NULL, assay = NULL, layer = "counts",
-                                 accelerator = getOption("isthmus.accelerator", "auto"), devices = "auto", batch_size = NULL,
+                                 accelerator = getOption("isthmus.accelerator", "auto"), devices = "auto",
+                                 backend = getOption("isthmus.backend", "inprocess"), batch_size = NULL,
                                  seed.use = 0, ...) {
+  .local_backend(backend)
   method <- .choose_method(method, "GenerateCells")
   .check_task_object(object)
   model_dir <- if (method == "scvi") .model_dir(object, model)

@@ -30,8 +30,9 @@
 #' @param max_epochs Training epochs (`NULL`: scvi-tools' default for the data size).
 #' @param scanvi_epochs scANVI's epochs after scVI's.
 #' @param features The genes the count models (scVI, scANVI) train on: `NULL` (the default) takes
-#'   the object's variable features (Seurat `VariableFeatures()`; run `FindVariableFeatures()`
-#'   first) when it has them, else the field's standard selection on the counts (2000 genes,
+#'   the object's variable features (Seurat `VariableFeatures()`, run `FindVariableFeatures()`
+#'   first; an SCE's logical `rowData(sce)$highly_variable`, as AnnData marks them) when it has
+#'   them, else the field's standard selection on the counts (2000 genes,
 #'   scanpy's "seurat_v3" flavour, per batch when `batch` is given); `"all"` trains on every gene;
 #'   or a vector of gene names. The record lists the genes used (`genes_used`). Harmony ignores it.
 #' @param accelerator Where the models train: `"auto"` (the GPU when torch sees one, else the CPU),
@@ -43,6 +44,11 @@
 #'   one process per device, in a worker process (see the README); `IntegrateCells()` and
 #'   `IntegrateModalities()` pass Lightning's `strategy =` on from `...` (default
 #'   `"ddp_find_unused_parameters_true"`). The other methods take one device.
+#' @param backend Where the call runs: `"inprocess"` (in this R session's Python, the counts handed
+#'   over without a copy) or `"worker"` (a separate Python process, the data through a temporary
+#'   .h5ad: a crash, an out-of-memory kill or a CUDA error there becomes an R error and this session
+#'   and the object are left as they were; Esc / Ctrl-C stops it). Its default is the session
+#'   option `isthmus.backend`, else `"inprocess"`. Several `devices` always run in a worker.
 #' @param batch_size The models' minibatch size (`NULL`: each model's own, 128 for scVI).
 #' @param model.dir Where to save the trained model (default: a temporary directory; see
 #'   [SaveModel()]).
@@ -69,8 +75,10 @@ IntegrateCells.default <- function(object, meta.data = NULL, method = c("scvi", 
                                    features = NULL,
                                    embedding = NULL, n_latent = 10, max_epochs = NULL, scanvi_epochs = 20,
                                    model.dir = NULL, allow.non.integer = FALSE,
-                                   accelerator = getOption("isthmus.accelerator", "auto"), devices = "auto", batch_size = NULL,
+                                   accelerator = getOption("isthmus.accelerator", "auto"), devices = "auto",
+                                   backend = getOption("isthmus.backend", "inprocess"), batch_size = NULL,
                                    seed.use = 0, verbose = TRUE, ...) {
+  .local_backend(backend)
   method <- .choose_method(method, "IntegrateCells")
   adata <- .task_anndata(object, meta.data, c(batch, labels, categorical.covariates, continuous.covariates),
                          embedding = if (method == "harmony") embedding)
@@ -91,8 +99,10 @@ IntegrateCells.Seurat <- function(object, method = c("scvi", "scanvi", "harmony"
                                   assay = NULL, layer = "counts", reduction = NULL, n_latent = 10, max_epochs = NULL,
                                   scanvi_epochs = 20, model.dir = NULL, reduction.name = NULL, reduction.key = NULL,
                                   allow.non.integer = FALSE,
-                                  accelerator = getOption("isthmus.accelerator", "auto"), devices = "auto", batch_size = NULL,
+                                  accelerator = getOption("isthmus.accelerator", "auto"), devices = "auto",
+                                  backend = getOption("isthmus.backend", "inprocess"), batch_size = NULL,
                                   seed.use = 0, verbose = TRUE, ...) {
+  .local_backend(backend)
   method <- .choose_method(method, "IntegrateCells")
   reduction <- reduction %||% .default_reduction_name(object, "pca")
   has_pca <- method == "harmony" && reduction %in% .reduction_names(object)

@@ -60,8 +60,10 @@ IntegrateModalities <- function(object, ...) UseMethod("IntegrateModalities")
 IntegrateModalities.default <- function(object, protein = NULL, atac = NULL, method = c("totalvi", "multivi", "pca"),
                                         batch = NULL, features = NULL, n_latent = NULL, n_comps = 20, max_epochs = NULL,
                                         model.dir = NULL,
-                                        accelerator = getOption("isthmus.accelerator", "auto"), devices = "auto", batch_size = NULL,
+                                        accelerator = getOption("isthmus.accelerator", "auto"), devices = "auto",
+                                        backend = getOption("isthmus.backend", "inprocess"), batch_size = NULL,
                                         seed.use = 0, verbose = TRUE, meta.data = NULL, ...) {
+  .local_backend(backend)
   method <- .choose_method(method, "IntegrateModalities")
   if (is.null(protein) == is.null(atac)) stop("isthmus: give the second modality: protein or atac counts.", call. = FALSE)
   kind <- if (!is.null(protein)) "protein" else "atac"
@@ -112,9 +114,11 @@ IntegrateModalities.Seurat <- function(object, method = c("totalvi", "multivi", 
                                        protein.assay = NULL, atac.assay = NULL, batch = NULL, features = NULL,
                                        n_latent = NULL,
                                        n_comps = 20, max_epochs = NULL, model.dir = NULL,
-                                       accelerator = getOption("isthmus.accelerator", "auto"), devices = "auto", batch_size = NULL,
+                                       accelerator = getOption("isthmus.accelerator", "auto"), devices = "auto",
+                                       backend = getOption("isthmus.backend", "inprocess"), batch_size = NULL,
                                        seed.use = 0, verbose = TRUE,
                                        ...) {
+  .local_backend(backend)
   method <- .choose_method(method, "IntegrateModalities")
   .check_task_object(object)
   second <- .second_modality(object, method, protein.assay, atac.assay)

@@ -51,8 +51,9 @@ PredictPerturbation.default <- function(object, predict, method = c("scgen", "li
                                         condition = "condition", control = "ctrl", perturbed = "stim",
                                         cell.type = "cell_type", features = NULL, n_latent = 100, n_hidden = 800,
                                         n_layers = 2, max_epochs = NULL, model.dir = NULL, scores = TRUE,
-                                        accelerator = getOption("isthmus.accelerator", "auto"), devices = "auto",
+                                        accelerator = getOption("isthmus.accelerator", "auto"), devices = "auto", backend = getOption("isthmus.backend", "inprocess"),
                                         batch_size = NULL, seed.use = 0, verbose = TRUE, meta.data = NULL, ...) {
+  .local_backend(backend)
   method <- .choose_method(method, "PredictPerturbation")
   if (missing(predict)) stop("isthmus: predict (the cell type whose response is predicted) is required.", call. = FALSE)
   adata <- .task_anndata(object, meta.data, c(condition, cell.type))
@@ -82,8 +83,9 @@ PredictPerturbation.Seurat <- function(object, predict, method = c("scgen", "lin
                                        cell.type = "cell_type", features = NULL, n_latent = 100, n_hidden = 800,
                                        n_layers = 2, max_epochs = NULL, model.dir = NULL, scores = TRUE, assay = NULL,
                                        layer = "counts",
-                                       accelerator = getOption("isthmus.accelerator", "auto"), devices = "auto",
+                                       accelerator = getOption("isthmus.accelerator", "auto"), devices = "auto", backend = getOption("isthmus.backend", "inprocess"),
                                        batch_size = NULL, seed.use = 0, verbose = TRUE, ...) {
+  .local_backend(backend)
   method <- .choose_method(method, "PredictPerturbation")
   parts <- .object_parts(object, assay, layer, columns = c(condition, cell.type))
   out <- PredictPerturbation.default(parts$counts, predict = predict, method = method, condition = condition,

@@ -46,8 +46,10 @@ TransferLabels <- function(query, ...) UseMethod("TransferLabels")
 TransferLabels.default <- function(query, reference, labels = NULL, method = c("scanvi", "knn", "svm"), batch = NULL,
                                    threshold = 0.5, min.gene.overlap = 0.5, n_latent = 10, max_epochs = NULL,
                                    scanvi_epochs = 20, query_epochs = 100, model.dir = NULL, allow.non.integer = FALSE,
-                                   features = NULL, accelerator = getOption("isthmus.accelerator", "auto"), devices = "auto", batch_size = NULL,
+                                   features = NULL, accelerator = getOption("isthmus.accelerator", "auto"), devices = "auto",
+                                   backend = getOption("isthmus.backend", "inprocess"), batch_size = NULL,
                                    seed.use = 0, verbose = TRUE, meta.data = NULL, reference.meta.data = NULL, ...) {
+  .local_backend(backend)
   method <- .choose_method(method, "TransferLabels")
   reference_model <- NULL
   ref_adata <- NULL
@@ -91,9 +93,11 @@ TransferLabels.Seurat <- function(query, reference, labels = NULL, method = c("s
                                   threshold = 0.5, min.gene.overlap = 0.5, assay = NULL, layer = "counts",
                                   n_latent = 10, max_epochs = NULL, scanvi_epochs = 20, query_epochs = 100,
                                   retrain = FALSE, model.dir = NULL, allow.non.integer = FALSE, features = NULL,
-                                  accelerator = getOption("isthmus.accelerator", "auto"), devices = "auto", batch_size = NULL,
+                                  accelerator = getOption("isthmus.accelerator", "auto"), devices = "auto",
+                                  backend = getOption("isthmus.backend", "inprocess"), batch_size = NULL,
                                   seed.use = 0,
                                   verbose = TRUE, ...) {
+  .local_backend(backend)
   method <- .choose_method(method, "TransferLabels")
   .check_task_object(query, "query")
   reference_parts <- NULL

@@ -63,9 +63,11 @@ RunVelocity <- function(object, ...) UseMethod("RunVelocity")
 RunVelocity.default <- function(object, unspliced, method = c("velovi", "scvelo"), embedding = NULL,
                                 mode = c("dynamical", "stochastic"), n_top_genes = 2000, n_neighbors = 30, n_pcs = 30,
                                 max_epochs = NULL, model.dir = NULL, group.by = NULL, png = NULL,
-                                accelerator = getOption("isthmus.accelerator", "auto"), devices = "auto", batch_size = NULL,
+                                accelerator = getOption("isthmus.accelerator", "auto"), devices = "auto",
+                                backend = getOption("isthmus.backend", "inprocess"), batch_size = NULL,
                                 seed.use = 0,
                                 verbose = TRUE, meta.data = NULL, ...) {
+  .local_backend(backend)
   method <- .choose_method(method, "RunVelocity")
   mode <- match.arg(mode)
   if (!is.null(embedding) && NCOL(embedding) < 2) stop("isthmus: the embedding has fewer than 2 dimensions.", call. = FALSE)
@@ -108,8 +110,10 @@ RunVelocity.Seurat <- function(object, method = c("velovi", "scvelo"), spliced =
                                reduction = "umap", mode = c("dynamical", "stochastic"), n_top_genes = 2000,
                                n_neighbors = 30, n_pcs = 30, max_epochs = NULL, model.dir = NULL, group.by = NULL,
                                png = NULL,
-                               accelerator = getOption("isthmus.accelerator", "auto"), devices = "auto", batch_size = NULL,
+                               accelerator = getOption("isthmus.accelerator", "auto"), devices = "auto",
+                               backend = getOption("isthmus.backend", "inprocess"), batch_size = NULL,
                                seed.use = 0, verbose = TRUE, ...) {
+  .local_backend(backend)
   method <- .choose_method(method, "RunVelocity")
   .check_task_object(object)
   counts <- .velocity_counts(object, spliced, unspliced)

@@ -16,6 +16,15 @@
   backend
 }
 
+# A verb's `backend` argument, for the length of the call: every core call the verb makes (some
+# make several, and a Seurat method's call to the default method reads the option as its default)
+# runs there. The option is put back on exit, as withr::local_options() does.
+.local_backend <- function(backend, frame = parent.frame()) {
+  old <- options(isthmus.backend = .backend(backend))
+  do.call(on.exit, list(substitute(options(old), list(old = old)), add = TRUE), envir = frame)
+  invisible()
+}
+
 .run_in_worker <- function(task, data, kwargs, options, .names) {
   job <- tempfile("isthmus-job-")  # in R's session folder: gone with the session at the latest
   dir.create(job)

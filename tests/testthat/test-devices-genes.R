@@ -42,6 +42,14 @@ test_that("scVI trains on the object's VariableFeatures by default; features cho
   expect_equal(params$n_genes_used, nrow(obj))
   expect_equal(params$genes_from, "all")
   expect_error(scvi_of(obj, features = c(chosen, "NOT_A_GENE")), "features must be .*not in the data")
+  # an SCE marks its variable genes in rowData, as AnnData's var["highly_variable"]
+  sce <- SingleCellExperiment::SingleCellExperiment(list(counts = layer_data(obj, "counts")),
+                                                    colData = obj@meta.data[, "batch", drop = FALSE])
+  marked <- rownames(sce) %in% variable[1:300]
+  SummarizedExperiment::rowData(sce)$highly_variable <- marked
+  params <- isthmus_records(scvi_of(sce), "SCVI")$params  # an SCE names it as its reducedDim
+  expect_setequal(unlist(params$genes_used), variable[1:300])
+  expect_equal(params$genes_from, "given")
   # without variable features (an SCE, a plain matrix): the standard selection, here every gene
   out <- IntegrateCells(layer_data(obj, "counts"), meta.data = obj@meta.data, batch = "batch", n_latent = 4,
                         max_epochs = 1, verbose = FALSE)

@@ -25,6 +25,25 @@ test_that("a task in a worker process gives what it gives in the R process", {
                "backend must be \"inprocess\" or \"worker\"")
 })
 
+test_that("a verb's backend argument sends that call to a worker and leaves the session option alone", {
+  jobs <- list.files(tempdir(), "^isthmus-job-")
+  seen <- new.env()  # the tasks that went to a worker
+  suppressMessages(trace(isthmus:::.run_in_worker, print = FALSE,
+                         bquote(assign("tasks", c(get0("tasks", .(seen)), task), envir = .(seen)))))
+  on.exit(suppressMessages(untrace(isthmus:::.run_in_worker)), add = TRUE)
+  obj <- IntegrateCells(pbmc3_seurat(), "harmony", batch = "batch", backend = "worker")
+  expect_true("harmony" %in% SeuratObject::Reductions(obj))
+  expect_identical(seen$tasks, "integrate")
+  expect_identical(getOption("isthmus.backend"), NULL)
+  rm("tasks", envir = seen)
+  withr::with_options(list(isthmus.backend = "worker"),
+                      IntegrateCells(pbmc3_seurat(), "harmony", batch = "batch", backend = "inprocess"))
+  expect_null(seen$tasks)  # the argument wins over the session option
+  expect_error(IntegrateCells(pbmc3_seurat(), "harmony", batch = "batch", backend = "cluster"),
+               "backend must be \"inprocess\" or \"worker\"")
+  expect_identical(list.files(tempdir(), "^isthmus-job-"), jobs)
+})
+
 test_that("a worker that crashes or is interrupted gives an R error; the object and the session go on", {
   obj <- pbmc3_seurat()
   run <- function(fault) {
@@ -55,13 +74,6 @@ test_that("a worker that crashes or is interrupted gives an R error; the object 
 })
 
 test_that("Esc / Ctrl-C stops a training in the R process, also after an earlier training", {
-  # On this machine's R 4.2 / reticulate 1.28, with the package as `make setup` installs it, the
-  # child's call after the interrupted one was interrupted too (4 of 4 runs on 2026-12-01, also
-  # when the interrupt came well inside training), while the same sources installed into another
-  # library passed every time, as did the Seurat 5 root (reticulate 1.41); the cause is not found
-  # (issue 16 note), so the check runs where it is known to hold.
-  skip_if(utils::packageVersion("reticulate") < "1.41",
-          "interrupt then next call: unexplained failure under reticulate 1.28 (issue 16 note)")
   # a separate R session, interrupted as a user would: its second training must stop at once and
   # its third must work (Lightning used to take SIGINT away from R after the first training)
   script <- tempfile(fileext = ".R")
