@@ -64,9 +64,11 @@ FindSpatialDomains <- function(object, ...) UseMethod("FindSpatialDomains")
 FindSpatialDomains.default <- function(object, coordinates, method = c("gat", "banksy", "pca"), n.domains = NULL,
                                        cluster.method = NULL, batch = NULL, n.seeds = 5, n_neighbors = 6,
                                        n_top_genes = 3000, max_epochs = 1000, resolution = 1, refine = TRUE,
-                                       accelerator = getOption("isthmus.accelerator", "auto"), devices = "auto", batch_size = NULL,
+                                       accelerator = getOption("isthmus.accelerator", "auto"), devices = "auto",
+                                       backend = getOption("isthmus.backend", "inprocess"), batch_size = NULL,
                                        seed.use = 0, verbose = TRUE, meta.data = NULL,
                                        ...) {
+  .local_backend(backend)
   method <- .choose_method(method, "FindSpatialDomains")
   adata <- .task_anndata(object, meta.data, batch, coordinates = coordinates)
   kwargs <- list(method = method, n_domains = n.domains, cluster_method = cluster.method, layer = NULL,
@@ -92,8 +94,10 @@ FindSpatialDomains.Seurat <- function(object, method = c("gat", "banksy", "pca")
                                       cluster.method = NULL, assay = NULL, layer = "counts", image = NULL,
                                       batch = NULL, n.seeds = 5, n_neighbors = 6, n_top_genes = 3000,
                                       max_epochs = 1000, resolution = 1, refine = TRUE,
-                                      accelerator = getOption("isthmus.accelerator", "auto"), devices = "auto", batch_size = NULL,
+                                      accelerator = getOption("isthmus.accelerator", "auto"), devices = "auto",
+                                      backend = getOption("isthmus.backend", "inprocess"), batch_size = NULL,
                                       seed.use = 0, verbose = TRUE, ...) {
+  .local_backend(backend)
   method <- .choose_method(method, "FindSpatialDomains")
   parts <- .object_parts(object, assay, layer, columns = batch, spatial = TRUE, image = image)
   meta <- parts$meta.data
@@ -226,9 +230,11 @@ DeconvolveSpots <- function(object, ...) UseMethod("DeconvolveSpots")
 DeconvolveSpots.default <- function(object, reference, labels, method = c("destvi", "stereoscope", "nnls"),
                                     min.gene.overlap = 0.3, min.cells.per.type = 10, max_epochs = NULL,
                                     reference_epochs = NULL, assay.name = method, model.dir = NULL,
-                                    accelerator = getOption("isthmus.accelerator", "auto"), devices = "auto", batch_size = NULL,
+                                    accelerator = getOption("isthmus.accelerator", "auto"), devices = "auto",
+                                    backend = getOption("isthmus.backend", "inprocess"), batch_size = NULL,
                                     seed.use = 0,
                                     verbose = TRUE, reference.meta.data = NULL, ...) {
+  .local_backend(backend)
   method <- .choose_method(method, "DeconvolveSpots")
   if (missing(labels) || is.null(labels)) stop("isthmus: labels (the reference's cell-type column) is required.", call. = FALSE)
   spatial <- .task_anndata(object)
@@ -249,8 +255,10 @@ DeconvolveSpots.Seurat <- function(object, reference, labels, method = c("destvi
                                    assay = NULL, reference.assay = NULL, layer = "counts", min.gene.overlap = 0.3,
                                    min.cells.per.type = 10, max_epochs = NULL, reference_epochs = NULL,
                                    assay.name = method, model.dir = NULL,
-                                   accelerator = getOption("isthmus.accelerator", "auto"), devices = "auto", batch_size = NULL,
+                                   accelerator = getOption("isthmus.accelerator", "auto"), devices = "auto",
+                                   backend = getOption("isthmus.backend", "inprocess"), batch_size = NULL,
                                    seed.use = 0, verbose = TRUE, ...) {
+  .local_backend(backend)
   method <- .choose_method(method, "DeconvolveSpots")
   if (missing(labels) || is.null(labels)) stop("isthmus: labels (the reference's cell-type column) is required.", call. = FALSE)
   spatial <- .object_parts(object, assay, layer)
@@ -299,9 +307,11 @@ MapCells <- function(object, ...) UseMethod("MapCells")
 MapCells.default <- function(object, reference, labels = NULL, method = c("tangram", "gimvi", "knn"), genes = NULL,
                              training.genes = NULL, min.gene.overlap = 0.3, max_epochs = NULL, learning_rate = NULL,
                              n_neighbors = 15, assay.name = method, model.dir = NULL,
-                             accelerator = getOption("isthmus.accelerator", "auto"), devices = "auto", batch_size = NULL,
+                             accelerator = getOption("isthmus.accelerator", "auto"), devices = "auto",
+                             backend = getOption("isthmus.backend", "inprocess"), batch_size = NULL,
                              seed.use = 0, verbose = TRUE,
                              reference.meta.data = NULL, ...) {
+  .local_backend(backend)
   method <- .choose_method(method, "MapCells")
   spatial <- .task_anndata(object)
   ref <- .task_anndata(reference, reference.meta.data, labels, arg = "reference")
@@ -327,8 +337,10 @@ MapCells.Seurat <- function(object, reference, labels = NULL, method = c("tangra
                             training.genes = NULL, assay = NULL, reference.assay = NULL, layer = "counts",
                             min.gene.overlap = 0.3, max_epochs = NULL, learning_rate = NULL, n_neighbors = 15,
                             assay.name = method, model.dir = NULL,
-                            accelerator = getOption("isthmus.accelerator", "auto"), devices = "auto", batch_size = NULL,
+                            accelerator = getOption("isthmus.accelerator", "auto"), devices = "auto",
+                            backend = getOption("isthmus.backend", "inprocess"), batch_size = NULL,
                             seed.use = 0, verbose = TRUE, ...) {
+  .local_backend(backend)
   method <- .choose_method(method, "MapCells")
   spatial <- .object_parts(object, assay, layer)
   ref <- .reference_parts(reference, labels, reference.assay, layer)
