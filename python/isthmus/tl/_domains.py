@@ -20,7 +20,7 @@ import pandas as pd
 from scipy import sparse
 
 from .. import _arguments, _progress
-from . import _classical, _common, _runner, _spatial
+from . import _classical, _common, _histology, _runner, _spatial
 from ._registry import Method, register
 from ._runner import Fit, Task, register_task
 
@@ -31,8 +31,19 @@ CLUSTER_METHODS = ("gmm", "leiden")
 
 
 def _log_hvg(counts, n_top_genes: int):
+    """The log-normalised ``n_top_genes`` most variable genes, chosen as STAGATE chooses them (and
+    the field does for counts): scanpy's "seurat_v3" flavour on the raw counts, then library size to
+    1e4 and log1p over all genes. (Before issue 17 this was the "seurat" flavour on log-normalised
+    data; BENCHMARKS.md has both.)"""
+    import anndata as ad
+
     lognorm = _classical.log_normalise(counts)
-    return lognorm[:, _classical.variable_genes(lognorm, n_top_genes)]
+    if n_top_genes >= counts.shape[1]:
+        return lognorm
+    lean = ad.AnnData(X=counts, obs=pd.DataFrame(index=[str(i) for i in range(counts.shape[0])]),
+                      var=pd.DataFrame(index=[str(j) for j in range(counts.shape[1])]))
+    genes, _ = _common._seurat_v3_genes(lean, None, None, n_top_genes)
+    return lognorm[:, np.sort(genes.astype(int).to_numpy())]
 
 
 # Up to this many spots the graph model trains on the whole graph at once (a step per epoch, as
@@ -68,13 +79,20 @@ def _gat_features(lognorm, n_comps: int) -> np.ndarray:
     return PCA(n_components=n_comps, svd_solver="randomized", random_state=0).fit_transform(dense)
 
 
-def _gat_embedding(features, graph, *, tiles, seed, max_epochs, verbose):
+# The graph model's MSE per gene, as STAGATE's (True), or per input component (False): its input
+# is ``n_comps`` components of G genes, so per gene the loss is n_comps / G of per component, and
+# the weight decay and gradient clipping weigh relatively more (BENCHMARKS.md, issue 17 item 3).
+GAT_LOSS_PER_GENE = False
+
+
+def _gat_embedding(features, graph, *, tiles, seed, max_epochs, verbose, loss_scale=1.0):
     from ..models._spatial_graph import fit_graph_autoencoder
 
     with_self = (graph + sparse.identity(graph.shape[0], format="csr")).tocoo()
     edges = np.vstack([with_self.col, with_self.row])  # source j -> target i
     return fit_graph_autoencoder(features, edges, max_epochs=max_epochs, tiles=tiles, seed=seed, verbose=verbose,
-                                 label=f"GAT seed {seed}", device=_common.current_device().torch)
+                                 label=f"GAT seed {seed}", device=_common.current_device().torch,
+                                 loss_scale=loss_scale)
 
 
 def _banksy_kernel(xy, k, m):
@@ -298,16 +316,22 @@ def _prepare(call, entry) -> None:
     call.graph = _spatial.neighbour_graph(call.xy, call.n_neighbors)
     call.lognorm = _log_hvg(_common.matrix_of(adata, call.layer), call.n_top_genes)
     call.n_comps_used = call.n_comps or DEFAULT_COMPS[entry.name]
+    if call.image_features:  # read before any training, so a missing image fails at once
+        call.image_table = _histology.checked_image_features(adata, entry.name, call.spatial_key, call.image_weight)
 
 
 def _gat(call, seed):
     if call.get("gat_features") is None:  # once for every seed
         call.gat_features, call.gat_tiles = _gat_features(call.lognorm, call.n_comps_used), _gat_tiles(call)
+        if call.get("image_table") is not None:
+            call.gat_features = np.hstack([call.gat_features, _histology.image_block(
+                call.image_table, call.gat_features, weight=call.image_weight)])
         if call.gat_tiles is not None:
             _progress.say(call.method, f"training on {len(call.gat_tiles)} spatial tiles of about "
                                        f"{call.adata.n_obs // len(call.gat_tiles)} spots", call.verbose)
+    scale = call.gat_features.shape[1] / call.lognorm.shape[1] if GAT_LOSS_PER_GENE else 1.0
     return _gat_embedding(call.gat_features, call.graph, tiles=call.gat_tiles, seed=seed,
-                          max_epochs=int(call.max_epochs), verbose=call.verbose)
+                          max_epochs=int(call.max_epochs), verbose=call.verbose, loss_scale=scale)
 
 
 # BANKSY's k_geom = 3 n_neighbors: 18 on Visium, the first two hexagonal rings (6 + 12), as the authors' DLPFC runs
@@ -358,6 +382,8 @@ def _fit_domains(call, embed) -> Fit:
                       "seed_ari": [float(a) for a in seed_ari]})
     if call.get("gat_features") is not None:  # how the graph model trained: the whole graph or tiles
         fit.record["graph_tiles"] = len(call.gat_tiles) if call.gat_tiles is not None else 1
+    if call.get("image_table") is not None:
+        fit.record.update(image_features=list(call.image_table.columns), image_weight=float(call.image_weight))
     if call.get("banksy_matrix") is not None:  # BANKSY's neighbourhoods: the mean's and the AGF's (twice as many)
         fit.record.update(k_geom=BANKSY_K_PER_RING * int(call.n_neighbors), agf_harmonics=1)
     fit.put(call.adata, "obs", f"{key}_domain", domains)
@@ -400,6 +426,8 @@ def spatial_domains(
     resolution: float = 1.0,
     lambda_: float = 0.2,
     refine_labels: bool = True,
+    image_features: bool = False,
+    image_weight: float = 0.1,
     model_dir: str | None = None,
     key_added: str | None = None,
     accelerator: str = "auto",
@@ -425,6 +453,14 @@ def spatial_domains(
     majority (see :func:`consensus`) and, with ``refine_labels``, smoothed once over the spatial
     neighbours (:func:`refine`).
 
+    image_features ("gat" only): give the graph model the colour and texture of the tissue image
+    under each spot (:func:`isthmus.tl._histology.spot_image_features`: per channel mean and sd over
+    the spot's disk, and the grey gradient's mean and sd), z-scored, rotated to principal
+    components and appended to its input with ``image_weight`` times the expression's total
+    variance. Needs ``uns["spatial"][library]`` (an image and its scale factors) and
+    ``obsm[spatial_key]`` in full-resolution pixels, scanpy's Visium layout. Off by default: on
+    DLPFC 151673 / 151674 it did not help (BENCHMARKS.md).
+
     batch_size ("gat"): spots per spatial tile for mini-batch training; None: the whole graph each
     epoch up to 50,000 spots (a Visium slice), tiles of 10,000 spots above (Xenium, MERFISH, Visium
     HD), so memory follows the tile. The record's ``graph_tiles`` says how many (1: the whole graph).
@@ -434,7 +470,8 @@ def spatial_domains(
     ``obs[f"{key}_agreement"]`` share of runs giving each spot its consensus label (before refinement),
     ``obsm[f"X_{key}"]`` the embedding of the most typical run,
     ``obsm[f"{key}_seed_domains"]`` each run's labels before consensus (spots x seeds),
-    ``uns[key]`` the record, with each run's ARI to the consensus ("seed_ari") and, for "gat", the
+    ``uns[key]`` the record, with each run's ARI to the consensus ("seed_ari"), with
+    ``image_features`` the features' names and ``image_weight``, and, for "gat", the
     directory its most typical run's model was saved in (``model_dir``; a temporary one by default).
     """
     method = ALIASES.get(method, method)
