@@ -106,8 +106,9 @@ def test_the_graph_model_reads_the_image_when_asked(dlpfc_with_image):
     tl.spatial_domains(plain, **options)
     tl.spatial_domains(imaged, image_features=True, **options)
     record = imaged.uns["gat"]["params"]
-    assert list(record["image_features"]) == list(_histology.FEATURE_NAMES) and record["image_weight"] == 0.1
-    assert "image_features" not in plain.uns["gat"]["params"] or not plain.uns["gat"]["params"]["image_features"]
+    assert list(record["image_feature_names"]) == list(_histology.FEATURE_NAMES) and record["image_weight"] == 0.1
+    assert record["image_features"] is True and plain.uns["gat"]["params"]["image_features"] is False
+    assert "image_feature_names" not in plain.uns["gat"]["params"]
     assert imaged.obsm["X_gat"].shape == plain.obsm["X_gat"].shape == (600, 30)
     assert not np.allclose(imaged.obsm["X_gat"], plain.obsm["X_gat"])
 

@@ -383,7 +383,7 @@ def _fit_domains(call, embed) -> Fit:
     if call.get("gat_features") is not None:  # how the graph model trained: the whole graph or tiles
         fit.record["graph_tiles"] = len(call.gat_tiles) if call.gat_tiles is not None else 1
     if call.get("image_table") is not None:
-        fit.record.update(image_features=list(call.image_table.columns), image_weight=float(call.image_weight))
+        fit.record["image_feature_names"] = list(call.image_table.columns)
     if call.get("banksy_matrix") is not None:  # BANKSY's neighbourhoods: the mean's and the AGF's (twice as many)
         fit.record.update(k_geom=BANKSY_K_PER_RING * int(call.n_neighbors), agf_harmonics=1)
     fit.put(call.adata, "obs", f"{key}_domain", domains)
@@ -471,7 +471,7 @@ def spatial_domains(
     ``obsm[f"X_{key}"]`` the embedding of the most typical run,
     ``obsm[f"{key}_seed_domains"]`` each run's labels before consensus (spots x seeds),
     ``uns[key]`` the record, with each run's ARI to the consensus ("seed_ari"), with
-    ``image_features`` the features' names and ``image_weight``, and, for "gat", the
+    ``image_features`` the image features' names ("image_feature_names"), and, for "gat", the
     directory its most typical run's model was saved in (``model_dir``; a temporary one by default).
     """
     method = ALIASES.get(method, method)
