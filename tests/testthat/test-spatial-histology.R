@@ -21,8 +21,9 @@ test_that("the Visium image reaches the core the right way round: the same spot 
   coordinates <- isthmus:::.spatial_coordinates(obj)
   adata <- isthmus:::.task_anndata(isthmus:::.task_counts(obj, NULL, "counts")$matrix, coordinates = coordinates,
                                    uns = list(spatial = isthmus:::.tissue_image(obj)))
-  histology <- reticulate::import("isthmus.tl._histology")
-  from_r <- as.matrix(histology$spot_image_features(adata))
+  histology <- reticulate::import("isthmus.tl._histology", convert = FALSE)
+  # as a plain array: reticulate 1.28 converts a DataFrame through pandas' deprecated Index.format
+  from_r <- reticulate::py_to_r(histology$spot_image_features(adata)$to_numpy())
   # the same spots read by Python from the Space Ranger folder itself
   reticulate::py_run_string(paste(
     "def _isthmus_png_features(folder, barcodes):",
