@@ -31,7 +31,7 @@
 #' @param image The Seurat image whose spots to use (default: all images).
 #' @param n.seeds Runs combined into the consensus (seeds `seed.use`, `seed.use + 1`, ...).
 #' @param n_neighbors Spatial neighbours per spot (6: the Visium ring; more for Slide-seq beads).
-#' @param n_top_genes Variable genes used.
+#' @param n_top_genes Variable genes used (scanpy's "seurat_v3" selection on the counts, as STAGATE's).
 #' @param max_epochs Training epochs of the graph model.
 #' @param resolution Leiden resolution (when `n.domains` is NULL).
 #' @param refine Smooth labels over the spatial neighbours once (SpaGCN's rule).

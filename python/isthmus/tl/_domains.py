@@ -445,7 +445,9 @@ def spatial_domains(
     and its azimuthal Gabor filter over twice as many, mixed by ``lambda_`` (0.2: the authors'
     setting for Visium spots, which already average several cells; they advise 0.8 for domains in
     single-cell-resolution data), 20 PCs; "neighbor_pca" is its former name. "pca": log-normalised,
-    scaled HVGs, 30 PCs (no space). Every method is clustered the same way: ``cluster_method``
+    scaled HVGs, 30 PCs (no space). Every method reads the same ``n_top_genes`` variable genes,
+    chosen by scanpy's "seurat_v3" flavour on the counts, log-normalised (STAGATE's preprocessing).
+    Every method is clustered the same way: ``cluster_method``
     "gmm" (mclust's EEE, best likelihood of 20 starts drawn with a fixed seed, so a function of the
     embedding alone; needs ``n_domains``; the default when it is given) or "leiden" (the default
     otherwise; ``resolution``, or the resolution that gives ``n_domains``). Each of ``n_seeds`` runs
