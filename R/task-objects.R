@@ -179,9 +179,10 @@
 
 # A .default's input as the core's AnnData: features x cells counts, the named columns of
 # `meta.data` (only those it has cross; the core names any that are missing), an embedding
-# (obsm "X_input") and spatial coordinates (obsm "spatial"), both cells x dimensions.
+# (obsm "X_input") and spatial coordinates (obsm "spatial"), both cells x dimensions; `uns`, a
+# named list for the AnnData's uns (FindSpatialDomains' tissue image).
 .task_anndata <- function(counts, meta.data = NULL, columns = NULL, embedding = NULL, coordinates = NULL,
-                          what = "counts", arg = "object") {
+                          what = "counts", arg = "object", uns = NULL) {
   if (length(dim(counts)) != 2 || is.null(rownames(counts)) || is.null(colnames(counts))) {
     stop("isthmus: ", arg, " must be a features x cells matrix with row names (features) and column names ",
          "(cells), or a Seurat or SingleCellExperiment object.", call. = FALSE)
@@ -204,7 +205,8 @@
     storage.mode(xy) <- "double"
     obsm$spatial <- .matrix_to_py(xy, "spatial coordinates", orientation = "same")
   }
-  .lean_anndata(counts, what, if (length(columns)) meta.data[columns], obsm)
+  uns <- if (length(uns)) .uns_to_py(uns, "uns", .new_report()) else list()
+  .lean_anndata(counts, what, if (length(columns)) meta.data[columns], obsm, uns = uns)
 }
 
 # Columns that only R reads (plot colours, VelocityScores' groups) must exist; the columns that
@@ -217,18 +219,18 @@
 # A features x cells matrix (shared with Python, not copied) and a few cell columns as an AnnData.
 # Counts on disk (an HDF5Array or TENxMatrix the object holds as is) cross as the file they are:
 # the core trains from it in backed mode, a minibatch at a time (.counts_on_disk()).
-.lean_anndata <- function(counts, what, columns, obsm = list(), layers = list()) {
+.lean_anndata <- function(counts, what, columns, obsm = list(), layers = list(), uns = list()) {
   cells <- colnames(counts)
   features <- rownames(counts)
   obs <- if (length(columns)) .frame_to_py(columns, cells, "meta.data", .new_report()) else .empty_frame(cells)
   on_disk <- .counts_on_disk(counts)
-  if (!is.null(on_disk) && !length(obsm) && !length(layers)) {
+  if (!is.null(on_disk) && !length(obsm) && !length(layers) && !length(uns)) {
     return(.py_task("anndata_on_disk", on_disk$file, on_disk$kind, on_disk$dataset, cells, features, obs,
                     tempfile("isthmus-on-disk-")))
   }
   if (methods::is(counts, "DelayedArray")) counts <- methods::as(counts, "dgCMatrix")  # computed in memory
   parts <- list(obs_names = cells, var_names = features, X = .matrix_to_py(counts, what), layers = layers,
-                obs = obs, var = .empty_frame(features), obsm = obsm, varm = list(), obsp = list(), uns = list())
+                obs = obs, var = .empty_frame(features), obsm = obsm, varm = list(), obsp = list(), uns = uns)
   .py_task("anndata_from_r", parts, FALSE)
 }
 

@@ -46,10 +46,21 @@
 #'   Named as the batch column of [IntegrateCells()], whose role it plays (its effect is removed).
 #' @param n.seeds Runs combined into the consensus (seeds `seed.use`, `seed.use + 1`, ...).
 #' @param n_neighbors Spatial neighbours per spot (6: the Visium ring; more for Slide-seq beads).
-#' @param n_top_genes Variable genes used.
+#' @param n_top_genes Variable genes used (scanpy's "seurat_v3" selection on the counts, as STAGATE's).
 #' @param max_epochs Training epochs of the graph model.
 #' @param resolution Leiden resolution (when `n.domains` is NULL).
 #' @param refine Smooth labels over the spatial neighbours once (SpaGCN's rule).
+#' @param image_features "gat" only: give the graph model the colour and texture of the tissue
+#'   image under each spot (per channel mean and sd over the spot's disk, the grey gradient's mean
+#'   and sd), appended to its input. Reads the Seurat object's Visium image (one image: name it
+#'   with `image` when there are several); the default method reads `images`. Off by default: on
+#'   DLPFC 151673 / 151674 it did not help (see BENCHMARKS.md).
+#' @param image_weight With `image_features`: the image features' total variance as a share of
+#'   the expression input's (their share of the reconstruction loss).
+#' @param images Default method, with `image_features`: the tissue image in scanpy's
+#'   `uns$spatial` layout, `list(<library> = list(images = list(lowres = <H x W x 3 array>),
+#'   scalefactors = list(tissue_lowres_scalef = , spot_diameter_fullres = )))`, `coordinates`
+#'   then in full-resolution pixels.
 #' @param coordinates Default method: the spots' (x, y) positions, a spots x 2 matrix.
 #' @param meta.data Default method: a data.frame with the `batch` column.
 #' @param ... Not used.
@@ -64,16 +75,20 @@ FindSpatialDomains <- function(object, ...) UseMethod("FindSpatialDomains")
 FindSpatialDomains.default <- function(object, coordinates, method = c("gat", "banksy", "pca"), n.domains = NULL,
                                        cluster.method = NULL, batch = NULL, n.seeds = 5, n_neighbors = 6,
                                        n_top_genes = 3000, max_epochs = 1000, resolution = 1, refine = TRUE,
+                                       image_features = FALSE, image_weight = 0.1, images = NULL,
                                        accelerator = getOption("isthmus.accelerator", "auto"), devices = "auto",
                                        backend = getOption("isthmus.backend", "inprocess"), batch_size = NULL,
                                        seed.use = 0, verbose = TRUE, meta.data = NULL,
                                        ...) {
   .local_backend(backend)
   method <- .choose_method(method, "FindSpatialDomains")
-  adata <- .task_anndata(object, meta.data, batch, coordinates = coordinates)
+  # the image crosses only when asked for (a Visium lowres image is about 4 MB of doubles)
+  uns <- if (isTRUE(image_features) && !is.null(images)) list(spatial = images)
+  adata <- .task_anndata(object, meta.data, batch, coordinates = coordinates, uns = uns)
   kwargs <- list(method = method, n_domains = n.domains, cluster_method = cluster.method, layer = NULL,
                  batch_key = batch, n_seeds = n.seeds, n_neighbors = n_neighbors, n_top_genes = n_top_genes,
-                 max_epochs = max_epochs, resolution = resolution, refine_labels = refine, key_added = "domains",
+                 max_epochs = max_epochs, resolution = resolution, refine_labels = refine,
+                 image_features = image_features, image_weight = image_weight, key_added = "domains",
                  random_state = seed.use, accelerator = accelerator, devices = devices, batch_size = batch_size,
                  verbose = verbose)
   out <- .run_core("spatial_domains", list(adata), kwargs)
@@ -93,7 +108,8 @@ FindSpatialDomains.default <- function(object, coordinates, method = c("gat", "b
 FindSpatialDomains.Seurat <- function(object, method = c("gat", "banksy", "pca"), n.domains = NULL,
                                       cluster.method = NULL, assay = NULL, layer = "counts", image = NULL,
                                       batch = NULL, n.seeds = 5, n_neighbors = 6, n_top_genes = 3000,
-                                      max_epochs = 1000, resolution = 1, refine = TRUE,
+                                      max_epochs = 1000, resolution = 1, refine = TRUE, image_features = FALSE,
+                                      image_weight = 0.1,
                                       accelerator = getOption("isthmus.accelerator", "auto"), devices = "auto",
                                       backend = getOption("isthmus.backend", "inprocess"), batch_size = NULL,
                                       seed.use = 0, verbose = TRUE, ...) {
@@ -107,13 +123,38 @@ FindSpatialDomains.Seurat <- function(object, method = c("gat", "banksy", "pca")
     batch <- if (.is_seurat(object)) "image" else "sample_id"
     meta <- stats::setNames(data.frame(slice, row.names = colnames(object)), batch)
   }
+  images <- if (isTRUE(image_features)) .tissue_image(object, image)
   result <- FindSpatialDomains.default(parts$counts, parts$coordinates, method = method, n.domains = n.domains,
                                        cluster.method = cluster.method, batch = batch, n.seeds = n.seeds,
                                        n_neighbors = n_neighbors, n_top_genes = n_top_genes,
                                        max_epochs = max_epochs, resolution = resolution, refine = refine,
-                                       seed.use = seed.use, accelerator = accelerator, devices = devices,
-                                       batch_size = batch_size, verbose = verbose, meta.data = meta)
+                                       image_features = image_features, image_weight = image_weight,
+                                       images = images, seed.use = seed.use, accelerator = accelerator,
+                                       devices = devices, batch_size = batch_size, verbose = verbose,
+                                       meta.data = meta)
   .put_result(object, result, parts$assay)
+}
+
+# A Seurat object's Visium image in scanpy's uns["spatial"] layout (the lowres image and the
+# scale factors, as as_anndata() writes them: .image_uns()), for FindSpatialDomains' image
+# features. One image: the spots' image features are read from it, and .spatial_coordinates()
+# gives those spots in its full-resolution pixels.
+.tissue_image <- function(object, image = NULL) {
+  if (!.is_seurat(object)) {
+    stop("isthmus: image_features reads a Seurat object's Visium image; for other objects call the default ",
+         "method with `images` (scanpy's uns$spatial layout) and coordinates in full-resolution pixels.", call. = FALSE)
+  }
+  name <- image %||% SeuratObject::Images(object)
+  if (length(name) != 1) {
+    stop("isthmus: image_features reads one tissue image; the object has ", length(name), " (",
+         paste(name, collapse = ", "), "): name one with `image` (and subset the object to its spots).", call. = FALSE)
+  }
+  img <- object@images[[name]]
+  if (!inherits(img, c("VisiumV1", "VisiumV2"))) {
+    stop("isthmus: image '", name, "' (", class(img)[1], ") holds no tissue image and scale factors; ",
+         "image_features needs a Visium image (Read10X_Image(), Load10X_Spatial()).", call. = FALSE)
+  }
+  stats::setNames(list(.image_uns(img, paste("Seurat", class(img)[1]), name, .new_report())), name)
 }
 
 #' @rdname FindSpatialDomains

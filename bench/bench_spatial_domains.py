@@ -15,7 +15,14 @@ embedding is clustered again with 5 clustering seeds, and the share is var(clust
 scores. Seconds: the whole call (all seeds), one thread.
 
 Reads ../shared/data/spatial/dlpfc_<slice>_visium_5000hvg.h5ad (all spots x 5000 genes), or the
-bundled 1000-gene version of 151673 if those are missing.
+bundled 1000-gene version of 151673 if those are missing. Where the slice's Visium image folder
+../shared/data/spatial/dlpfc_<slice>_visium_image is there, every method gets scanpy's Visium
+layout: obsm["spatial"] in full-resolution pixels (tissue_positions_list.txt, by barcode; the
+neighbour graph differs from the one on the files' scaled coordinates in 4 of 21,000 edges on
+151673, 8 on 151674) and uns["spatial"] with the 600 x 600 H&E image and its scale factors;
+method "gat+image" is the graph model with ``image_features=True``.
+
+    python bench/bench_spatial_domains.py --methods gat:gmm,gat+image:gmm
 
     python bench/bench_spatial_domains.py --joint    # several slices at once (issue 17, item 4)
 
@@ -54,6 +61,41 @@ SHARED = ROOT.parent / "shared" / "data" / "spatial"
 BUNDLED = ROOT / "inst" / "extdata" / "dlpfc_151673_visium_top1000.h5ad"
 
 
+def with_visium_image(adata, folder: Path, library: str):
+    """``adata`` with scanpy's Visium layout from a Space Ranger spatial folder: full-resolution
+    pixel coordinates by barcode and the lowres image with its scale factors."""
+    import json
+
+    from PIL import Image
+
+    positions = pd.read_csv(folder / "tissue_positions_list.txt", header=None, index_col=0)
+    missing = adata.obs_names.difference(positions.index)
+    if len(missing):
+        raise ValueError(f"{len(missing)} spots are not in {folder}/tissue_positions_list.txt")
+    adata.obsm["spatial"] = positions.loc[adata.obs_names, [5, 4]].to_numpy(dtype=float)  # (col, row) = (x, y)
+    adata.uns["spatial"] = {library: {
+        "images": {"lowres": np.asarray(Image.open(folder / "tissue_lowres_image.png").convert("RGB"))},
+        "scalefactors": json.loads((folder / "scalefactors_json.json").read_text())}}
+    return adata
+
+
+def image_signal(adata, truth, known) -> str:
+    """How much of the layers the image features carry on their own: the ARI of a 7-domain mixture
+    (the task's, best of 20 starts) on the z-scored features, and the 5-fold cross-validated
+    accuracy of a logistic regression of the layer on them (against the largest layer's share)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import cross_val_score
+
+    from isthmus.tl import _histology
+
+    features = _histology.spot_image_features(adata).to_numpy()
+    z = (features - features.mean(axis=0)) / features.std(axis=0)
+    ari = adjusted_rand_score(truth, _domains._gmm(z, 7)[known])
+    accuracy = cross_val_score(LogisticRegression(max_iter=2000), z[known], truth, cv=5).mean()
+    return (f"image features alone: mixture ARI {ari:.3f}; layer accuracy {accuracy:.3f} "
+            f"(largest layer {truth.value_counts(normalize=True).max():.3f})")
+
+
 def _sd(values) -> float:
     return float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
 
@@ -70,7 +112,10 @@ def main():
     parser.add_argument("--n-top-genes", type=int, default=3000, help="variable genes every method gets")
     parser.add_argument("--joint", action="store_true", help="the slices alone and together, on their shared genes")
     parser.add_argument("--out", default=None, help="--joint: a TSV the rows are appended to as they finish")
+    parser.add_argument("--gat-loss-per-gene", action="store_true",
+                        help="the graph model's MSE per gene, as STAGATE's (_domains.GAT_LOSS_PER_GENE)")
     args = parser.parse_args()
+    _domains.GAT_LOSS_PER_GENE = bool(args.gat_loss_per_gene)
     n_seeds = args.seeds or (2 if args.quick else 5)
     epochs = args.epochs or (100 if args.quick else 1000)
     torch.set_num_threads(1)
@@ -84,19 +129,25 @@ def main():
         path = SHARED / f"dlpfc_{slice_id}_visium_5000hvg.h5ad"
         path = path if path.exists() else BUNDLED
         adata = ad.read_h5ad(path)
+        folder = SHARED / f"dlpfc_{slice_id}_visium_image"
+        if path != BUNDLED and folder.exists():
+            adata = with_visium_image(adata, folder, slice_id)
         truth = adata.obs["layer"].astype(str)
         known = (truth != "nan").to_numpy()
         truth = truth[known]
         print(f"{path.name}: {adata.n_obs} spots x {adata.n_vars} genes; {known.sum()} with a manual layer; "
               f"{n_seeds} seeds, {epochs} epochs", flush=True)
+        if "spatial" in adata.uns:
+            print("  " + image_signal(adata, truth, known), flush=True)
         for spec in args.methods.split(","):
             method, cluster = spec.split(":")
-            key = f"{method}_{cluster}"
+            method, image = method.removesuffix("+image"), method.endswith("+image")
+            key = f"{method}{'_image' if image else ''}_{cluster}"
             work = adata.copy()
             started = time.perf_counter()
             tl.spatial_domains(work, method=method, n_domains=7, cluster_method=cluster, layer=None,
                                n_seeds=n_seeds, max_epochs=epochs, n_top_genes=args.n_top_genes, key_added=key,
-                               verbose=False)
+                               image_features=image, verbose=False)
             seconds = time.perf_counter() - started
             runs = work.obsm[f"{key}_seed_domains"][known]
             seed_ari = [adjusted_rand_score(truth, runs[:, i]) for i in range(runs.shape[1])]
@@ -109,7 +160,7 @@ def main():
             else:
                 clustering = ""
             rows.append({
-                "method": method, "clustering": cluster, "slice": slice_id,
+                "method": method + ("+image" if image else ""), "clustering": cluster, "slice": slice_id,
                 "ARI consensus": adjusted_rand_score(truth, consensus),
                 "NMI consensus": normalized_mutual_info_score(truth, consensus),
                 "ARI per seed, mean": np.mean(seed_ari), "sd": _sd(seed_ari),
@@ -117,7 +168,7 @@ def main():
                 "clustering's share of the spread": clustering,
                 "seconds": seconds,
             })
-            print(f"  {method} + {cluster}: consensus ARI {rows[-1]['ARI consensus']:.3f}, per seed "
+            print(f"  {rows[-1]['method']} + {cluster}: consensus ARI {rows[-1]['ARI consensus']:.3f}, per seed "
                   f"{rows[-1]['ARI of each seed']} ({seconds:.0f} s)", flush=True)
     print()
     print(markdown(pd.DataFrame(rows)))

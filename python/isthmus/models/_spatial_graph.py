@@ -158,6 +158,7 @@ def fit_graph_autoencoder(
     learning_rate: float = 1e-3,
     weight_decay: float = 1e-4,
     gradient_clip: float = 5.0,
+    loss_scale: float = 1.0,
     tiles: list[np.ndarray] | None = None,
     seed: int = 0,
     verbose: bool = True,
@@ -168,6 +169,9 @@ def fit_graph_autoencoder(
     included by the caller); returns the embedding (spots x n_latent) and the trained model (its
     loss per epoch in ``model.history_["loss"]``; ``model.save(dir)`` keeps it). STAGATE's optimiser
     settings (Adam 1e-3, weight decay 1e-4, gradient norm clipped at 5, 1000 epochs).
+    ``loss_scale`` multiplies the mean squared error (the weight decay and the clipping are not
+    scaled with it): with ``features`` the leading components of G genes rather than the genes,
+    components / G gives the MSE STAGATE takes over the genes, restricted to those components.
 
     ``tiles`` None: the whole graph each epoch (one step). Else the graph inside each tile, one at a
     time, with their gradients added up into the epoch's one step: the whole-graph step, but for
@@ -188,7 +192,7 @@ def fit_graph_autoencoder(
 
         def loss_of():
             _, reconstruction = model(x, source, target)
-            loss = nn.functional.mse_loss(reconstruction, x)
+            loss = nn.functional.mse_loss(reconstruction, x) * loss_scale
             return loss, {"loss": float(loss.detach())}
 
         train_full_batch(model, loss_of, max_epochs=int(max_epochs), learning_rate=learning_rate,
@@ -203,7 +207,7 @@ def fit_graph_autoencoder(
 
     def loss_of(batch):  # the tile's share of the whole slice's mean squared error
         _, reconstruction = model(batch.x, batch.source, batch.target)
-        return nn.functional.mse_loss(reconstruction, batch.x, reduction="sum") / (n * x.shape[1])
+        return nn.functional.mse_loss(reconstruction, batch.x, reduction="sum") * loss_scale / (n * x.shape[1])
 
     train_in_batches(model, batches, loss_of, max_epochs=int(max_epochs), learning_rate=learning_rate,
                      weight_decay=weight_decay, gradient_clip=gradient_clip, label=label, verbose=verbose,

@@ -20,7 +20,7 @@ import pandas as pd
 from scipy import sparse
 
 from .. import _arguments, _progress
-from . import _classical, _common, _runner, _spatial
+from . import _classical, _common, _histology, _runner, _spatial
 from ._registry import Method, register
 from ._runner import Fit, Task, register_task
 
@@ -31,9 +31,23 @@ CLUSTER_METHODS = ("gmm", "leiden")
 
 
 def _log_hvg(counts, n_top_genes: int, slices=None):
-    lognorm = _classical.log_normalise(counts)  # per spot: slices of different depth need nothing more
+    """The log-normalised ``n_top_genes`` most variable genes, chosen as STAGATE chooses them (and
+    the field does for counts): scanpy's "seurat_v3" flavour on the raw counts, then library size to
+    1e4 and log1p over all genes (per spot: slices of different depth need nothing more). With
+    several slices the genes are chosen per slice and ranked across them (scanpy's ``batch_key``
+    rule), so that one slice's genes do not decide. (Before issue 17 this was the "seurat" flavour
+    on log-normalised data; BENCHMARKS.md has both.)"""
+    import anndata as ad
+
+    lognorm = _classical.log_normalise(counts)
+    if n_top_genes >= counts.shape[1]:
+        return lognorm
     several = slices is not None and len(np.unique(slices)) > 1
-    return lognorm[:, _classical.variable_genes(lognorm, n_top_genes, slices if several else None)]
+    obs = pd.DataFrame({"slice": np.asarray(slices).astype(str)} if several else {},
+                       index=[str(i) for i in range(counts.shape[0])])
+    lean = ad.AnnData(X=counts, obs=obs, var=pd.DataFrame(index=[str(j) for j in range(counts.shape[1])]))
+    genes, _ = _common._seurat_v3_genes(lean, None, "slice" if several else None, n_top_genes)
+    return lognorm[:, np.sort(genes.astype(int).to_numpy())]
 
 
 # Up to this many spots the graph model trains on the whole graph at once (a step per epoch, as
@@ -71,13 +85,20 @@ def _gat_features(lognorm, n_comps: int) -> np.ndarray:
     return PCA(n_components=n_comps, svd_solver="randomized", random_state=0).fit_transform(dense)
 
 
-def _gat_embedding(features, graph, *, tiles, seed, max_epochs, verbose):
+# The graph model's MSE per gene, as STAGATE's (True), or per input component (False): its input
+# is ``n_comps`` components of G genes, so per gene the loss is n_comps / G of per component, and
+# the weight decay and gradient clipping weigh relatively more (BENCHMARKS.md, issue 17 item 3).
+GAT_LOSS_PER_GENE = False
+
+
+def _gat_embedding(features, graph, *, tiles, seed, max_epochs, verbose, loss_scale=1.0):
     from ..models._spatial_graph import fit_graph_autoencoder
 
     with_self = (graph + sparse.identity(graph.shape[0], format="csr")).tocoo()
     edges = np.vstack([with_self.col, with_self.row])  # source j -> target i
     return fit_graph_autoencoder(features, edges, max_epochs=max_epochs, tiles=tiles, seed=seed, verbose=verbose,
-                                 label=f"GAT seed {seed}", device=_common.current_device().torch)
+                                 label=f"GAT seed {seed}", device=_common.current_device().torch,
+                                 loss_scale=loss_scale)
 
 
 def _banksy_kernel(xy, k, m):
@@ -330,6 +351,8 @@ def _prepare(call, entry) -> None:
     call.graph = _spatial.neighbour_graph(call.xy, call.n_neighbors, call.slices)
     call.lognorm = _log_hvg(_common.matrix_of(adata, call.layer), call.n_top_genes, call.slices)
     call.n_comps_used = call.n_comps or DEFAULT_COMPS[entry.name]
+    if call.image_features:  # read before any training, so a missing image fails at once
+        call.image_table = _histology.checked_image_features(adata, entry.name, call.spatial_key, call.image_weight)
 
 
 def _several_slices(call) -> bool:
@@ -339,11 +362,15 @@ def _several_slices(call) -> bool:
 def _gat(call, seed):
     if call.get("gat_features") is None:  # once for every seed
         call.gat_features, call.gat_tiles = _gat_features(call.lognorm, call.n_comps_used), _gat_tiles(call)
+        if call.get("image_table") is not None:
+            call.gat_features = np.hstack([call.gat_features, _histology.image_block(
+                call.image_table, call.gat_features, weight=call.image_weight)])
         if call.gat_tiles is not None:
             _progress.say(call.method, f"training on {len(call.gat_tiles)} spatial tiles of about "
                                        f"{call.adata.n_obs // len(call.gat_tiles)} spots", call.verbose)
+    scale = call.gat_features.shape[1] / call.lognorm.shape[1] if GAT_LOSS_PER_GENE else 1.0
     return _gat_embedding(call.gat_features, call.graph, tiles=call.gat_tiles, seed=seed,
-                          max_epochs=int(call.max_epochs), verbose=call.verbose)
+                          max_epochs=int(call.max_epochs), verbose=call.verbose, loss_scale=scale)
 
 
 # BANKSY's k_geom = 3 n_neighbors: 18 on Visium, the first two hexagonal rings (6 + 12), as the authors' DLPFC runs
@@ -410,6 +437,8 @@ def _fit_domains(call, embed) -> Fit:
                       "seed_ari": [float(a) for a in seed_ari]})
     if call.get("gat_features") is not None:  # how the graph model trained: the whole graph or tiles
         fit.record["graph_tiles"] = len(call.gat_tiles) if call.gat_tiles is not None else 1
+    if call.get("image_table") is not None:
+        fit.record["image_feature_names"] = list(call.image_table.columns)
     if call.get("banksy_matrix") is not None:  # BANKSY's neighbourhoods: the mean's and the AGF's (twice as many)
         fit.record.update(k_geom=BANKSY_K_PER_RING * int(call.n_neighbors), agf_harmonics=1)
     if call.slices is not None:  # spots per slice, and whether Harmony joined them
@@ -456,6 +485,8 @@ def spatial_domains(
     resolution: float = 1.0,
     lambda_: float = 0.2,
     refine_labels: bool = True,
+    image_features: bool = False,
+    image_weight: float = 0.1,
     model_dir: str | None = None,
     key_added: str | None = None,
     accelerator: str = "auto",
@@ -473,7 +504,9 @@ def spatial_domains(
     and its azimuthal Gabor filter over twice as many, mixed by ``lambda_`` (0.2: the authors'
     setting for Visium spots, which already average several cells; they advise 0.8 for domains in
     single-cell-resolution data), 20 PCs; "neighbor_pca" is its former name. "pca": log-normalised,
-    scaled HVGs, 30 PCs (no space). Every method is clustered the same way: ``cluster_method``
+    scaled HVGs, 30 PCs (no space). Every method reads the same ``n_top_genes`` variable genes,
+    chosen by scanpy's "seurat_v3" flavour on the counts, log-normalised (STAGATE's preprocessing).
+    Every method is clustered the same way: ``cluster_method``
     "gmm" (mclust's EEE, best likelihood of 20 starts drawn with a fixed seed, so a function of the
     embedding alone; needs ``n_domains``; the default when it is given) or "leiden" (the default
     otherwise; ``resolution``, or the resolution that gives ``n_domains``). Each of ``n_seeds`` runs
@@ -493,6 +526,14 @@ def spatial_domains(
     it on the BANKSY PCs, STAGATE and GraphST users on the latent space), before the one
     clustering. Each slice needs more than ``n_neighbors`` spots.
 
+    image_features ("gat" only): give the graph model the colour and texture of the tissue image
+    under each spot (:func:`isthmus.tl._histology.spot_image_features`: per channel mean and sd over
+    the spot's disk, and the grey gradient's mean and sd), z-scored, rotated to principal
+    components and appended to its input with ``image_weight`` times the expression's total
+    variance. Needs ``uns["spatial"][library]`` (an image and its scale factors) and
+    ``obsm[spatial_key]`` in full-resolution pixels, scanpy's Visium layout. Off by default: on
+    DLPFC 151673 / 151674 it did not help (BENCHMARKS.md).
+
     batch_size ("gat"): spots per spatial tile for mini-batch training; None: the whole graph each
     epoch up to 50,000 spots (a Visium slice), tiles of 10,000 spots above (Xenium, MERFISH, Visium
     HD), so memory follows the tile. The record's ``graph_tiles`` says how many (1: the whole graph).
@@ -504,9 +545,9 @@ def spatial_domains(
     the one clustered),
     ``obsm[f"{key}_seed_domains"]`` each run's labels before consensus (spots x seeds),
     ``uns[key]`` the record, with each run's ARI to the consensus ("seed_ari"), with ``batch_key``
-    the spots per slice ("slices") and whether Harmony joined them ("harmony"), and, for "gat",
-    the directory its most typical run's model was saved in (``model_dir``; a temporary one by
-    default).
+    the spots per slice ("slices") and whether Harmony joined them ("harmony"), with
+    ``image_features`` the image features' names ("image_feature_names"), and, for "gat", the
+    directory its most typical run's model was saved in (``model_dir``; a temporary one by default).
     """
     method = ALIASES.get(method, method)
     return _runner.run("spatial_domains", locals())
