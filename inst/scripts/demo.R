@@ -2,7 +2,7 @@
 # Python and back: the bridge (lossless, zero-copy), then scVI's batch-corrected latent space
 # next to Seurat's PCA (plotted), scored against PCA and Harmony with scib-metrics, and label
 # transfer across chemistries by scANVI surgery vs kNN; then spatial domains on the DLPFC Visium slice
-# (graph attention autoencoder vs neighbour-augmented PCA vs PCA, scored against the manual layers).
+# (graph attention autoencoder vs BANKSY vs PCA, scored against the manual layers).
 #   Rscript inst/scripts/demo.R [output directory]     (`make demo` runs it)
 suppressPackageStartupMessages({
   library(isthmus)
@@ -107,7 +107,7 @@ invisible(grDevices::dev.off())
 step("Wrote", png_file)
 
 step("Spatial domains on the DLPFC Visium slice 151673 (3639 spots, 1000 genes) against its manual layers:",
-     "our graph attention autoencoder (3 seeds, consensus) vs neighbour-augmented PCA vs PCA")
+     "our graph attention autoencoder (3 seeds, consensus) vs BANKSY vs PCA")
 dlpfc <- suppressWarnings(read_h5ad(system.file("extdata", "dlpfc_151673_visium_top1000.h5ad", package = "isthmus")))
 dlpfc$layer[dlpfc$layer == "nan"] <- NA
 seconds <- c()
