@@ -46,7 +46,8 @@ DeconvolveBulk.default <- function(bulk, reference, labels = "cell_type", method
                                    layer = "counts", min.gene.overlap = 0.3, min.cells.per.type = 10,
                                    n_pseudobulks = 2000, cells_per_pseudobulk = 100, max_steps = 5000,
                                    learning_rate = 1e-4, model.dir = NULL,
-                                   accelerator = getOption("isthmus.accelerator", "auto"), devices = "auto", backend = getOption("isthmus.backend", "inprocess"),
+                                   accelerator = getOption("isthmus.accelerator", "auto"), devices = "auto",
+                                   backend = getOption("isthmus.backend", "inprocess"),
                                    batch_size = NULL, seed.use = 0, verbose = TRUE, reference.meta.data = NULL, ...) {
   .local_backend(backend)
   method <- .choose_method(method, "DeconvolveBulk")

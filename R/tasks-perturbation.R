@@ -51,7 +51,8 @@ PredictPerturbation.default <- function(object, predict, method = c("scgen", "li
                                         condition = "condition", control = "ctrl", perturbed = "stim",
                                         cell.type = "cell_type", features = NULL, n_latent = 100, n_hidden = 800,
                                         n_layers = 2, max_epochs = NULL, model.dir = NULL, scores = TRUE,
-                                        accelerator = getOption("isthmus.accelerator", "auto"), devices = "auto", backend = getOption("isthmus.backend", "inprocess"),
+                                        accelerator = getOption("isthmus.accelerator", "auto"), devices = "auto",
+                                        backend = getOption("isthmus.backend", "inprocess"),
                                         batch_size = NULL, seed.use = 0, verbose = TRUE, meta.data = NULL, ...) {
   .local_backend(backend)
   method <- .choose_method(method, "PredictPerturbation")
@@ -83,7 +84,8 @@ PredictPerturbation.Seurat <- function(object, predict, method = c("scgen", "lin
                                        cell.type = "cell_type", features = NULL, n_latent = 100, n_hidden = 800,
                                        n_layers = 2, max_epochs = NULL, model.dir = NULL, scores = TRUE, assay = NULL,
                                        layer = "counts",
-                                       accelerator = getOption("isthmus.accelerator", "auto"), devices = "auto", backend = getOption("isthmus.backend", "inprocess"),
+                                       accelerator = getOption("isthmus.accelerator", "auto"), devices = "auto",
+                                       backend = getOption("isthmus.backend", "inprocess"),
                                        batch_size = NULL, seed.use = 0, verbose = TRUE, ...) {
   .local_backend(backend)
   method <- .choose_method(method, "PredictPerturbation")

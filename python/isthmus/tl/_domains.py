@@ -40,13 +40,13 @@ def _log_hvg(counts, n_top_genes: int, slices=None):
     import anndata as ad
 
     lognorm = _classical.log_normalise(counts)
-    if n_top_genes >= counts.shape[1]:
-        return lognorm
     several = slices is not None and len(np.unique(slices)) > 1
     obs = pd.DataFrame({"slice": np.asarray(slices).astype(str)} if several else {},
                        index=[str(i) for i in range(counts.shape[0])])
     lean = ad.AnnData(X=counts, obs=obs, var=pd.DataFrame(index=[str(j) for j in range(counts.shape[1])]))
-    genes, _ = _common._seurat_v3_genes(lean, None, "slice" if several else None, n_top_genes)
+    # the count models' own rule (every gene when there are no more than n_top_genes)
+    genes, _ = _common.model_genes(lean, _common.VARIABLE, layer=None, batch_key="slice" if several else None,
+                                   n_top_genes=n_top_genes)
     return lognorm[:, np.sort(genes.astype(int).to_numpy())]
 
 
