@@ -14,10 +14,12 @@ def markdown(frame: pd.DataFrame, digits: int = 3) -> str:
     return "\n".join(lines)
 
 
-def peak_gib() -> float:
-    """This process's peak resident memory (VmHWM, Linux), GiB: all of it, an embedded R or Python too."""
+def peak_gib(field: str = "VmHWM") -> float:
+    """This process's peak resident memory (VmHWM, Linux), GiB: all of it, an embedded R or Python too.
+    ``field``: another line of /proc/self/status, e.g. "RssFile" (resident now, of files mapped: pages
+    the kernel can drop and read again, unlike the rest)."""
     with open("/proc/self/status") as handle:
         for line in handle:
-            if line.startswith("VmHWM:"):
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1]) / 1024**2
     return float("nan")

@@ -5,7 +5,9 @@ and on disk (a backed .h5ad). Each route runs in a process of its own, so that i
 
 Per route and size it prints: the seconds of the call (`call`: what the user waits for, from the
 object in memory to the latent space in it: hand-over, gene selection, training, inference),
-the seconds of training alone (`train`: scvi-tools' `train()`), seconds per epoch, and peak GiB.
+the seconds of training alone (`train`: scvi-tools' `train()`), seconds per epoch, and peak GiB
+(with, for Python, how much of the process was mapped files at the end: libraries, and from disk
+the memory-mapped copy of the counts, pages the kernel can drop and read again).
 Ratios R / Python and disk / memory are computed within one run of this script. The route
 "r-worker" is the R call with `options(isthmus.backend = "worker")`: the task crosses to a worker
 process through a temporary .h5ad; its training seconds are the worker's (not timed here) and
@@ -100,7 +102,7 @@ def run_python(path: str, disk: bool, genes: str, epochs: int) -> dict:
     started = time.perf_counter()
     tl.integrate(adata, batch_key="batch", layer=None, genes=genes, max_epochs=epochs, verbose=False)
     return {"call": time.perf_counter() - started, "train": sum(scope["_seconds"]), "peak_gib": peak_gib(),
-            "threads": torch.get_num_threads()}
+            "mapped_gib": peak_gib("RssFile"), "threads": torch.get_num_threads()}
 
 
 R_SCRIPT = r"""
@@ -168,7 +170,8 @@ def main() -> None:
                 rows.append({"cells": n_cells, "genes": "2000 variable" if genes == "variable" else "all",
                              "route": route, "call s": out["call"], "train s": out["train"],
                              "s/epoch": np.nan if out["train"] is None else out["train"] / args.epochs,
-                             "peak GiB": out["peak_gib"], "worker peak GiB": out.get("worker_peak_gib", np.nan),
+                             "peak GiB": out["peak_gib"], "mapped GiB at end": out.get("mapped_gib", np.nan),
+                             "worker peak GiB": out.get("worker_peak_gib", np.nan),
                              "torch threads": out["threads"]})
                 print(rows[-1], flush=True)
         os.remove(path)

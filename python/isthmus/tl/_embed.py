@@ -26,7 +26,7 @@ def _fit_scvi(call, *, scanvi: bool = False) -> Fit:
     labels = _common.labels_with_unlabelled(call.adata, call.labels_key) if scanvi else None
     genes, source = call.model_genes
     # the model's registry goes here, not into the user's object; on the genes chosen
-    work = _common.lean_copy(call.adata, genes)
+    work = _common.lean_copy(call.adata, genes, layer=call.layer)
     model = _scvi_models.fit_scvi(
         work, layer=call.layer, batch_key=call.batch_key, labels=labels,
         categorical_covariate_keys=call.categorical_covariate_keys,

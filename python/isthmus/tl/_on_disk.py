@@ -1,22 +1,32 @@
 """Counts larger than memory: count models train from an .h5ad opened in backed mode
-(``anndata.read_h5ad(path, backed="r")``), whose X stays on disk and is read a minibatch at a time
-by scvi-tools' data loader. This module keeps the rest of a task from loading it whole:
+(``anndata.read_h5ad(path, backed="r")``) without its counts being loaded whole. This module keeps
+the rest of a task from loading them:
 
 - :func:`working_copy`: the AnnData a model is set up on (scvi-tools writes its registry into
-  obs/uns, which should not be the user's): the same file reopened when the model takes every
-  gene, else the chosen genes copied to a temporary backed .h5ad a block of cells at a time;
+  obs/uns, which should not be the user's). Its X is the model's genes copied, a block of cells at
+  a time, into plain files in the temporary directory (8 bytes per non-zero count) and
+  memory-mapped as a compressed-sparse-row matrix: the operating system pages the counts in as
+  minibatches touch them and drops them under memory pressure. (anndata writes its arrays in
+  HDF5 chunks, which cannot be mapped, so the user's file is not mapped in place.)
 - :func:`value_sample`: the values the count checks look at, from the first cells only;
 - :func:`cells_for_selection`: the cells the variable-gene selection reads (every cell up to
   :data:`SELECTION_CELLS`, else a seeded random sample of that many);
 - :func:`linked_h5ad`: an .h5ad whose X is an HDF5 link to counts already on disk (an HDF5Array
   or 10x HDF5 file from R), so R hands such counts over as the file they already are.
 
+Why a memory map and not scvi-tools' own backed reading: a backed minibatch of 128 scattered cells
+costs anndata two HDF5 reads per cell (7.9 ms at a million cells, against 0.16 ms in memory: 40% on
+an epoch, BENCHMARKS.md "The cost curve"); through a memory map it costs what memory does, the
+minibatches are the same as in memory, and so is the trained model for the same seed.
+
 Only X can be backed (anndata reads layers into memory), so counts on disk must be X.
 """
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 
 import numpy as np
@@ -25,7 +35,7 @@ from scipy import sparse
 
 from .. import _arguments
 
-BLOCK_CELLS = 10_000  # cells read at a time when copying genes: bounded memory at any size
+BLOCK_VALUES = 20_000_000  # cells x genes read at a time when copying genes: bounded memory at any size
 SELECTION_CELLS = 100_000  # the mean-variance trend of the gene selection is stable well below this
 
 
@@ -41,8 +51,9 @@ def check_layer(adata, layer: str | None) -> None:
 
 
 def rows(matrix, index) -> np.ndarray | sparse.csr_matrix:
-    """Rows ``index`` (sorted, as HDF5 reads need) of an on-disk matrix, in memory."""
-    block = matrix[np.sort(np.asarray(index))]
+    """Rows ``index`` of an on-disk matrix, in memory: a slice (one read per array), or positions
+    (sorted, as HDF5 reads need; anndata reads each row on its own)."""
+    block = matrix[index if isinstance(index, slice) else np.sort(np.asarray(index))]
     return block.tocsr() if sparse.issparse(block) else np.asarray(block)
 
 
@@ -50,7 +61,7 @@ def value_sample(matrix, n_values: int = 1_000_000) -> np.ndarray:
     """Values of the first cells of an on-disk matrix, about ``n_values`` of them."""
     n_cells = matrix.shape[0]
     take = max(1, min(n_cells, n_values // max(1, matrix.shape[1]) * 20))
-    block = rows(matrix, np.arange(take))
+    block = rows(matrix, slice(0, take))
     return block.data if sparse.issparse(block) else block.ravel()
 
 
@@ -62,39 +73,65 @@ def cells_for_selection(n_cells: int, random_state: int = 0) -> np.ndarray | Non
 
 
 def working_copy(adata, genes: pd.Index):
-    """A backed AnnData over the model's genes, with obs and var of its own."""
+    """An AnnData over the model's genes, with obs and var of its own, whose X is a compressed-sparse-row
+    matrix over memory-mapped files (see the module's docstring)."""
     import anndata as ad
 
-    if len(genes) == adata.n_vars and adata.var_names.equals(pd.Index(genes)):
-        work = ad.read_h5ad(adata.filename, backed="r")
-    else:
-        work = ad.read_h5ad(_genes_to_disk(adata, genes), backed="r")
-    work.obs = adata.obs.copy()  # the user's columns as they are now (the file may hold older ones)
-    work.obs_names = adata.obs_names
-    return work
+    at = adata.var_names.get_indexer(pd.Index(genes))
+    # obs: the user's columns as they are now (the file may hold older ones)
+    return ad.AnnData(X=_genes_to_disk(adata, at), obs=adata.obs.copy(), var=adata.var.iloc[at].copy())
 
 
-def _genes_to_disk(adata, genes: pd.Index) -> str:
-    """The columns ``genes`` of X in a new .h5ad (compressed sparse rows), a block of cells at a time."""
-    import anndata as ad
-    import h5py
+def _mapped(path: str, dtype, length: int) -> np.ndarray:
+    if not length:
+        return np.zeros(0, dtype=dtype)  # an empty file cannot be mapped
+    return np.memmap(path, dtype=dtype, mode="r", shape=(length,))
 
-    at = adata.var_names.get_indexer(genes)
+
+def _csr(data, indices, indptr, shape) -> sparse.csr_matrix:
+    """A csr_matrix over these arrays as they are. scipy's row reads give indices and indptr one integer
+    type, widening (copying) mapped indices on every minibatch when they differ, so indptr takes the
+    type of the indices; and its constructor would read every index to check it, so the arrays are
+    set on an empty matrix."""
+    matrix = sparse.csr_matrix(shape, dtype=data.dtype)
+    matrix.data, matrix.indices, matrix.indptr = data, indices, indptr.astype(indices.dtype)
+    return matrix
+
+
+def _genes_to_disk(adata, at: np.ndarray) -> sparse.csr_matrix:
+    """The columns ``at`` of X, copied a block of cells at a time into files of a temporary folder
+    (counts as 32-bit floats, as the models read them) and memory-mapped."""
+    # indices (and so indptr) wide enough for every count the copy can hold
+    nonzero_bound = adata.n_obs * len(at)
+    index_type = np.int32 if nonzero_bound <= np.iinfo(np.int32).max else np.int64
     folder = tempfile.mkdtemp(prefix="isthmus-genes-")
-    path = os.path.join(folder, "counts.h5ad")
-    ad.AnnData(obs=pd.DataFrame(index=adata.obs_names.astype(str)),
-               var=pd.DataFrame(index=pd.Index(genes).astype(str))).write_h5ad(path)
-    with h5py.File(path, "a") as handle:
-        if "X" in handle:
-            del handle["X"]
-        for start in range(0, adata.n_obs, BLOCK_CELLS):
-            block = sparse.csr_matrix(rows(adata.X, np.arange(start, min(start + BLOCK_CELLS, adata.n_obs)))[:, at],
-                                      dtype=np.float32)
-            if start == 0:
-                ad.io.write_elem(handle, "X", block)
-            else:
-                ad.io.sparse_dataset(handle["X"]).append(block)
-    return path
+    files = {name: os.path.join(folder, name) for name in ("data", "indices")}
+    indptr, written = [np.zeros(1, dtype=np.int64)], 0
+    step = max(1, BLOCK_VALUES // max(1, adata.n_vars))
+    try:
+        with open(files["data"], "wb") as data, open(files["indices"], "wb") as indices:
+            for start in range(0, adata.n_obs, step):
+                block = sparse.csr_matrix(rows(adata.X, slice(start, min(start + step, adata.n_obs)))[:, at],
+                                          dtype=np.float32)
+                block.sort_indices()
+                data.write(block.data.tobytes())
+                indices.write(block.indices.astype(index_type, copy=False).tobytes())
+                indptr.append(block.indptr[1:].astype(np.int64) + written)
+                written += block.nnz
+    except OSError as error:  # most often a full disk
+        shutil.rmtree(folder, ignore_errors=True)
+        raise OSError(f"isthmus: the counts of the {len(at)} genes the model trains on could not be copied to "
+                      f"{folder} ({error}); it needs about 8 bytes per non-zero count. Point the temporary directory "
+                      f"(TMPDIR) at a disk with room, or train on fewer genes.") from error
+    counts = _csr(_mapped(files["data"], np.float32, written), _mapped(files["indices"], index_type, written),
+                  np.concatenate(indptr), (adata.n_obs, len(at)))
+    # a mapped file stays readable once unlinked (POSIX): nothing is left behind in the temporary
+    # directory, however the session ends; elsewhere (a mapped file cannot be removed) at exit
+    if os.name == "posix":
+        shutil.rmtree(folder, ignore_errors=True)
+    else:
+        atexit.register(shutil.rmtree, folder, True)
+    return counts
 
 
 def linked_h5ad(path: str, source: str, kind: str, dataset: str, obs_names, var_names) -> str:
