@@ -218,7 +218,8 @@
 
 # A features x cells matrix (shared with Python, not copied) and a few cell columns as an AnnData.
 # Counts on disk (an HDF5Array or TENxMatrix the object holds as is) cross as the file they are:
-# the core opens it in backed mode and trains from a memory-mapped copy of the model's genes (.counts_on_disk()).
+# the core opens it in backed mode and trains from a memory-mapped copy of the model's genes
+# (.counts_on_disk()).
 .lean_anndata <- function(counts, what, columns, obsm = list(), layers = list(), uns = list()) {
   cells <- colnames(counts)
   features <- rownames(counts)
