@@ -6,8 +6,9 @@ and on disk (a backed .h5ad). Each route runs in a process of its own, so that i
 Per route and size it prints: the seconds of the call (`call`: what the user waits for, from the
 object in memory to the latent space in it: hand-over, gene selection, training, inference),
 the seconds of training alone (`train`: scvi-tools' `train()`), seconds per epoch, and peak GiB
-(with, for Python, how much of the process was mapped files at the end: libraries, and from disk
-the memory-mapped copy of the counts, pages the kernel can drop and read again).
+(also the peak once the file is read, before the call; and for Python how much of the process was
+mapped files at the end: libraries, and from disk the memory-mapped copy of the counts, pages the
+kernel can drop and read again).
 Ratios R / Python and disk / memory are computed within one run of this script. The route
 "r-worker" is the R call with `options(isthmus.backend = "worker")`: the task crosses to a worker
 process through a temporary .h5ad; its training seconds are the worker's (not timed here) and
@@ -98,19 +99,25 @@ def run_python(path: str, disk: bool, genes: str, epochs: int) -> dict:
     scope: dict = {}
     exec(TIMER, scope)  # the same timer the R route installs in its Python
     adata = ad.read_h5ad(path, backed="r") if disk else ad.read_h5ad(path)
+    read_peak = peak_gib()
     started = time.perf_counter()
     # torch and scvi-tools are first imported inside the call, as in the R route (about 1 s for torch)
     tl.integrate(adata, batch_key="batch", layer=None, genes=genes, max_epochs=epochs, verbose=False)
     import torch
 
     return {"call": time.perf_counter() - started, "train": sum(scope["_seconds"]), "peak_gib": peak_gib(),
-            "mapped_gib": peak_gib("RssFile"), "threads": torch.get_num_threads()}
+            "read_peak_gib": read_peak, "mapped_gib": peak_gib("RssFile"), "threads": torch.get_num_threads()}
 
 
 R_SCRIPT = r"""
 args <- commandArgs(TRUE)
 suppressPackageStartupMessages({library(isthmus); library(Seurat)})
+hwm <- function() {  # this process's high-water mark so far, GiB
+  status <- readLines("/proc/self/status")
+  as.numeric(strsplit(trimws(sub("VmHWM:", "", grep("^VmHWM", status, value = TRUE))), " +")[[1]][1]) / 1024^2
+}
 obj <- suppressWarnings(read_h5ad(args[1]))
+read_peak <- hwm()
 obj$batch <- factor(obj$batch)
 reticulate::py_run_string(args[4])  # after read_h5ad: R's Python is isthmus's
 options(isthmus.backend = args[5])
@@ -120,13 +127,12 @@ obj <- RunSCVI(obj, batch = "batch", features = features, max_epochs = as.intege
 call <- as.numeric(difftime(Sys.time(), started, units = "secs"))
 # a worker trains in a process of its own, out of this timer's reach
 train <- if (args[5] == "worker") NA else sum(unlist(reticulate::py_eval("_seconds")))
-status <- readLines("/proc/self/status")
-peak <- as.numeric(strsplit(trimws(sub("VmHWM:", "", grep("^VmHWM", status, value = TRUE))), " +")[[1]][1]) / 1024^2
+peak <- hwm()
 # the worker's own high-water mark (the largest child waited for), beside R's
 child <- reticulate::py_eval("__import__('resource').getrusage(__import__('resource').RUSAGE_CHILDREN).ru_maxrss") / 1024^2
 threads <- reticulate::import("torch")$get_num_threads()
-cat(sprintf('{"call": %f, "train": %s, "peak_gib": %f, "worker_peak_gib": %f, "threads": %d}\n', call,
-            if (is.na(train)) "null" else sprintf("%f", train), peak, child, threads))
+cat(sprintf('{"call": %f, "train": %s, "peak_gib": %f, "read_peak_gib": %f, "worker_peak_gib": %f, "threads": %d}\n',
+            call, if (is.na(train)) "null" else sprintf("%f", train), peak, read_peak, child, threads))
 """
 
 
@@ -172,7 +178,8 @@ def main() -> None:
                 rows.append({"cells": n_cells, "genes": "2000 variable" if genes == "variable" else "all",
                              "route": route, "call s": out["call"], "train s": out["train"],
                              "s/epoch": np.nan if out["train"] is None else out["train"] / args.epochs,
-                             "peak GiB": out["peak_gib"], "mapped GiB at end": out.get("mapped_gib", np.nan),
+                             "peak GiB": out["peak_gib"], "peak GiB after reading": out["read_peak_gib"],
+                             "mapped GiB at end": out.get("mapped_gib", np.nan),
                              "worker peak GiB": out.get("worker_peak_gib", np.nan),
                              "torch threads": out["threads"]})
                 print(rows[-1], flush=True)
