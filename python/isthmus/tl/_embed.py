@@ -152,6 +152,11 @@ def integrate(
     (``genes_used``, ``n_genes_used``, ``genes_from``). The classical routes choose their own
     ``n_top_genes`` variable genes on log-normalised data.
 
+    Counts larger than memory: ``adata`` opened in backed mode (``anndata.read_h5ad(path,
+    backed="r")``, counts in X, ``layer=None``) trains scVI / scANVI from a memory-mapped copy of the
+    model's genes in the temporary directory (about 8 bytes per non-zero count), with the same result
+    as in memory; the record says ``counts_on_disk``.
+
     accelerator: "auto" (default: the GPU when torch sees one, else the CPU), "cpu" or "gpu";
     devices: "auto" (one) or a device count / GPU indices; several train one model with Lightning's
     DDP, one process per device, which Lightning starts by running the calling script again (from R
