@@ -245,9 +245,11 @@ def test_banksy_and_the_graph_model_stay_inside_each_slice(dlpfc):
     assert graph.nnz > 0 and (slices[graph.row] == slices[graph.col]).all()
     alone = tl._spatial.neighbour_graph(xy[:600], 6)
     assert (graph.tocsr()[:600, :600] != alone).nnz == 0
-    tiles = spatial_tiles(xy, 200, groups=slices)
+    tiled = _runner.Call({"adata": both, "batch_size": 200, "slices": slices, "xy": xy})
+    tiles = _domains._gat_tiles(tiled)
     assert len(tiles) == 2 * len(spatial_tiles(xy[:600], 200)) and all(len(set(slices[t])) == 1 for t in tiles)
     assert np.array_equal(np.sort(np.concatenate(tiles)), np.arange(1200))
+    assert [list(spots) for spots in tl._spatial.each_slice(slices)] == [list(range(600)), list(range(600, 1200))]
 
     tl.spatial_domains(both, method="gat", n_domains=3, layer=None, n_seeds=1, max_epochs=3, batch_size=300,
                        batch_key="slice", verbose=False)

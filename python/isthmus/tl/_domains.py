@@ -61,12 +61,15 @@ def _gat_tiles(call):
     """The tiles the graph model trains on: None (the whole graph) or lists of spots."""
     from ..models._spatial_graph import spatial_tiles
 
-    spots = call.batch_size or (TILE_SPOTS if call.adata.n_obs > FULL_GRAPH_SPOTS else None)
-    if spots is None or spots >= call.adata.n_obs:
+    size = call.batch_size or (TILE_SPOTS if call.adata.n_obs > FULL_GRAPH_SPOTS else None)
+    if size is None or size >= call.adata.n_obs:
         return None
+    if call.slices is None:
+        return spatial_tiles(call.xy, int(size))
     # slices share a coordinate frame: each is tiled on its own (a tile of two slices would be
     # two patches that no edge joins, cut by quantiles of both)
-    return spatial_tiles(call.xy, int(spots), groups=call.slices)
+    return [spots[tile] for spots in _spatial.each_slice(call.slices)
+            for tile in spatial_tiles(call.xy[spots], int(size))]
 
 
 def _gat_features(lognorm, n_comps: int) -> np.ndarray:
@@ -386,8 +389,7 @@ def _banksy(call, seed):
             # each slice's neighbourhoods and z-scores its own (Banksy's runBanksyPCA(group = sample)),
             # one PCA over all spots
             lognorm, matrix = sparse.csr_matrix(call.lognorm), None
-            for name in pd.unique(call.slices):
-                spots = np.flatnonzero(call.slices == name)
+            for spots in _spatial.each_slice(call.slices):
                 block = banksy_features(lognorm[spots], call.xy[spots], k_geom=k_geom, lambda_=call.lambda_)
                 matrix = np.empty((lognorm.shape[0], block.shape[1])) if matrix is None else matrix
                 matrix[spots] = block
