@@ -355,7 +355,7 @@ def _prepare(call, entry) -> None:
     call.lognorm = _log_hvg(_common.matrix_of(adata, call.layer), call.n_top_genes, call.slices)
     call.n_comps_used = call.n_comps or DEFAULT_COMPS[entry.name]
     if call.image_features:  # read before any training, so a missing image fails at once
-        call.image_table = _histology.checked_image_features(adata, entry.name, call.spatial_key, call.image_weight)
+        call.image_table = _histology.checked_image_features(adata, entry, call.spatial_key, call.image_weight)
 
 
 def _several_slices(call) -> bool:
@@ -460,14 +460,16 @@ def _key(call, entry=None) -> str:
 DEFAULT_COMPS = {"gat": 200, "banksy": 20, "pca": 30}
 ALIASES = {"neighbor_pca": "banksy"}  # the old name of the neighbourhood baseline
 _WRITES = ("obs/{key}_domain", "obs/{key}_agreement", "obsm/X_{key}", "obsm/{key}_seed_domains")
-for _name, _embed, _kind, _summary in (
-    ("gat", _gat, "dl", "graph attention autoencoder on the spatial neighbour graph (STAGATE design)"),
-    ("banksy", _banksy, "baseline", "BANKSY: neighbourhood mean and azimuthal Gabor filter beside each spot, PCA"),
-    ("pca", _pca, "baseline", "PCA of log-normalised, scaled variable genes (no space)"),
+for _name, _embed, _kind, _options, _summary in (
+    ("gat", _gat, "dl", ("image_features",),
+     "graph attention autoencoder on the spatial neighbour graph (STAGATE design)"),
+    ("banksy", _banksy, "baseline", (),
+     "BANKSY: neighbourhood mean and azimuthal Gabor filter beside each spot, PCA"),
+    ("pca", _pca, "baseline", (), "PCA of log-normalised, scaled variable genes (no space)"),
 ):
     register(Method("spatial_domains", _name, functools.partial(_fit_domains, embed=_embed), _kind, _summary,
                     needs=("counts", "coordinates"), writes=_WRITES, saves_model=_kind == "dl",
-                    r_verb="FindSpatialDomains"))
+                    options=_options, r_verb="FindSpatialDomains"))
 
 
 def spatial_domains(
