@@ -82,6 +82,10 @@ FindSpatialDomains.default <- function(object, coordinates, method = c("gat", "b
                                        ...) {
   .local_backend(backend)
   method <- .choose_method(method, "FindSpatialDomains")
+  # a batch the Seurat / SCE method took from the object's images (sample_id): messages describe
+  # that, not `batch = "image"`
+  set_for_user <- if (!is.null(attr(batch, "set.for.user"))) list(batch_key = attr(batch, "set.for.user"))
+  batch <- as.vector(batch)
   # the image crosses only when asked for (a Visium lowres image is about 4 MB of doubles)
   uns <- if (isTRUE(image_features) && !is.null(images)) list(spatial = images)
   adata <- .task_anndata(object, meta.data, batch, coordinates = coordinates, uns = uns)
@@ -91,7 +95,7 @@ FindSpatialDomains.default <- function(object, coordinates, method = c("gat", "b
                  image_features = image_features, image_weight = image_weight, key_added = "domains",
                  random_state = seed.use, accelerator = accelerator, devices = devices, batch_size = batch_size,
                  verbose = verbose)
-  out <- .run_core("spatial_domains", list(adata), kwargs)
+  out <- .run_core("spatial_domains", list(adata), kwargs, list(set_for_user = set_for_user))
   domains <- .as_chr(out$written[["obs/domains_domain"]])
   domains <- factor(domains, levels = as.character(seq_along(unique(domains))))
   columns <- stats::setNames(data.frame(domains, as.numeric(out$written[["obs/domains_agreement"]])),
@@ -122,6 +126,9 @@ FindSpatialDomains.Seurat <- function(object, method = c("gat", "banksy", "pca")
     # several images (samples): each its own slice, as the user would name it
     batch <- if (.is_seurat(object)) "image" else "sample_id"
     meta <- stats::setNames(data.frame(slice, row.names = colnames(object)), batch)
+    # the user typed no batch: messages say what they gave instead
+    attr(batch, "set.for.user") <- paste0("the object's ", length(unique(slice)),
+                                          if (.is_seurat(object)) " images" else " samples (sample_id)")
   }
   images <- if (isTRUE(image_features)) .tissue_image(object, image)
   result <- FindSpatialDomains.default(parts$counts, parts$coordinates, method = method, n.domains = n.domains,

@@ -270,6 +270,13 @@ def test_a_bad_slice_column_is_named(dlpfc):
     adata.obs["slice"] = ["a"] * 295 + ["b"] * 5
     with pytest.raises(ValueError, match="slice 'b' has 5 spots; each slice needs more than n_neighbors=6"):
         tl.spatial_domains(adata, method="pca", n_domains=3, layer=None, batch_key="slice", verbose=False)
+    # a batch the R verb set itself (a Seurat object's images): the message says what the user gave
+    from isthmus import _r
+
+    with pytest.raises(ValueError, match="isthmus: the object's 2 images: slice 'b' has 5 spots"):
+        _r.run("spatial_domains", [adata], {"method": "pca", "n_domains": 3, "layer": None, "batch_key": "slice",
+                                             "verbose": False},
+               {"set_for_user": {"batch_key": "the object's 2 images"}})
     adata.obs["slice"] = pd.Series(["a", None] * 150, index=adata.obs_names)
     with pytest.raises(ValueError, match="150 spots have no slice"):
         tl.spatial_domains(adata, method="pca", n_domains=3, layer=None, batch_key="slice", verbose=False)

@@ -91,6 +91,22 @@ test_that("MatchDomains names the domains after the layers; SpatialDimPlot colou
   expect_error(MatchDomains(out, "banksy_domain", reference = "nope"), "'nope'")
 })
 
+test_that("a slice taken from the object's images is named as the user gave it, not as batch = \"image\"", {
+  obj <- two_slices()
+  slice <- sub("_.*", "", colnames(obj))
+  few <- subset(obj, cells = c(colnames(obj)[slice == "a"], colnames(obj)[slice == "b"][1:3]))
+  expect_identical(SeuratObject::Images(few), c("a", "b"))
+  message <- tryCatch(FindSpatialDomains(few, method = "pca", n.domains = 7, verbose = FALSE),
+                      error = conditionMessage)
+  expect_match(message, "the object's 2 images: slice 'b' has 3 spots; each slice needs more than n_neighbors = 6",
+               fixed = TRUE)
+  expect_no_match(message, "batch")
+  # a batch the user typed is still named as typed
+  few$section <- sub("_.*", "", colnames(few))
+  expect_error(FindSpatialDomains(few, method = "pca", n.domains = 7, batch = "section", verbose = FALSE),
+               "batch = \"section\": slice 'b' has 3 spots")
+})
+
 test_that("FindSpatialDomains on a SpatialExperiment with two samples: sample_id gives the slices", {
   skip_if_not_installed("SpatialExperiment")  # not in this machine's Debian; run in the trixie root
   obj <- two_slices()
@@ -112,4 +128,8 @@ test_that("FindSpatialDomains on a SpatialExperiment with two samples: sample_id
   expect_identical(as.character(out$pca_domain), as.character(from_seurat$pca_domain))
   matched <- MatchDomains(out, "pca_domain", reference = "layer")
   expect_identical(levels(matched$pca_domain_matched), levels(obj$layer))
+  # a sample too small for its neighbour graph is named as the user gave it, not as sample_id
+  few <- spe[, c(which(spe$sample_id == "a"), which(spe$sample_id == "b")[1:3])]
+  expect_error(FindSpatialDomains(few, method = "pca", n.domains = 7, verbose = FALSE),
+               "the object's 2 samples (sample_id): slice 'b' has 3 spots", fixed = TRUE)
 })
