@@ -285,7 +285,8 @@ def test_a_bad_slice_column_is_named(dlpfc):
 
 def test_match_domains_names_each_domain_after_its_reference_label(dlpfc):
     """Domains that are the layers under other names get the layers' names back; a domain more than
-    there are labels stays itself, marked; spots without a reference label are left out."""
+    there are labels is named as a domain and comes after the labels; spots without a reference
+    label are left out."""
     adata = dlpfc.copy()
     layers = adata.obs["layer"]
     codes = {label: str(i) for i, label in enumerate(np.random.default_rng(1).permutation(sorted(layers.dropna().unique())), 1)}
@@ -294,9 +295,39 @@ def test_match_domains_names_each_domain_after_its_reference_label(dlpfc):
     adata.obs["d"] = pd.Categorical(domains, categories=[str(i) for i in range(1, 9)])
     table = tl.match_domains(adata, domain_key="d", reference_key="layer")
     matched = adata.obs["d_matched"]
-    assert list(matched.cat.categories) == sorted(codes) + ["8 (unmatched)"]
+    assert list(matched.cat.categories) == sorted(codes) + ["domain 8"]
     agree = layers.notna().to_numpy() & (domains != "8")
     assert (matched[agree].astype(str) == layers[agree]).all()
-    assert (matched[:40] == "8 (unmatched)").all()
+    assert (matched[:40] == "domain 8").all()
     assert table["domain"].tolist() == [codes[label] for label in sorted(codes)] + ["8"]
     assert table["spots"].sum() == adata.n_obs and table["shared"].iloc[-1] == 0
+
+
+def test_match_domains_with_fewer_domains_than_labels_keeps_every_label_as_a_category(dlpfc):
+    """Two layers merged into one domain: the domains take the labels they match, the label left
+    over stays an (unused) category in its place, so both columns share categories and colours;
+    the reference's own category order is kept; a leftover domain never takes a name that is a label."""
+    adata = dlpfc.copy()
+    layers = adata.obs["layer"]
+    order = ["WM", *sorted(set(layers.dropna()) - {"WM"})]  # a categorical order that is not sorted
+    adata.obs["layer"] = pd.Categorical(layers, categories=order)
+    merged = layers.replace({"Layer_2": "Layer_3"})  # Layer_3 holds more spots: it keeps the name
+    assert (layers == "Layer_3").sum() > (layers == "Layer_2").sum()
+    codes = {label: f"c{i}" for i, label in enumerate(sorted(merged.dropna().unique()))}
+    adata.obs["d"] = merged.map(codes).fillna("c0").astype(str).to_numpy()
+    table = tl.match_domains(adata, domain_key="d", reference_key="layer", key_added="named")
+    named = adata.obs["named"]
+    assert list(named.cat.categories) == order
+    assert "Layer_2" not in set(named) and (named[(layers == "Layer_4").to_numpy()] == "Layer_4").all()
+    assert (named[(layers == "Layer_2").to_numpy()] == "Layer_3").all()
+    assert table["matched"].tolist() == order
+    left = table.set_index("matched").loc["Layer_2"]
+    assert left["domain"] is None and left["spots"] == 0 and left["shared"] == 0
+    assert table["spots"].sum() == adata.n_obs
+
+    # a leftover domain whose plain name is a reference label gets a name no label has
+    adata.obs["reference"] = pd.Categorical(["domain 9"] * 10 + ["x"] * (adata.n_obs - 10))
+    adata.obs["d"] = ["1"] * 10 + ["9"] * 5 + ["2"] * (adata.n_obs - 15)
+    tl.match_domains(adata, domain_key="d", reference_key="reference")
+    assert list(adata.obs["d_matched"].cat.categories) == ["domain 9", "x", "domain 9 (unmatched)"]
+    assert (adata.obs["d_matched"][10:15] == "domain 9 (unmatched)").all()
