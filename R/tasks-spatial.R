@@ -82,6 +82,10 @@ FindSpatialDomains.default <- function(object, coordinates, method = c("gat", "b
                                        ...) {
   .local_backend(backend)
   method <- .choose_method(method, "FindSpatialDomains")
+  # a batch the Seurat / SCE method took from the object's images (sample_id): messages describe
+  # that, not `batch = "image"`
+  set_for_user <- if (!is.null(attr(batch, "set.for.user"))) list(batch_key = attr(batch, "set.for.user"))
+  batch <- as.vector(batch)
   # the image crosses only when asked for (a Visium lowres image is about 4 MB of doubles)
   uns <- if (isTRUE(image_features) && !is.null(images)) list(spatial = images)
   adata <- .task_anndata(object, meta.data, batch, coordinates = coordinates, uns = uns)
@@ -91,7 +95,7 @@ FindSpatialDomains.default <- function(object, coordinates, method = c("gat", "b
                  image_features = image_features, image_weight = image_weight, key_added = "domains",
                  random_state = seed.use, accelerator = accelerator, devices = devices, batch_size = batch_size,
                  verbose = verbose)
-  out <- .run_core("spatial_domains", list(adata), kwargs)
+  out <- .run_core("spatial_domains", list(adata), kwargs, list(set_for_user = set_for_user))
   domains <- .as_chr(out$written[["obs/domains_domain"]])
   domains <- factor(domains, levels = as.character(seq_along(unique(domains))))
   columns <- stats::setNames(data.frame(domains, as.numeric(out$written[["obs/domains_agreement"]])),
@@ -122,6 +126,9 @@ FindSpatialDomains.Seurat <- function(object, method = c("gat", "banksy", "pca")
     # several images (samples): each its own slice, as the user would name it
     batch <- if (.is_seurat(object)) "image" else "sample_id"
     meta <- stats::setNames(data.frame(slice, row.names = colnames(object)), batch)
+    # the user typed no batch: messages say what they gave instead
+    attr(batch, "set.for.user") <- paste0("the object's ", length(unique(slice)),
+                                          if (.is_seurat(object)) " images" else " samples (sample_id)")
   }
   images <- if (isTRUE(image_features)) .tissue_image(object, image)
   result <- FindSpatialDomains.default(parts$counts, parts$coordinates, method = method, n.domains = n.domains,
@@ -166,13 +173,21 @@ FindSpatialDomains.SingleCellExperiment <- FindSpatialDomains.Seurat
 #'
 #' Each domain takes the name of the reference label it shares most spots with, one domain per
 #' label (Hungarian matching on the table of spots both columns label; spots whose reference is NA
-#' are left out); domains left over (more domains than labels) keep their own name, marked
-#' " (unmatched)". The reference may be a manual annotation, or another method's domains. The
-#' new column's levels are the matched labels in the reference's order, then the unmatched
-#' domains: with as many domains as reference labels, `SpatialDimPlot(object, group.by =
-#' c(reference, name))` gives each matched pair the same colour, and the domains of several
-#' slices read against one annotation. The name is the best match, not a claim that the domain is
-#' that label.
+#' are left out). The reference may be a manual annotation, or another method's domains. The name
+#' is the best match, not a claim that the domain is that label.
+#'
+#' The new column's levels are the reference's levels, in the reference's order (its factor
+#' levels, else sorted), then the domains left over when there are more domains than labels,
+#' named "domain" and their own name (e.g. "domain 8"), in their own order.
+#' * As many domains as labels: every domain takes a label, and the two columns have the same
+#'   levels.
+#' * Fewer domains than labels: the labels no domain took stay as unused levels, so the two
+#'   columns still have the same levels. In both cases `SpatialDimPlot(object, group.by =
+#'   c(reference, name))` gives each domain its label's colour, and the domains of several slices
+#'   read against one annotation.
+#' * More domains than labels: the extra levels change Seurat's default palette, so the colours
+#'   no longer line up by themselves; give `SpatialDimPlot()` `cols`, the reference's colours
+#'   named by label plus colours for the extra domains.
 #'
 #' @param object A Seurat or SingleCellExperiment object.
 #' @param column The domain column (e.g. "gat_domain").
@@ -184,10 +199,12 @@ MatchDomains <- function(object, column, reference, name = paste0(column, "_matc
   .check_task_object(object)
   parts <- .object_parts(object, columns = c(column, reference))
   adata <- .task_anndata(parts$counts, parts$meta.data, c(column, reference))
+  # one row per level of the new column; a label no domain took has no spots
   table <- .run_core("match_domains", list(adata),
                      list(domain_key = column, reference_key = reference, key_added = "matched"))$value
+  named <- table[table$spots > 0, ]
   domains <- as.character(.cell_meta(object)[[column]])
-  matched <- factor(table$matched[match(domains, table$domain)], levels = table$matched)
+  matched <- factor(named$matched[match(domains, named$domain)], levels = table$matched)
   .put_columns(object, stats::setNames(data.frame(matched), name))
 }
 

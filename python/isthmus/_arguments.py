@@ -16,6 +16,10 @@ from typing import Any, Iterator, Mapping
 _NAMES: contextvars.ContextVar[Mapping[str, str]] = contextvars.ContextVar("isthmus_argument_names", default={})
 # "python" or "r": how values are written in messages
 _LANGUAGE: contextvars.ContextVar[str] = contextvars.ContextVar("isthmus_argument_language", default="python")
+# {python name: what the user did instead}, for arguments the caller set on the user's behalf (the R
+# verb that takes the slices from a Seurat object's images passes batch_key="image", never typed)
+_SET_FOR_USER: contextvars.ContextVar[Mapping[str, str]] = contextvars.ContextVar("isthmus_set_for_user",
+                                                                                  default={})
 
 
 @contextlib.contextmanager
@@ -28,6 +32,17 @@ def names_of(caller_names: Mapping[str, str] | None, language: str = "r") -> Ite
     finally:
         _NAMES.reset(names_token)
         _LANGUAGE.reset(language_token)
+
+
+@contextlib.contextmanager
+def set_for_user(descriptions: Mapping[str, str] | None) -> Iterator[None]:
+    """Within the block, messages give these arguments' descriptions ("the object's 2 images")
+    where they would show the setting: the caller set them, the user did not type them."""
+    token = _SET_FOR_USER.set(dict(descriptions or {}))
+    try:
+        yield
+    finally:
+        _SET_FOR_USER.reset(token)
 
 
 def in_r() -> bool:
@@ -57,5 +72,9 @@ def value_text(value: Any) -> str:
 
 
 def setting(python_name: str, value: Any) -> str:
-    """``allow_non_integer=True`` (Python) or ``allow.non.integer = TRUE`` (R)."""
+    """``allow_non_integer=True`` (Python) or ``allow.non.integer = TRUE`` (R); for an argument the
+    caller set on the user's behalf (:func:`set_for_user`), what the user did instead."""
+    described = _SET_FOR_USER.get().get(python_name)
+    if described is not None:
+        return described
     return f"{name(python_name)} = {value_text(value)}" if in_r() else f"{name(python_name)}={value_text(value)}"

@@ -271,15 +271,18 @@ def run(name: str, data: list, kwargs: Mapping[str, Any], options: Mapping[str, 
     spliced / unspliced), or an "obsm" dict of cells x dimensions matrices (an AnnData of only
     those). A kwarg that is a dict with ".frame" holds a data.frame's columns. ``options``:
     "figure" (a file to draw the task's figure in, checked before the work; "figure_argument" is
-    the R argument that named it), "title" and "figure_kwargs"."""
-    from . import tl
+    the R argument that named it), "title", "figure_kwargs", and "set_for_user" ({Python argument:
+    what the user did}, for arguments the verb set itself, which messages then describe:
+    :func:`isthmus._arguments.set_for_user`)."""
+    from . import _arguments, tl
     from .tl import _runner
 
     options = dict(options or {})
     figure = options.get("figure") or None
     _check_output(figure, options.get("figure_argument", "png"))
     kwargs = {key: _argument(value) for key, value in dict(kwargs or {}).items()}  # R's empty list() is []
-    with _runner.collecting() as written, warnings.catch_warnings():
+    with _runner.collecting() as written, warnings.catch_warnings(), \
+            _arguments.set_for_user(options.get("set_for_user")):
         # a MuData made for one call: genes that share a name with a peak are no concern of it
         warnings.filterwarnings("ignore", message="var_names are not unique")
         data = [_assembled(item) for item in data]

@@ -368,6 +368,19 @@ def test_every_task_with_a_dl_method_takes_the_device_arguments():
             assert parameters["accelerator"].default == "auto", name
 
 
+def test_options_of_some_methods_are_their_task_s_options():
+    """An entry's ``options`` are arguments of its task function that some, not all, of the task's
+    methods take (an option every method takes needs no entry)."""
+    import inspect
+
+    for entry in REGISTRY.values():
+        parameters = inspect.signature(tl._runner.TASKS[entry.task].function).parameters
+        assert set(entry.options) <= set(parameters), (entry.task, entry.name)
+        for option in entry.options:
+            assert 0 < len(tl._registry.methods_taking(entry.task, option)) < len(tl.method_names(entry.task))
+    assert tl._registry.methods_taking("spatial_domains", "image_features") == ("gat",)
+
+
 def test_the_registry_lists_every_task_with_a_default_first():
     table = tl.methods()
     assert set(table["task"]) == {"integrate", "denoise", "generate", "transfer_labels", "deconvolve", "map_cells",

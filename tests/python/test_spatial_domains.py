@@ -245,9 +245,11 @@ def test_banksy_and_the_graph_model_stay_inside_each_slice(dlpfc):
     assert graph.nnz > 0 and (slices[graph.row] == slices[graph.col]).all()
     alone = tl._spatial.neighbour_graph(xy[:600], 6)
     assert (graph.tocsr()[:600, :600] != alone).nnz == 0
-    tiles = spatial_tiles(xy, 200, groups=slices)
+    tiled = _runner.Call({"adata": both, "batch_size": 200, "slices": slices, "xy": xy})
+    tiles = _domains._gat_tiles(tiled)
     assert len(tiles) == 2 * len(spatial_tiles(xy[:600], 200)) and all(len(set(slices[t])) == 1 for t in tiles)
     assert np.array_equal(np.sort(np.concatenate(tiles)), np.arange(1200))
+    assert [list(spots) for spots in tl._spatial.each_slice(slices)] == [list(range(600)), list(range(600, 1200))]
 
     tl.spatial_domains(both, method="gat", n_domains=3, layer=None, n_seeds=1, max_epochs=3, batch_size=300,
                        batch_key="slice", verbose=False)
@@ -268,6 +270,13 @@ def test_a_bad_slice_column_is_named(dlpfc):
     adata.obs["slice"] = ["a"] * 295 + ["b"] * 5
     with pytest.raises(ValueError, match="slice 'b' has 5 spots; each slice needs more than n_neighbors=6"):
         tl.spatial_domains(adata, method="pca", n_domains=3, layer=None, batch_key="slice", verbose=False)
+    # a batch the R verb set itself (a Seurat object's images): the message says what the user gave
+    from isthmus import _r
+
+    with pytest.raises(ValueError, match="isthmus: the object's 2 images: slice 'b' has 5 spots"):
+        _r.run("spatial_domains", [adata], {"method": "pca", "n_domains": 3, "layer": None, "batch_key": "slice",
+                                             "verbose": False},
+               {"set_for_user": {"batch_key": "the object's 2 images"}})
     adata.obs["slice"] = pd.Series(["a", None] * 150, index=adata.obs_names)
     with pytest.raises(ValueError, match="150 spots have no slice"):
         tl.spatial_domains(adata, method="pca", n_domains=3, layer=None, batch_key="slice", verbose=False)
@@ -276,7 +285,8 @@ def test_a_bad_slice_column_is_named(dlpfc):
 
 def test_match_domains_names_each_domain_after_its_reference_label(dlpfc):
     """Domains that are the layers under other names get the layers' names back; a domain more than
-    there are labels stays itself, marked; spots without a reference label are left out."""
+    there are labels is named as a domain and comes after the labels; spots without a reference
+    label are left out."""
     adata = dlpfc.copy()
     layers = adata.obs["layer"]
     codes = {label: str(i) for i, label in enumerate(np.random.default_rng(1).permutation(sorted(layers.dropna().unique())), 1)}
@@ -285,9 +295,39 @@ def test_match_domains_names_each_domain_after_its_reference_label(dlpfc):
     adata.obs["d"] = pd.Categorical(domains, categories=[str(i) for i in range(1, 9)])
     table = tl.match_domains(adata, domain_key="d", reference_key="layer")
     matched = adata.obs["d_matched"]
-    assert list(matched.cat.categories) == sorted(codes) + ["8 (unmatched)"]
+    assert list(matched.cat.categories) == sorted(codes) + ["domain 8"]
     agree = layers.notna().to_numpy() & (domains != "8")
     assert (matched[agree].astype(str) == layers[agree]).all()
-    assert (matched[:40] == "8 (unmatched)").all()
+    assert (matched[:40] == "domain 8").all()
     assert table["domain"].tolist() == [codes[label] for label in sorted(codes)] + ["8"]
     assert table["spots"].sum() == adata.n_obs and table["shared"].iloc[-1] == 0
+
+
+def test_match_domains_with_fewer_domains_than_labels_keeps_every_label_as_a_category(dlpfc):
+    """Two layers merged into one domain: the domains take the labels they match, the label left
+    over stays an (unused) category in its place, so both columns share categories and colours;
+    the reference's own category order is kept; a leftover domain never takes a name that is a label."""
+    adata = dlpfc.copy()
+    layers = adata.obs["layer"]
+    order = ["WM", *sorted(set(layers.dropna()) - {"WM"})]  # a categorical order that is not sorted
+    adata.obs["layer"] = pd.Categorical(layers, categories=order)
+    merged = layers.replace({"Layer_2": "Layer_3"})  # Layer_3 holds more spots: it keeps the name
+    assert (layers == "Layer_3").sum() > (layers == "Layer_2").sum()
+    codes = {label: f"c{i}" for i, label in enumerate(sorted(merged.dropna().unique()))}
+    adata.obs["d"] = merged.map(codes).fillna("c0").astype(str).to_numpy()
+    table = tl.match_domains(adata, domain_key="d", reference_key="layer", key_added="named")
+    named = adata.obs["named"]
+    assert list(named.cat.categories) == order
+    assert "Layer_2" not in set(named) and (named[(layers == "Layer_4").to_numpy()] == "Layer_4").all()
+    assert (named[(layers == "Layer_2").to_numpy()] == "Layer_3").all()
+    assert table["matched"].tolist() == order
+    left = table.set_index("matched").loc["Layer_2"]
+    assert left["domain"] is None and left["spots"] == 0 and left["shared"] == 0
+    assert table["spots"].sum() == adata.n_obs
+
+    # a leftover domain whose plain name is a reference label gets a name no label has
+    adata.obs["reference"] = pd.Categorical(["domain 9"] * 10 + ["x"] * (adata.n_obs - 10))
+    adata.obs["d"] = ["1"] * 10 + ["9"] * 5 + ["2"] * (adata.n_obs - 15)
+    tl.match_domains(adata, domain_key="d", reference_key="reference")
+    assert list(adata.obs["d_matched"].cat.categories) == ["domain 9", "x", "domain 9 (unmatched)"]
+    assert (adata.obs["d_matched"][10:15] == "domain 9 (unmatched)").all()

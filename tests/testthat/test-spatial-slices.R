@@ -91,6 +91,62 @@ test_that("MatchDomains names the domains after the layers; SpatialDimPlot colou
   expect_error(MatchDomains(out, "banksy_domain", reference = "nope"), "'nope'")
 })
 
+test_that("a slice taken from the object's images is named as the user gave it, not as batch = \"image\"", {
+  obj <- two_slices()
+  slice <- sub("_.*", "", colnames(obj))
+  few <- subset(obj, cells = c(colnames(obj)[slice == "a"], colnames(obj)[slice == "b"][1:3]))
+  expect_identical(SeuratObject::Images(few), c("a", "b"))
+  message <- tryCatch(FindSpatialDomains(few, method = "pca", n.domains = 7, verbose = FALSE),
+                      error = conditionMessage)
+  expect_match(message, "the object's 2 images: slice 'b' has 3 spots; each slice needs more than n_neighbors = 6",
+               fixed = TRUE)
+  expect_no_match(message, "batch")
+  # a batch the user typed is still named as typed
+  few$section <- sub("_.*", "", colnames(few))
+  expect_error(FindSpatialDomains(few, method = "pca", n.domains = 7, batch = "section", verbose = FALSE),
+               "batch = \"section\": slice 'b' has 3 spots")
+})
+
+test_that("MatchDomains with more or with fewer domains than labels: the labels' levels first, in their order", {
+  obj <- two_slices()
+  layer <- obj$layer
+  known <- !is.na(layer)
+  # the layers under other names, NA spots in domain "1"
+  codes <- stats::setNames(as.character(seq_len(nlevels(layer))), rev(levels(layer)))
+  domains <- unname(codes[as.character(layer)])
+  domains[!known] <- "1"
+
+  # one domain more than labels: it comes after them, named as a domain
+  more <- domains
+  more[1:40] <- "8"
+  obj$more <- factor(more, levels = as.character(1:8))
+  matched <- MatchDomains(obj, "more", reference = "layer")$more_matched
+  expect_identical(levels(matched), c(levels(layer), "domain 8"))
+  expect_true(all(matched[1:40] == "domain 8"))
+  expect_identical(as.character(matched[known & more != "8"]), as.character(layer[known & more != "8"]))
+
+  # two layers in one domain: the label left over stays a level, so the colours still line up
+  obj$layer <- factor(layer, levels = rev(levels(layer)))  # the reference's order, not sorted
+  fewer <- domains
+  fewer[fewer == codes[["Layer_2"]]] <- codes[["Layer_3"]]  # Layer_3 is the larger: it keeps its name
+  obj$fewer <- fewer
+  out <- MatchDomains(obj, "fewer", reference = "layer", name = "named")
+  expect_identical(levels(out$named), rev(levels(layer)))
+  expect_false("Layer_2" %in% out$named)
+  expect_true(all(out$named[which(layer == "Layer_2")] == "Layer_3"))
+  expect_identical(as.character(out$named[known & layer != "Layer_2"]), as.character(layer[known & layer != "Layer_2"]))
+  # the colour of each label the domains carry, as SpatialDimPlot gives it (a label no spot
+  # carries has no colour in the domains' plot)
+  carried <- levels(droplevels(out$named))
+  fills <- function(column) {
+    plot <- Seurat::SpatialDimPlot(out, group.by = column, images = "a")
+    scale <- ggplot2::ggplot_build(plot)$plot$scales$get_scales("fill")
+    scale$map(carried)
+  }
+  expect_identical(fills("named"), fills("layer"))
+  expect_false(anyNA(fills("named")) || "grey50" %in% fills("named"))
+})
+
 test_that("FindSpatialDomains on a SpatialExperiment with two samples: sample_id gives the slices", {
   skip_if_not_installed("SpatialExperiment")  # not in this machine's Debian; run in the trixie root
   obj <- two_slices()
@@ -112,4 +168,8 @@ test_that("FindSpatialDomains on a SpatialExperiment with two samples: sample_id
   expect_identical(as.character(out$pca_domain), as.character(from_seurat$pca_domain))
   matched <- MatchDomains(out, "pca_domain", reference = "layer")
   expect_identical(levels(matched$pca_domain_matched), levels(obj$layer))
+  # a sample too small for its neighbour graph is named as the user gave it, not as sample_id
+  few <- spe[, c(which(spe$sample_id == "a"), which(spe$sample_id == "b")[1:3])]
+  expect_error(FindSpatialDomains(few, method = "pca", n.domains = 7, verbose = FALSE),
+               "the object's 2 samples (sample_id): slice 'b' has 3 spots", fixed = TRUE)
 })

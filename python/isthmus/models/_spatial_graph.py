@@ -20,7 +20,6 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-import pandas as pd
 import torch
 from torch import nn
 
@@ -102,19 +101,11 @@ def _edge_tensors(edges: np.ndarray, n: int, device) -> tuple[torch.Tensor, torc
             torch.as_tensor(graph.row.astype(np.int64), device=device))
 
 
-def spatial_tiles(xy: np.ndarray, spots_per_tile: int, groups: np.ndarray | None = None) -> list[np.ndarray]:
+def spatial_tiles(xy: np.ndarray, spots_per_tile: int) -> list[np.ndarray]:
     """Spots split into about ``len(xy) / spots_per_tile`` tiles of neighbouring spots: strips of
     equal counts along x, each cut into equal counts along y (quantiles, so dense and sparse
-    regions give tiles of the same size). Each tile's indices, sorted. With ``groups`` (one label
-    per spot: the slices of a multi-slice run, which may share a coordinate frame) each group is
-    tiled on its own, so no tile holds spots of two slices."""
-    if groups is not None:
-        groups = np.asarray(groups)
-        tiles = []
-        for name in pd.unique(groups):
-            spots = np.flatnonzero(groups == name)
-            tiles.extend(spots[tile] for tile in spatial_tiles(xy[spots], spots_per_tile))
-        return tiles
+    regions give tiles of the same size). Each tile's indices, sorted. One coordinate frame: the
+    slices of a multi-slice run are tiled one by one (tl._domains._gat_tiles)."""
     n = len(xy)
     n_tiles = max(1, int(np.ceil(n / spots_per_tile)))
     n_strips = max(1, int(np.round(np.sqrt(n_tiles))))

@@ -61,12 +61,15 @@ def _gat_tiles(call):
     """The tiles the graph model trains on: None (the whole graph) or lists of spots."""
     from ..models._spatial_graph import spatial_tiles
 
-    spots = call.batch_size or (TILE_SPOTS if call.adata.n_obs > FULL_GRAPH_SPOTS else None)
-    if spots is None or spots >= call.adata.n_obs:
+    size = call.batch_size or (TILE_SPOTS if call.adata.n_obs > FULL_GRAPH_SPOTS else None)
+    if size is None or size >= call.adata.n_obs:
         return None
+    if call.slices is None:
+        return spatial_tiles(call.xy, int(size))
     # slices share a coordinate frame: each is tiled on its own (a tile of two slices would be
     # two patches that no edge joins, cut by quantiles of both)
-    return spatial_tiles(call.xy, int(spots), groups=call.slices)
+    return [spots[tile] for spots in _spatial.each_slice(call.slices)
+            for tile in spatial_tiles(call.xy[spots], int(size))]
 
 
 def _gat_features(lognorm, n_comps: int) -> np.ndarray:
@@ -352,7 +355,7 @@ def _prepare(call, entry) -> None:
     call.lognorm = _log_hvg(_common.matrix_of(adata, call.layer), call.n_top_genes, call.slices)
     call.n_comps_used = call.n_comps or DEFAULT_COMPS[entry.name]
     if call.image_features:  # read before any training, so a missing image fails at once
-        call.image_table = _histology.checked_image_features(adata, entry.name, call.spatial_key, call.image_weight)
+        call.image_table = _histology.checked_image_features(adata, entry, call.spatial_key, call.image_weight)
 
 
 def _several_slices(call) -> bool:
@@ -386,8 +389,7 @@ def _banksy(call, seed):
             # each slice's neighbourhoods and z-scores its own (Banksy's runBanksyPCA(group = sample)),
             # one PCA over all spots
             lognorm, matrix = sparse.csr_matrix(call.lognorm), None
-            for name in pd.unique(call.slices):
-                spots = np.flatnonzero(call.slices == name)
+            for spots in _spatial.each_slice(call.slices):
                 block = banksy_features(lognorm[spots], call.xy[spots], k_geom=k_geom, lambda_=call.lambda_)
                 matrix = np.empty((lognorm.shape[0], block.shape[1])) if matrix is None else matrix
                 matrix[spots] = block
@@ -458,14 +460,16 @@ def _key(call, entry=None) -> str:
 DEFAULT_COMPS = {"gat": 200, "banksy": 20, "pca": 30}
 ALIASES = {"neighbor_pca": "banksy"}  # the old name of the neighbourhood baseline
 _WRITES = ("obs/{key}_domain", "obs/{key}_agreement", "obsm/X_{key}", "obsm/{key}_seed_domains")
-for _name, _embed, _kind, _summary in (
-    ("gat", _gat, "dl", "graph attention autoencoder on the spatial neighbour graph (STAGATE design)"),
-    ("banksy", _banksy, "baseline", "BANKSY: neighbourhood mean and azimuthal Gabor filter beside each spot, PCA"),
-    ("pca", _pca, "baseline", "PCA of log-normalised, scaled variable genes (no space)"),
+for _name, _embed, _kind, _options, _summary in (
+    ("gat", _gat, "dl", ("image_features",),
+     "graph attention autoencoder on the spatial neighbour graph (STAGATE design)"),
+    ("banksy", _banksy, "baseline", (),
+     "BANKSY: neighbourhood mean and azimuthal Gabor filter beside each spot, PCA"),
+    ("pca", _pca, "baseline", (), "PCA of log-normalised, scaled variable genes (no space)"),
 ):
     register(Method("spatial_domains", _name, functools.partial(_fit_domains, embed=_embed), _kind, _summary,
                     needs=("counts", "coordinates"), writes=_WRITES, saves_model=_kind == "dl",
-                    r_verb="FindSpatialDomains"))
+                    options=_options, r_verb="FindSpatialDomains"))
 
 
 def spatial_domains(
@@ -591,15 +595,19 @@ def match_domains(adata, *, domain_key: str, reference_key: str, key_added: str 
     (Hungarian matching on the contingency table of the spots both columns label; spots without a
     reference label are left out of the table), so that a plot of the domains reads against the
     reference: the domains of several slices, or of two methods, against a manual annotation.
-    Domains left without a label (more domains than labels) keep their own name with
-    " (unmatched)" added. The name is the best match, not a claim that the domain is that label.
+    The name is the best match, not a claim that the domain is that label.
 
-    Writes ``obs[key_added]`` (default ``f"{domain_key}_matched"``), categorical: the matched labels
-    in the reference's own order (its categories, else sorted), then the unmatched domains; with as
-    many domains as labels, the default palettes of scanpy and Seurat then give a matched pair one
-    colour.
-    Returns a table, one row per domain in that order: domain, matched, spots (of the domain),
-    shared (of those, spots whose reference label is the matched one)."""
+    Writes ``obs[key_added]`` (default ``f"{domain_key}_matched"``), categorical: first every
+    reference label in the reference's own order (its categories, else sorted), a matched domain
+    under its label, then the domains left over when there are more domains than labels, as
+    "domain <name>" in their own order. With fewer domains than labels, the labels no domain took
+    stay as unused categories, so both columns have the same categories in the same order and the
+    default palettes of scanpy and Seurat (a colour per category, by its place) give each domain
+    its label's colour. With more domains, the extra categories change those palettes: give the
+    plot the reference's colours, and others for the extra domains.
+    Returns a table, one row per category in that order: domain (None for a label no domain
+    took), matched, spots (of the domain), shared (of those, spots whose reference label is the
+    matched one)."""
     from scipy.optimize import linear_sum_assignment
 
     _common.check_column(adata, domain_key, "domain")
@@ -609,19 +617,24 @@ def match_domains(adata, *, domain_key: str, reference_key: str, key_added: str 
     known = reference.notna().to_numpy()
     if not known.any():
         raise ValueError(f"isthmus: the reference column {reference_key!r} has no labels (all NA).")
-    labels = [label for label in _ordered_labels(reference) if (reference[known].astype(str) == label).any()]
+    levels = _ordered_labels(reference)
+    labels = [label for label in levels if (reference[known].astype(str) == label).any()]  # those with spots
     ours = [d for d in _ordered_labels(adata.obs[domain_key]) if (domains == d).any()]
     table = pd.crosstab(domains[known], reference[known].astype(str).to_numpy()).reindex(
         index=ours, columns=labels, fill_value=0)
-    rows, cols = linear_sum_assignment(-table.to_numpy())
-    names = {ours[r]: labels[c] for r, c in zip(rows, cols)}
+    pairs = linear_sum_assignment(-table.to_numpy())
+    names = {ours[r]: labels[c] for r, c in zip(*pairs)}
     for domain in ours:
-        names.setdefault(domain, f"{domain} (unmatched)")
-    order = [label for label in labels if label in names.values()]
-    order += [names[d] for d in ours if names[d] not in order]
+        if domain not in names:  # a name that cannot pass for a reference label
+            names[domain] = f"domain {domain}" if f"domain {domain}" not in levels else f"domain {domain} (unmatched)"
+    order = levels + [names[d] for d in ours if names[d] not in levels]
     matched = pd.Categorical([names[d] for d in domains], categories=order)
     adata.obs[key_added or f"{domain_key}_matched"] = pd.Series(matched, index=adata.obs_names)
     by_name = {name: domain for domain, name in names.items()}
-    return pd.DataFrame([{"domain": by_name[name], "matched": name, "spots": int((domains == by_name[name]).sum()),
-                          "shared": int(table.loc[by_name[name], name]) if name in table.columns else 0}
-                         for name in order])
+    rows = []
+    for name in order:
+        domain = by_name.get(name)  # None: a label no domain took
+        rows.append({"domain": domain, "matched": name,
+                     "spots": int((domains == domain).sum()) if domain is not None else 0,
+                     "shared": int(table.loc[domain, name]) if domain is not None and name in labels else 0})
+    return pd.DataFrame(rows)

@@ -141,15 +141,19 @@ def image_block(features: pd.DataFrame | np.ndarray, expression: np.ndarray, *, 
     return (rotated * scale).astype(np.float32)
 
 
-def checked_image_features(adata, method: str, spatial_key: str, weight: float) -> pd.DataFrame:
-    """spatial_domains' check of ``image_features``: the graph model's option only (the baselines'
-    embeddings are PCAs of expression; adding the image there would be a new baseline, not theirs),
-    a non-negative weight, and the image features themselves (errors say what the data lacks)."""
+def checked_image_features(adata, entry, spatial_key: str, weight: float) -> pd.DataFrame:
+    """spatial_domains' check of ``image_features``: an option of the methods whose registry entry
+    (``entry``, the method asked for) lists it (the graph model: the baselines' embeddings are PCAs
+    of expression, and adding the image there would be a new baseline, not theirs), a non-negative
+    weight, and the image features themselves (errors say what the data lacks)."""
     from .. import _arguments
+    from ._registry import methods_taking
 
-    if method != "gat":
-        raise ValueError(f"isthmus: {_arguments.setting('image_features', True)} applies to method \"gat\" only "
-                         f"(the graph model's input); got method {method!r}.")
+    if "image_features" not in entry.options:
+        takers = " or ".join(f'"{name}"' for name in methods_taking(entry.task, "image_features"))
+        raise ValueError(f"isthmus: {_arguments.setting('image_features', True)} applies to "
+                         f"{_arguments.name('method')} {takers} only; got {_arguments.name('method')} "
+                         f"{entry.name!r}.")
     if not float(weight) >= 0:
         raise ValueError(f"isthmus: {_arguments.name('image_weight')} must be 0 or more; got {weight}.")
     return spot_image_features(adata, spatial_key=spatial_key)

@@ -49,6 +49,9 @@ class Method:
     # trains under Lightning's DDP on several devices (scvi-tools' SCVI, SCANVI, TOTALVI, MULTIVI;
     # DestVI's CondSCVI + DestVI pair is not marked: untested there); the others take one device
     multi_device: bool = False
+    # options of its task that only some of the task's methods take, and this one does (spatial
+    # domains' image_features: the graph model's input); the task refuses them for the others
+    options: tuple[str, ...] = ()
     r_verb: str | None = None  # the R verb whose `method` offers it (None: Python only)
 
     def __post_init__(self):
@@ -82,6 +85,11 @@ def register(method: Method) -> Method:
 def method_names(task: str) -> tuple[str, ...]:
     """The methods of ``task``, in registration order (the first is the task's default)."""
     return tuple(name for (t, name) in REGISTRY if t == task)
+
+
+def methods_taking(task: str, option: str) -> tuple[str, ...]:
+    """The methods of ``task`` that take ``option`` (one of the options only some of them take)."""
+    return tuple(m.name for m in REGISTRY.values() if m.task == task and option in m.options)
 
 
 def tasks() -> tuple[str, ...]:

@@ -5,6 +5,7 @@ the spatial data)."""
 from __future__ import annotations
 
 import warnings
+from typing import Iterator
 
 import numpy as np
 import pandas as pd
@@ -54,6 +55,16 @@ def coordinates(adata, key: str = SPATIAL_KEY, slices: np.ndarray | None = None,
     return xy
 
 
+def each_slice(slices) -> Iterator[np.ndarray]:
+    """The positions of each slice's spots (sorted), one slice at a time in the order the slices
+    first appear in ``slices`` (one label per spot). What builds a piece per slice (its neighbour
+    graph, its tiles, its BANKSY matrix) builds it on these spots and puts it back at them, so no
+    piece joins two slices."""
+    slices = np.asarray(slices)
+    for name in pd.unique(slices):
+        yield np.flatnonzero(slices == name)
+
+
 def neighbour_graph(xy: np.ndarray, n_neighbors: int = 6, slices: np.ndarray | None = None) -> sparse.csr_matrix:
     """Symmetric 0/1 adjacency of each spot's ``n_neighbors`` nearest spots (no self loops).
 
@@ -65,8 +76,7 @@ def neighbour_graph(xy: np.ndarray, n_neighbors: int = 6, slices: np.ndarray | N
     if slices is not None:
         n = xy.shape[0]
         rows, cols = [], []
-        for name in pd.unique(np.asarray(slices)):
-            spots = np.flatnonzero(np.asarray(slices) == name)
+        for spots in each_slice(slices):
             part = neighbour_graph(xy[spots], n_neighbors).tocoo()
             rows.append(spots[part.row])
             cols.append(spots[part.col])
