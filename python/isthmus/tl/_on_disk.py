@@ -4,7 +4,7 @@ the rest of a task from loading them:
 
 - :func:`working_copy`: the AnnData a model is set up on (scvi-tools writes its registry into
   obs/uns, which should not be the user's). Its X is the model's genes copied, a block of cells at
-  a time, into plain files in the temporary directory (8 bytes per non-zero count) and
+  a time, into plain files in the temporary directory (about 8 bytes per non-zero count) and
   memory-mapped as a compressed-sparse-row matrix: the operating system pages the counts in as
   minibatches touch them and drops them under memory pressure. (anndata writes its arrays in
   HDF5 chunks, which cannot be mapped, so the user's file is not mapped in place.)
@@ -15,9 +15,10 @@ the rest of a task from loading them:
   or 10x HDF5 file from R), so R hands such counts over as the file they already are.
 
 Why a memory map and not scvi-tools' own backed reading: a backed minibatch of 128 scattered cells
-costs anndata two HDF5 reads per cell (7.9 ms at a million cells, against 0.16 ms in memory: 40% on
-an epoch, BENCHMARKS.md "The cost curve"); through a memory map it costs what memory does, the
-minibatches are the same as in memory, and so is the trained model for the same seed.
+costs anndata two HDF5 reads per cell (6-8 ms, against 0.16 ms in memory: an epoch at a million
+cells took 1.40x the in-memory time, BENCHMARKS.md "The cost curve"); through a memory map it costs
+what memory does (1.09x), the minibatches are the same as in memory, and so is the trained model
+for the same seed.
 
 Only X can be backed (anndata reads layers into memory), so counts on disk must be X.
 """
