@@ -52,6 +52,7 @@ import torch  # noqa: E402
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score  # noqa: E402
 
 from isthmus import tl  # noqa: E402
+from isthmus.models import _spatial_graph  # noqa: E402
 from isthmus.tl import _domains  # noqa: E402
 
 from _tables import markdown  # noqa: E402  (bench/ is on sys.path when a script runs)
@@ -114,8 +115,12 @@ def main():
     parser.add_argument("--out", default=None, help="--joint: a TSV the rows are appended to as they finish")
     parser.add_argument("--gat-loss-per-gene", action="store_true",
                         help="the graph model's MSE per gene, as STAGATE's (_domains.GAT_LOSS_PER_GENE)")
+    parser.add_argument("--gat-init", choices=["xavier_uniform", "stagate"], default=None,
+                        help="the graph model's initial weights (models._spatial_graph.INITIALISATION)")
     args = parser.parse_args()
     _domains.GAT_LOSS_PER_GENE = bool(args.gat_loss_per_gene)
+    if args.gat_init:
+        _spatial_graph.INITIALISATION = args.gat_init
     n_seeds = args.seeds or (2 if args.quick else 5)
     epochs = args.epochs or (100 if args.quick else 1000)
     torch.set_num_threads(1)

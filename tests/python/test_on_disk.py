@@ -86,3 +86,45 @@ def test_the_working_copy_maps_a_copy_of_the_chosen_genes_and_leaves_nothing_beh
             assert work.X.indices.dtype == work.X.indptr.dtype  # or scipy widens (copies) them on every read
             assert (work.X != memory[:, chosen].X).nnz == 0 and list(work.var_names) == list(chosen)
     assert _copies_left() == before  # copies are unlinked once mapped
+
+
+_RANK_ONE = """
+import sys, anndata as ad, pandas as pd
+from isthmus.tl import _on_disk
+disk = ad.read_h5ad(sys.argv[1], backed="r")
+work = _on_disk.working_copy(disk, pd.Index(disk.var_names[::int(sys.argv[2])]), shared=True)
+print(work.X.data.filename)
+"""
+
+
+def test_under_ddp_the_other_ranks_map_the_copy_rank_zero_made(tmp_path, monkeypatch):
+    """Lightning starts ranks 1.. with rank 0's environment after rank 0 has copied the genes: they map
+    its copy (the same files) rather than write one each; other genes are another copy."""
+    import subprocess
+    import sys
+
+    memory = _pbmc()
+    memory.write_h5ad(tmp_path / "pbmc.h5ad")
+    disk = ad.read_h5ad(tmp_path / "pbmc.h5ad", backed="r")
+    monkeypatch.setattr(os, "environ", dict(os.environ))  # the copy's name is set here, not in pytest's own
+    before = set(os.environ)
+    work = _on_disk.working_copy(disk, disk.var_names[::3], shared=True)  # rank 0 (no RANK / LOCAL_RANK)
+    named = set(os.environ) - before
+    assert len(named) == 1 and named.pop().startswith(_on_disk.SHARED_COPY_VARIABLE)
+    folder = os.path.dirname(work.X.data.filename)
+    assert os.path.isfile(work.X.data.filename)  # kept for the other ranks (removed when rank 0 exits)
+
+    def rank_one(step):
+        run = subprocess.run([sys.executable, "-c", _RANK_ONE, str(tmp_path / "pbmc.h5ad"), str(step)],
+                             env={**os.environ, "LOCAL_RANK": "1"}, capture_output=True, text=True, timeout=120)
+        assert run.returncode == 0, run.stderr[-2000:]
+        return run.stdout.strip().splitlines()[-1]
+
+    try:
+        assert rank_one(3) == work.X.data.filename  # the same genes: rank 0's files
+        other = rank_one(2)  # other genes: a copy of its own, unlinked once mapped
+        assert os.path.dirname(other) != folder and not os.path.exists(other)
+    finally:
+        import shutil
+
+        shutil.rmtree(folder, ignore_errors=True)

@@ -40,18 +40,27 @@ def test_the_workers_error_is_raised_again_with_its_message(tmp_path):
 
 def test_two_cpu_processes_train_one_scvi_model_with_ddp(tmp_path):
     """devices = 2 on the CPU: Lightning's DDP over gloo, the worker started again as rank 1 by
-    Lightning; rank 0 alone hands back the latent space and saves the model."""
+    Lightning; rank 0 alone hands back the latent space and saves the model. The counts are on disk
+    (a backed .h5ad): both ranks train from the one copy of the genes rank 0 makes, gone at the end."""
+    import os
+
     rng = np.random.default_rng(0)
     counts = rng.poisson(rng.gamma(2.0, 1.0, (1, 40)) * rng.uniform(0.5, 2, (120, 1)), (120, 40)).astype(np.float32)
-    adata = ad.AnnData(counts)
+    ad.AnnData(counts).write_h5ad(tmp_path / "counts.h5ad")
+    adata = ad.read_h5ad(tmp_path / "counts.h5ad", backed="r")
     adata.obs["batch"] = np.repeat(["a", "b"], 60)
     kwargs = {"method": "scvi", "batch_key": "batch", "layer": None, "genes": "all", "n_latent": 4,
               "max_epochs": 2, "accelerator": "cpu", "devices": 2, "model_dir": str(tmp_path / "model"),
-              "random_state": 0, "verbose": False}
+              "random_state": 0, "verbose": True}
     (tmp_path / "job").mkdir()
+    (tmp_path / "tmp").mkdir()
     folder = _worker.write_job("integrate", [adata], kwargs, None, None, str(tmp_path / "job"))
-    run = _run_worker(folder, timeout=240, cwd=tmp_path)
+    run = _run_worker(folder, timeout=240, cwd=tmp_path, env={**os.environ, "TMPDIR": str(tmp_path / "tmp")})
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    # rank 0 copied the genes once (rank 1 prints nowhere: that it maps this copy rather than making
+    # its own is test_on_disk's), and nothing of the copy is left
+    assert run.stdout.count("isthmus counts on disk: copying 40 genes x 120 cells") == 1, run.stdout[-2000:]
+    assert not [name for name in os.listdir(tmp_path / "tmp") if name.startswith("isthmus-genes-")]
     # two processes really trained: scvi-tools' DDP notice comes once from each rank
     assert run.stderr.count("disabled due to the use of DDP") == 2, run.stderr[-2000:]
     out = _worker.read_result(folder)["value"]

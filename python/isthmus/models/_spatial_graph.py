@@ -56,6 +56,12 @@ class _EdgeWeightedSum(torch.autograd.Function):
         return grad_weights, grad_values, None, None
 
 
+# How the weights start. "stagate": as STAGATE's code (xavier-normal with gain 1.414, the weights
+# and the attention vectors alike); "xavier_uniform": xavier-uniform weights (gain 1), attention
+# uniform(-0.1, 0.1). BENCHMARKS.md, issue 17 item 3.
+INITIALISATION = "xavier_uniform"
+
+
 class GraphAttentionAutoencoder(SavableModule):
     def __init__(self, n_input: int, n_hidden: int = 512, n_latent: int = 30):
         super().__init__()
@@ -64,10 +70,15 @@ class GraphAttentionAutoencoder(SavableModule):
         self.w_latent = nn.Parameter(torch.empty(n_hidden, n_latent))
         self.att_src = nn.Parameter(torch.empty(n_hidden))
         self.att_dst = nn.Parameter(torch.empty(n_hidden))
-        for weight in (self.w_hidden, self.w_latent):
-            nn.init.xavier_uniform_(weight)
-        for vector in (self.att_src, self.att_dst):
-            nn.init.uniform_(vector, -0.1, 0.1)
+        if INITIALISATION == "stagate":
+            for parameter in (self.w_hidden, self.w_latent, self.att_src, self.att_dst):
+                # a vector as STAGATE's (1, heads, n_hidden) tensor: fan in and out both n_hidden
+                nn.init.xavier_normal_(parameter if parameter.dim() > 1 else parameter.view(1, 1, -1), gain=1.414)
+        else:
+            for weight in (self.w_hidden, self.w_latent):
+                nn.init.xavier_uniform_(weight)
+            for vector in (self.att_src, self.att_dst):
+                nn.init.uniform_(vector, -0.1, 0.1)
 
     @staticmethod
     def _softmax_by_target(scores: torch.Tensor, target: torch.Tensor, n: int) -> torch.Tensor:

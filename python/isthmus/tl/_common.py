@@ -425,16 +425,18 @@ def save_model(model, model_dir: str) -> str:
     return model_dir
 
 
-def lean_copy(adata, genes: pd.Index | None = None, *, layer: str | None = None):
+def lean_copy(adata, genes: pd.Index | None = None, *, layer: str | None = None, verbose: bool = False):
     """An AnnData over the same matrices (shared, not copied) with its own obs, var and uns: scvi-tools
     writes its registry (``_scvi_*`` columns and uns entries) into the object a model is set up on,
     and that should not be the user's. ``genes``: only these columns (copied; None: every gene).
-    ``layer``: where the model reads counts (on disk they can only be X)."""
+    ``layer``: where the model reads counts (on disk they can only be X). ``verbose``: progress of
+    the copy of counts on disk."""
     import anndata as ad
 
-    if _on_disk.is_backed(adata):  # counts on disk stay there
+    if _on_disk.is_backed(adata):  # counts on disk stay there, the model's genes copied beside them
         _on_disk.check_layer(adata, layer)
-        return _on_disk.working_copy(adata, adata.var_names if genes is None else pd.Index(genes))
+        return _on_disk.working_copy(adata, adata.var_names if genes is None else pd.Index(genes),
+                                     shared=current_device().count > 1, verbose=verbose)
     if genes is None or len(genes) == adata.n_vars and adata.var_names.equals(pd.Index(genes)):
         return ad.AnnData(X=adata.X, obs=adata.obs.copy(), var=adata.var.copy(), layers=dict(adata.layers.items()))
     at = adata.var_names.get_indexer(genes)

@@ -26,7 +26,7 @@ def _fit_scvi(call, *, scanvi: bool = False) -> Fit:
     labels = _common.labels_with_unlabelled(call.adata, call.labels_key) if scanvi else None
     genes, source = call.model_genes
     # the model's registry goes here, not into the user's object; on the genes chosen
-    work = _common.lean_copy(call.adata, genes, layer=call.layer)
+    work = _common.lean_copy(call.adata, genes, layer=call.layer, verbose=call.verbose)
     model = _scvi_models.fit_scvi(
         work, layer=call.layer, batch_key=call.batch_key, labels=labels,
         categorical_covariate_keys=call.categorical_covariate_keys,
@@ -154,8 +154,8 @@ def integrate(
 
     Counts larger than memory: ``adata`` opened in backed mode (``anndata.read_h5ad(path,
     backed="r")``, counts in X, ``layer=None``) trains scVI / scANVI from a memory-mapped copy of the
-    model's genes in the temporary directory (about 8 bytes per non-zero count), with the same result
-    as in memory; the record says ``counts_on_disk``.
+    model's genes in the temporary directory (about 8 bytes per non-zero count; one copy that every
+    DDP rank maps), with the same result as in memory; the record says ``counts_on_disk``.
 
     accelerator: "auto" (default: the GPU when torch sees one, else the CPU), "cpu" or "gpu";
     devices: "auto" (one) or a device count / GPU indices; several train one model with Lightning's

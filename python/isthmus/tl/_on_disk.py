@@ -20,24 +20,33 @@ cells took 1.40x the in-memory time, BENCHMARKS.md "The cost curve"); through a 
 what memory does (1.09x), the minibatches are the same as in memory, and so is the trained model
 for the same seed.
 
+Under DDP on one machine, Lightning starts ranks 1.. by running the program again, after rank 0
+has made its copy and with rank 0's environment: rank 0 names its copy there and keeps the files
+until it exits, and the other ranks map them, so N devices share one copy instead of writing N.
+
 Only X can be backed (anndata reads layers into memory), so counts on disk must be X.
 """
 
 from __future__ import annotations
 
 import atexit
+import hashlib
+import json
 import os
 import shutil
 import tempfile
+import time
 
 import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from .. import _arguments
+from .. import _arguments, _progress
 
 BLOCK_VALUES = 20_000_000  # cells x genes read at a time when copying genes: bounded memory at any size
 SELECTION_CELLS = 100_000  # the mean-variance trend of the gene selection is stable well below this
+# + a key of the file and genes: the folder of rank 0's copy, in the environment ranks 1.. start with
+SHARED_COPY_VARIABLE = "ISTHMUS_GENES_COPY_"
 
 
 def is_backed(adata) -> bool:
@@ -73,14 +82,47 @@ def cells_for_selection(n_cells: int, random_state: int = 0) -> np.ndarray | Non
     return np.sort(np.random.default_rng(random_state).choice(n_cells, SELECTION_CELLS, replace=False))
 
 
-def working_copy(adata, genes: pd.Index):
+def working_copy(adata, genes: pd.Index, *, shared: bool = False, verbose: bool = False):
     """An AnnData over the model's genes, with obs and var of its own, whose X is a compressed-sparse-row
-    matrix over memory-mapped files (see the module's docstring)."""
+    matrix over memory-mapped files (see the module's docstring). ``shared``: several devices train
+    (DDP), so rank 0's copy is kept for the other ranks to map."""
     import anndata as ad
 
     at = adata.var_names.get_indexer(pd.Index(genes))
+    counts = None
+    if shared and not _rank_zero():
+        counts = _map_shared_copy(os.environ.get(SHARED_COPY_VARIABLE + _copy_key(adata, at)))
+    if counts is None:
+        counts = _genes_to_disk(adata, at, keep_for_ranks=shared and _rank_zero(), verbose=verbose)
     # obs: the user's columns as they are now (the file may hold older ones)
-    return ad.AnnData(X=_genes_to_disk(adata, at), obs=adata.obs.copy(), var=adata.var.iloc[at].copy())
+    return ad.AnnData(X=counts, obs=adata.obs.copy(), var=adata.var.iloc[at].copy())
+
+
+def _rank_zero() -> bool:
+    from ._common import is_rank_zero
+
+    return is_rank_zero()
+
+
+def _copy_key(adata, at: np.ndarray) -> str:
+    """Names one copy: the file (path, size, time written), its cells and the genes taken."""
+    path = os.path.abspath(str(adata.filename))
+    stat = os.stat(path)
+    digest = hashlib.sha1(f"{path}|{stat.st_size}|{stat.st_mtime_ns}|{adata.n_obs}".encode())
+    digest.update(np.ascontiguousarray(at, dtype=np.int64).tobytes())
+    return digest.hexdigest()[:16]
+
+
+def _map_shared_copy(folder: str | None) -> sparse.csr_matrix | None:
+    """Rank 0's copy, mapped; None when there is none to map (then this rank copies for itself)."""
+    if not folder or not os.path.isfile(os.path.join(folder, "shape.json")):
+        return None
+    with open(os.path.join(folder, "shape.json")) as handle:
+        facts = json.load(handle)
+    index_type, written = np.dtype(facts["index_type"]), int(facts["nnz"])
+    return _csr(_mapped(os.path.join(folder, "data"), np.float32, written),
+                _mapped(os.path.join(folder, "indices"), index_type, written),
+                np.load(os.path.join(folder, "indptr.npy")), tuple(facts["shape"]))
 
 
 def _mapped(path: str, dtype, length: int) -> np.ndarray:
@@ -99,9 +141,10 @@ def _csr(data, indices, indptr, shape) -> sparse.csr_matrix:
     return matrix
 
 
-def _genes_to_disk(adata, at: np.ndarray) -> sparse.csr_matrix:
+def _genes_to_disk(adata, at: np.ndarray, *, keep_for_ranks: bool = False, verbose: bool = False) -> sparse.csr_matrix:
     """The columns ``at`` of X, copied a block of cells at a time into files of a temporary folder
-    (counts as 32-bit floats, as the models read them) and memory-mapped."""
+    (counts as 32-bit floats, as the models read them) and memory-mapped. ``keep_for_ranks``: the
+    files stay until this process exits, named in the environment the other DDP ranks start with."""
     # indices (and so indptr) wide enough for every count the copy can hold
     nonzero_bound = adata.n_obs * len(at)
     index_type = np.int32 if nonzero_bound <= np.iinfo(np.int32).max else np.int64
@@ -109,6 +152,9 @@ def _genes_to_disk(adata, at: np.ndarray) -> sparse.csr_matrix:
     files = {name: os.path.join(folder, name) for name in ("data", "indices")}
     indptr, written = [np.zeros(1, dtype=np.int64)], 0
     step = max(1, BLOCK_VALUES // max(1, adata.n_vars))
+    started, tenth = time.perf_counter(), max(step, -(-adata.n_obs // 10))
+    _progress.say("counts on disk", f"copying {len(at)} genes x {adata.n_obs} cells from {adata.filename} into "
+                                    f"{folder} (mapped, removed when done)", verbose)
     try:
         with open(files["data"], "wb") as data, open(files["indices"], "wb") as indices:
             for start in range(0, adata.n_obs, step):
@@ -119,16 +165,29 @@ def _genes_to_disk(adata, at: np.ndarray) -> sparse.csr_matrix:
                 indices.write(block.indices.astype(index_type, copy=False).tobytes())
                 indptr.append(block.indptr[1:].astype(np.int64) + written)
                 written += block.nnz
+                done = min(start + step, adata.n_obs)
+                if done // tenth > start // tenth or done == adata.n_obs:
+                    _progress.say("counts on disk", f"{done}/{adata.n_obs} cells copied, "
+                                                    f"{written * (4 + np.dtype(index_type).itemsize) / 2**30:.2f} GiB "
+                                                    f"({time.perf_counter() - started:.1f} s)", verbose)
     except OSError as error:  # most often a full disk
         shutil.rmtree(folder, ignore_errors=True)
         raise OSError(f"isthmus: the counts of the {len(at)} genes the model trains on could not be copied to "
                       f"{folder} ({error}); it needs about 8 bytes per non-zero count. Point the temporary directory "
                       f"(TMPDIR) at a disk with room, or train on fewer genes.") from error
+    indptr = np.concatenate(indptr)
     counts = _csr(_mapped(files["data"], np.float32, written), _mapped(files["indices"], index_type, written),
-                  np.concatenate(indptr), (adata.n_obs, len(at)))
+                  indptr, (adata.n_obs, len(at)))
+    if keep_for_ranks:  # the other ranks map these files (see the module's docstring) until rank 0 exits
+        np.save(os.path.join(folder, "indptr.npy"), counts.indptr)
+        with open(os.path.join(folder, "shape.json"), "w") as handle:  # written last: the copy is whole
+            json.dump({"shape": [adata.n_obs, len(at)], "nnz": written, "index_type": np.dtype(index_type).name},
+                      handle)
+        os.environ[SHARED_COPY_VARIABLE + _copy_key(adata, at)] = folder
+        atexit.register(shutil.rmtree, folder, True)
     # a mapped file stays readable once unlinked (POSIX): nothing is left behind in the temporary
     # directory, however the session ends; elsewhere (a mapped file cannot be removed) at exit
-    if os.name == "posix":
+    elif os.name == "posix":
         shutil.rmtree(folder, ignore_errors=True)
     else:
         atexit.register(shutil.rmtree, folder, True)

@@ -37,7 +37,7 @@ def _scanvi_transfer(reference, query, labels, *, batch_key, layer, reference_mo
     reference_dir = reference_model if isinstance(reference_model, str) else ""
     if reference_model is None:
         # the model's registry goes here, not into the user's object; on the chosen genes
-        reference = _common.lean_copy(reference, genes, layer=layer)
+        reference = _common.lean_copy(reference, genes, layer=layer, verbose=verbose)
         scvi_model = _scvi_models.fit_scvi(
             reference, layer=layer, batch_key=batch_key, labels=labels, n_latent=n_latent, max_epochs=max_epochs,
             allow_non_integer=allow_non_integer, random_state=random_state, verbose=verbose)
