@@ -212,6 +212,24 @@
 
 # Builds the Seurat object from one modality (AnnData) or several (MuData): `mods` is a named
 # list of modality parts, `global` the object-level parts (obs, obsm, obsp, uns).
+# A Seurat object holding one assay, as CreateSeuratObject() makes it, less its nCount / nFeature
+# step: nFeature is colSums(counts > 0), a logical copy of the counts (8 bytes per non-zero count:
+# 3.7 GiB of a million-cell file's 12 GiB peak), and the AnnData's obs replaces that metadata anyway
+# (.seurat_from_parts). SeuratObject 5 skips the step under its option Seurat.object.assay.calcn
+# (set by the caller: it applies to every assay added); SeuratObject 4 has no such option, so the
+# object is made as its CreateSeuratObject.Assay() makes it: the idents and metadata are replaced
+# by the caller.
+.seurat_object_without_counts_summary <- function(assay_obj, assay, project) {
+  if (utils::packageVersion("SeuratObject") >= "5.0.0") {
+    return(SeuratObject::CreateSeuratObject(counts = assay_obj, assay = assay, project = project))
+  }
+  cells <- colnames(assay_obj)
+  methods::new("Seurat", assays = stats::setNames(list(assay_obj), assay),
+               meta.data = data.frame(row.names = cells), active.assay = assay,
+               active.ident = stats::setNames(factor(rep.int(project, length(cells))), cells),
+               project.name = project, version = utils::packageVersion("SeuratObject"))
+}
+
 .seurat_from_parts <- function(mods, global, assay_names, report) {
   uns <- .named_list(global$uns)
   record <- .uns_from_py(uns$isthmus %||% list())
@@ -228,8 +246,12 @@
     built[[assay]] <- .assay_from_parts(mods[[k]], assay, cells, assay_records[[assay]], report)
   }
   first <- names(built)[1]
-  obj <- SeuratObject::CreateSeuratObject(counts = built[[first]]$assay, assay = first,
-                                          project = record$project_name %||% "SeuratProject")
+  if (utils::packageVersion("SeuratObject") >= "5.0.0") {  # its nCount / nFeature step off (see below)
+    calcn <- options(Seurat.object.assay.calcn = FALSE)
+    on.exit(options(calcn), add = TRUE)
+  }
+  obj <- .seurat_object_without_counts_summary(built[[first]]$assay, first,
+                                               record$project_name %||% "SeuratProject")
   for (assay in names(built)[-1]) obj[[assay]] <- built[[assay]]$assay
   for (assay in names(built)) {
     # CreateSeuratObject() notes its own flags (calcN) in an Assay5's misc: give back the original
