@@ -113,12 +113,15 @@ def main():
     parser.add_argument("--n-top-genes", type=int, default=3000, help="variable genes every method gets")
     parser.add_argument("--joint", action="store_true", help="the slices alone and together, on their shared genes")
     parser.add_argument("--out", default=None, help="--joint: a TSV the rows are appended to as they finish")
-    parser.add_argument("--gat-loss-per-gene", action="store_true",
-                        help="the graph model's MSE per gene, as STAGATE's (_domains.GAT_LOSS_PER_GENE)")
-    parser.add_argument("--gat-init", choices=["xavier_uniform", "stagate"], default=None,
-                        help="the graph model's initial weights (models._spatial_graph.INITIALISATION)")
+    parser.add_argument("--gat-loss", choices=["per-gene", "per-component"], default=None,
+                        help="the graph model's MSE per gene, as STAGATE's (the default), or per input component "
+                             "(_domains.GAT_LOSS_PER_GENE)")
+    parser.add_argument("--gat-init", choices=["stagate", "xavier_uniform"], default=None,
+                        help="the graph model's initial weights: STAGATE's (the default) or isthmus's first choice "
+                             "(models._spatial_graph.INITIALISATION)")
     args = parser.parse_args()
-    _domains.GAT_LOSS_PER_GENE = bool(args.gat_loss_per_gene)
+    if args.gat_loss:
+        _domains.GAT_LOSS_PER_GENE = args.gat_loss == "per-gene"
     if args.gat_init:
         _spatial_graph.INITIALISATION = args.gat_init
     n_seeds = args.seeds or (2 if args.quick else 5)

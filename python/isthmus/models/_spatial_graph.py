@@ -13,6 +13,7 @@ Architecture (as STAGATE): encoder = attention layer (input -> 512, ELU) then li
 the embedding); decoder = the transposed weights, with the first layer's attention reused, so
 the decoder has no parameters of its own. Self loops are part of the graph. Attention of an edge
 j -> i is sigmoid(a_src . z_j + a_dst . z_i), normalised over i's neighbours by a softmax.
+Weights start as STAGATE's (xavier-normal, gain 1.414: :data:`INITIALISATION`).
 """
 
 from __future__ import annotations
@@ -57,9 +58,10 @@ class _EdgeWeightedSum(torch.autograd.Function):
 
 
 # How the weights start. "stagate": as STAGATE's code (xavier-normal with gain 1.414, the weights
-# and the attention vectors alike); "xavier_uniform": xavier-uniform weights (gain 1), attention
-# uniform(-0.1, 0.1). BENCHMARKS.md, issue 17 item 3.
-INITIALISATION = "xavier_uniform"
+# and the attention vectors alike); "xavier_uniform": isthmus's first choice (xavier-uniform
+# weights, gain 1; attention uniform(-0.1, 0.1)), kept for comparison. BENCHMARKS.md, issue 17,
+# "STAGATE's loss scale and initialisation".
+INITIALISATION = "stagate"
 
 
 class GraphAttentionAutoencoder(SavableModule):

@@ -90,8 +90,11 @@ def _gat_features(lognorm, n_comps: int) -> np.ndarray:
 
 # The graph model's MSE per gene, as STAGATE's (True), or per input component (False): its input
 # is ``n_comps`` components of G genes, so per gene the loss is n_comps / G of per component, and
-# the weight decay and gradient clipping weigh relatively more (BENCHMARKS.md, issue 17 item 3).
-GAT_LOSS_PER_GENE = False
+# the weight decay and gradient clipping weigh as they do in STAGATE, against its loss over the G
+# genes. Per component they weighed G / n_comps (15) times less; per gene the seeds' ARI spread on
+# DLPFC fell from sd 0.017 / 0.033 to 0.010 / 0.002 (BENCHMARKS.md, issue 17, "STAGATE's loss
+# scale and initialisation").
+GAT_LOSS_PER_GENE = True
 
 
 def _gat_embedding(features, graph, *, tiles, seed, max_epochs, verbose, loss_scale=1.0):
