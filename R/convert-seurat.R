@@ -210,11 +210,9 @@
   paste0(key, "_")
 }
 
-# Builds the Seurat object from one modality (AnnData) or several (MuData): `mods` is a named
-# list of modality parts, `global` the object-level parts (obs, obsm, obsp, uns).
 # A Seurat object holding one assay, as CreateSeuratObject() makes it, less its nCount / nFeature
-# step: nFeature is colSums(counts > 0), a logical copy of the counts (8 bytes per non-zero count:
-# 3.7 GiB of a million-cell file's 12 GiB peak), and the AnnData's obs replaces that metadata anyway
+# step: nFeature is colSums(counts > 0), a logical copy of the counts (8 bytes per non-zero count,
+# 3.7 GiB for the cost-curve bench's million cells), and the AnnData's obs replaces that metadata anyway
 # (.seurat_from_parts). SeuratObject 5 skips the step under its option Seurat.object.assay.calcn
 # (set by the caller: it applies to every assay added); SeuratObject 4 has no such option, so the
 # object is made as its CreateSeuratObject.Assay() makes it: the idents and metadata are replaced
@@ -230,6 +228,8 @@
                project.name = project, version = utils::packageVersion("SeuratObject"))
 }
 
+# Builds the Seurat object from one modality (AnnData) or several (MuData): `mods` is a named
+# list of modality parts, `global` the object-level parts (obs, obsm, obsp, uns).
 .seurat_from_parts <- function(mods, global, assay_names, report) {
   uns <- .named_list(global$uns)
   record <- .uns_from_py(uns$isthmus %||% list())
@@ -246,7 +246,7 @@
     built[[assay]] <- .assay_from_parts(mods[[k]], assay, cells, assay_records[[assay]], report)
   }
   first <- names(built)[1]
-  if (utils::packageVersion("SeuratObject") >= "5.0.0") {  # its nCount / nFeature step off (see below)
+  if (utils::packageVersion("SeuratObject") >= "5.0.0") {  # its nCount / nFeature step off (see above)
     calcn <- options(Seurat.object.assay.calcn = FALSE)
     on.exit(options(calcn), add = TRUE)
   }

@@ -91,9 +91,9 @@ def _gat_features(lognorm, n_comps: int) -> np.ndarray:
 # The graph model's MSE per gene, as STAGATE's (True), or per input component (False): its input
 # is ``n_comps`` components of G genes, so per gene the loss is n_comps / G of per component, and
 # the weight decay and gradient clipping weigh as they do in STAGATE, against its loss over the G
-# genes. Per component they weighed G / n_comps (15) times less; per gene the seeds' ARI spread on
-# DLPFC fell from sd 0.017 / 0.033 to 0.010 / 0.002 (BENCHMARKS.md, issue 17, "STAGATE's loss
-# scale and initialisation").
+# genes. Per component they weighed G / n_comps (15) times less; per gene, with STAGATE's
+# initialisation, the seeds' ARI spread on DLPFC fell from sd 0.017 / 0.033 to 0.010 / 0.002
+# (BENCHMARKS.md, issue 17, "STAGATE's loss scale and initialisation").
 GAT_LOSS_PER_GENE = True
 
 
