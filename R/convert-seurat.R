@@ -212,11 +212,11 @@
 
 # A Seurat object holding one assay, as CreateSeuratObject() makes it, less its nCount / nFeature
 # step: nFeature is colSums(counts > 0), a logical copy of the counts (8 bytes per non-zero count,
-# 3.7 GiB for the cost-curve bench's million cells), and the AnnData's obs replaces that metadata anyway
-# (.seurat_from_parts). SeuratObject 5 skips the step under its option Seurat.object.assay.calcn
-# (set by the caller: it applies to every assay added); SeuratObject 4 has no such option, so the
-# object is made as its CreateSeuratObject.Assay() makes it: the idents and metadata are replaced
-# by the caller.
+# 3.7 GiB for the cost-curve bench's million cells), and the AnnData's obs replaces that metadata
+# anyway (.seurat_from_parts). SeuratObject 5 skips the step under its option
+# Seurat.object.assay.calcn (set by the caller: it applies to every assay added); SeuratObject 4
+# has no such option, so the object is made as its CreateSeuratObject.Assay() makes it: the idents
+# and metadata are replaced by the caller.
 .seurat_object_without_counts_summary <- function(assay_obj, assay, project) {
   if (utils::packageVersion("SeuratObject") >= "5.0.0") {
     return(SeuratObject::CreateSeuratObject(counts = assay_obj, assay = assay, project = project))
