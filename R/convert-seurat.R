@@ -210,17 +210,10 @@
   paste0(key, "_")
 }
 
-# A Seurat object holding one assay, as CreateSeuratObject() makes it, less its nCount / nFeature
-# step: nFeature is colSums(counts > 0), a logical copy of the counts (8 bytes per non-zero count,
-# 3.7 GiB for the cost-curve bench's million cells), and the AnnData's obs replaces that metadata
-# anyway (.seurat_from_parts). SeuratObject 5 skips the step under its option
-# Seurat.object.assay.calcn (set by the caller: it applies to every assay added); SeuratObject 4
-# has no such option, so the object is made as its CreateSeuratObject.Assay() makes it: the idents
-# and metadata are replaced by the caller.
-.seurat_object_without_counts_summary <- function(assay_obj, assay, project) {
-  if (utils::packageVersion("SeuratObject") >= "5.0.0") {
-    return(SeuratObject::CreateSeuratObject(counts = assay_obj, assay = assay, project = project))
-  }
+# SeuratObject 4's CreateSeuratObject() for one assay, less its nCount / nFeature step (which 4
+# cannot switch off; 5 has an option, see .seurat_from_parts): made as its
+# CreateSeuratObject.Assay() makes it, the idents and metadata then replaced by the caller.
+.seurat4_object_without_counts_summary <- function(assay_obj, assay, project) {
   cells <- colnames(assay_obj)
   methods::new("Seurat", assays = stats::setNames(list(assay_obj), assay),
                meta.data = data.frame(row.names = cells), active.assay = assay,
@@ -246,12 +239,18 @@
     built[[assay]] <- .assay_from_parts(mods[[k]], assay, cells, assay_records[[assay]], report)
   }
   first <- names(built)[1]
-  if (utils::packageVersion("SeuratObject") >= "5.0.0") {  # its nCount / nFeature step off (see above)
+  project <- record$project_name %||% "SeuratProject"
+  # Without CreateSeuratObject()'s nCount / nFeature step: nFeature is colSums(counts > 0), a
+  # logical copy of the counts (8 bytes per non-zero count, 3.7 GiB for the cost-curve bench's
+  # million cells), and the AnnData's obs replaces that metadata below anyway. SeuratObject 5 skips
+  # it under its option, which also covers the assays added after the first.
+  if (utils::packageVersion("SeuratObject") >= "5.0.0") {
     calcn <- options(Seurat.object.assay.calcn = FALSE)
     on.exit(options(calcn), add = TRUE)
+    obj <- SeuratObject::CreateSeuratObject(counts = built[[first]]$assay, assay = first, project = project)
+  } else {
+    obj <- .seurat4_object_without_counts_summary(built[[first]]$assay, first, project)
   }
-  obj <- .seurat_object_without_counts_summary(built[[first]]$assay, first,
-                                               record$project_name %||% "SeuratProject")
   for (assay in names(built)[-1]) obj[[assay]] <- built[[assay]]$assay
   for (assay in names(built)) {
     # CreateSeuratObject() notes its own flags (calcN) in an Assay5's misc: give back the original

@@ -89,11 +89,10 @@ def working_copy(adata, genes: pd.Index, *, shared: bool = False, verbose: bool 
     import anndata as ad
 
     at = adata.var_names.get_indexer(pd.Index(genes))
-    counts = None
-    if shared and not _rank_zero():
-        counts = _map_shared_copy(os.environ.get(SHARED_COPY_VARIABLE + _copy_key(adata, at)))
+    first_rank = not shared or _rank_zero()
+    counts = None if first_rank else _map_shared_copy(os.environ.get(SHARED_COPY_VARIABLE + _copy_key(adata, at)))
     if counts is None:
-        counts = _genes_to_disk(adata, at, keep_for_ranks=shared and _rank_zero(), verbose=verbose)
+        counts = _genes_to_disk(adata, at, keep_for_ranks=shared and first_rank, verbose=verbose)
     # obs: the user's columns as they are now (the file may hold older ones)
     return ad.AnnData(X=counts, obs=adata.obs.copy(), var=adata.var.iloc[at].copy())
 
@@ -119,16 +118,20 @@ def _map_shared_copy(folder: str | None) -> sparse.csr_matrix | None:
         return None
     with open(os.path.join(folder, "shape.json")) as handle:
         facts = json.load(handle)
-    index_type, written = np.dtype(facts["index_type"]), int(facts["nnz"])
-    return _csr(_mapped(os.path.join(folder, "data"), np.float32, written),
-                _mapped(os.path.join(folder, "indices"), index_type, written),
-                np.load(os.path.join(folder, "indptr.npy")), tuple(facts["shape"]))
+    return _mapped_csr(folder, int(facts["nnz"]), np.dtype(facts["index_type"]),
+                       np.load(os.path.join(folder, "indptr.npy")), tuple(facts["shape"]))
 
 
 def _mapped(path: str, dtype, length: int) -> np.ndarray:
     if not length:
         return np.zeros(0, dtype=dtype)  # an empty file cannot be mapped
     return np.memmap(path, dtype=dtype, mode="r", shape=(length,))
+
+
+def _mapped_csr(folder: str, nnz: int, index_type, indptr, shape) -> sparse.csr_matrix:
+    """The copy in ``folder`` (files "data", float32 counts, and "indices") as a mapped csr_matrix."""
+    return _csr(_mapped(os.path.join(folder, "data"), np.float32, nnz),
+                _mapped(os.path.join(folder, "indices"), index_type, nnz), indptr, shape)
 
 
 def _csr(data, indices, indptr, shape) -> sparse.csr_matrix:
@@ -149,14 +152,13 @@ def _genes_to_disk(adata, at: np.ndarray, *, keep_for_ranks: bool = False, verbo
     nonzero_bound = adata.n_obs * len(at)
     index_type = np.int32 if nonzero_bound <= np.iinfo(np.int32).max else np.int64
     folder = tempfile.mkdtemp(prefix="isthmus-genes-")
-    files = {name: os.path.join(folder, name) for name in ("data", "indices")}
     indptr, written = [np.zeros(1, dtype=np.int64)], 0
     step = max(1, BLOCK_VALUES // max(1, adata.n_vars))
     started, tenth = time.perf_counter(), max(step, -(-adata.n_obs // 10))
     _progress.say("counts on disk", f"copying {len(at)} genes x {adata.n_obs} cells from {adata.filename} into "
                                     f"{folder} (mapped, removed when done)", verbose)
     try:
-        with open(files["data"], "wb") as data, open(files["indices"], "wb") as indices:
+        with open(os.path.join(folder, "data"), "wb") as data, open(os.path.join(folder, "indices"), "wb") as indices:
             for start in range(0, adata.n_obs, step):
                 block = sparse.csr_matrix(rows(adata.X, slice(start, min(start + step, adata.n_obs)))[:, at],
                                           dtype=np.float32)
@@ -175,9 +177,7 @@ def _genes_to_disk(adata, at: np.ndarray, *, keep_for_ranks: bool = False, verbo
         raise OSError(f"isthmus: the counts of the {len(at)} genes the model trains on could not be copied to "
                       f"{folder} ({error}); it needs about 8 bytes per non-zero count. Point the temporary directory "
                       f"(TMPDIR) at a disk with room, or train on fewer genes.") from error
-    indptr = np.concatenate(indptr)
-    counts = _csr(_mapped(files["data"], np.float32, written), _mapped(files["indices"], index_type, written),
-                  indptr, (adata.n_obs, len(at)))
+    counts = _mapped_csr(folder, written, index_type, np.concatenate(indptr), (adata.n_obs, len(at)))
     if keep_for_ranks:  # the other ranks map these files (see the module's docstring) until rank 0 exits
         np.save(os.path.join(folder, "indptr.npy"), counts.indptr)
         with open(os.path.join(folder, "shape.json"), "w") as handle:  # written last: the copy is whole
